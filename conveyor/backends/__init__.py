@@ -1,0 +1,1 @@
+"""Result backends: one module per store, all implementing conveyor.backends.base."""

@@ -1,0 +1,101 @@
+"""The Consumer: a prefetch-bounded fetch loop feeding a callback."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from conveyor.core.errors import BrokerUnavailable
+from conveyor.core.message import Delivery
+from conveyor.core.names import validate_queue_name
+from conveyor.core.retry import Backoff
+from conveyor.transports.base import Transport
+
+log = logging.getLogger("conveyor.consumer")
+
+
+class Consumer:
+    """Fetches from `queues` and calls `callback(delivery)` for each delivery.
+
+    At most `prefetch` deliveries are held unsettled at once: when the limit is reached the
+    consumer waits for an ack or nack before fetching again. The callback (or whoever it
+    hands the delivery to, on any thread) must settle every delivery.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        queues: Sequence[str],
+        callback: Callable[[Delivery], None],
+        *,
+        prefetch: int = 10,
+        poll_timeout: float = 1.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self.transport = transport
+        self.queues = [validate_queue_name(q) for q in queues]
+        self.callback = callback
+        self.prefetch = prefetch
+        self.poll_timeout = poll_timeout
+        self.backoff = backoff or Backoff()
+        self._held = 0
+        self._room = threading.Condition()
+        self._stop = threading.Event()
+
+    @property
+    def held(self) -> int:
+        """Deliveries handed out and not yet settled."""
+        return self._held
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._room:
+            self._room.notify_all()
+
+    def _settled(self, _delivery: Delivery) -> None:
+        with self._room:
+            self._held -= 1
+            self._room.notify_all()
+
+    def _wait_for_room(self) -> int:
+        with self._room:
+            while self._held >= self.prefetch and not self._stop.is_set():
+                self._room.wait(self.poll_timeout)
+            return self.prefetch - self._held
+
+    def drain_once(self, queue: str, timeout: float) -> int:
+        """Fetch once from `queue` within the prefetch room; return how many were handed out."""
+        room = self._wait_for_room()
+        if room <= 0 or self._stop.is_set():
+            return 0
+        deliveries = self.transport.fetch(queue, max_messages=room, timeout=timeout)
+        with self._room:
+            self._held += len(deliveries)
+        for delivery in deliveries:
+            delivery.on_settle(self._settled)
+            self.callback(delivery)
+        return len(deliveries)
+
+    def run(self) -> None:
+        """Consume until `stop()`; a broker outage is retried with bounded backoff."""
+        timeout = self.poll_timeout / len(self.queues)
+        next_delay = self.backoff.delays()
+        while not self._stop.is_set():
+            for queue in self.queues:
+                try:
+                    self.drain_once(queue, timeout)
+                    next_delay = self.backoff.delays()
+                except BrokerUnavailable as exc:
+                    delay = next_delay()
+                    log.warning("fetch from %r failed, retrying in %.2f s: %s", queue, delay, exc)
+                    self._stop.wait(delay)
+                if self._stop.is_set():
+                    break
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="conveyor-consumer", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,71 @@
+"""The byte form of a Message for brokers that store one opaque value per message.
+
+Layout: the magic ``CV1``, a 4-byte big-endian length, a compact JSON object of the
+properties and headers, then the body bytes untouched. The body is never re-encoded, so
+binary bodies cost nothing and survive byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+from conveyor.core.errors import DecodeError, EncodeError
+from conveyor.core.message import Message
+
+MAGIC = b"CV1"
+_LENGTH = struct.Struct(">I")
+_PREFIX = len(MAGIC) + _LENGTH.size
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_loads = json.loads
+
+
+def pack(message: Message) -> bytes:
+    """Encode a message into one byte string."""
+    meta = {
+        "id": message.id,
+        "ct": message.content_type,
+        "ce": message.content_encoding,
+        "p": message.priority,
+        "ts": message.timestamp,
+        "h": message.headers,
+    }
+    if message.correlation_id is not None:
+        meta["cid"] = message.correlation_id
+    if message.reply_to is not None:
+        meta["rt"] = message.reply_to
+    try:
+        head = _dumps(meta).encode()
+    except (TypeError, ValueError) as exc:
+        raise EncodeError(f"message headers must be JSON values: {exc}") from None
+    return b"".join((MAGIC, _LENGTH.pack(len(head)), head, message.body))
+
+
+def unpack(data: bytes) -> Message:
+    """Decode bytes made by `pack`; anything else raises DecodeError."""
+    if data[:3] != MAGIC or len(data) < _PREFIX:
+        raise DecodeError("not a conveyor envelope (bad magic)")
+    (length,) = _LENGTH.unpack_from(data, 3)
+    end = _PREFIX + length
+    if end > len(data):
+        raise DecodeError("truncated conveyor envelope")
+    try:
+        meta = _loads(data[_PREFIX:end])
+        return Message(
+            body=bytes(data[end:]),
+            headers=meta["h"],
+            id=meta["id"],
+            content_type=meta["ct"],
+            content_encoding=meta["ce"],
+            priority=meta["p"],
+            timestamp=meta["ts"],
+            correlation_id=meta.get("cid"),
+            reply_to=meta.get("rt"),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DecodeError(f"malformed conveyor envelope: {exc}") from None
+
+
+def packed_size(message: Message) -> int:
+    """The size `pack(message)` produces, used to enforce size limits before sending."""
+    return len(pack(message))

@@ -1,0 +1,127 @@
+"""Message and Delivery: what travels through a transport, and one receipt of it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from conveyor.core.errors import AlreadySettled
+
+if TYPE_CHECKING:
+    from conveyor.transports.base import Transport
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Message:
+    """Opaque bytes plus headers and properties. Transports never read task fields.
+
+    Headers hold JSON values (str, int, float, bool, None, lists and dicts of them).
+    The properties are the fixed fields below; `id` stays the same across publish retries
+    and redeliveries, so consumers can recognise a duplicate.
+    """
+
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_message_id)
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+    priority: int = 0
+    timestamp: float = field(default_factory=time.time)
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message parked in a queue's dead-letter queue, with why and when."""
+
+    message: Message
+    queue: str
+    reason: str
+    dead_at: float
+    delivery_count: int
+
+
+class Delivery:
+    """One receipt of a message by a consumer; settle it once with `ack` or `nack`.
+
+    `tag` is the transport's own handle (a stream id, a lock path, a row id); nothing
+    outside the transport reads it. `ack`/`nack` may be called from any thread.
+    """
+
+    __slots__ = (
+        "_on_settle",
+        "_settled",
+        "_transport",
+        "delivery_count",
+        "message",
+        "queue",
+        "tag",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        queue: str,
+        message: Message,
+        delivery_count: int,
+        tag: Any,
+    ) -> None:
+        self._transport = transport
+        self.queue = queue
+        self.message = message
+        self.delivery_count = delivery_count
+        self.tag = tag
+        self._settled = False
+        self._on_settle: Callable[[Delivery], None] | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    def on_settle(self, callback: Callable[[Delivery], None]) -> None:
+        """Call `callback(self)` once, after this delivery is acked or nacked."""
+        self._on_settle = callback
+
+    def ack(self) -> None:
+        """Remove the message for good."""
+        self._settle()
+        try:
+            self._transport.ack(self)
+        finally:
+            self._notify()
+
+    def nack(self, *, requeue: bool = True, delay: float = 0.0, reason: str = "rejected") -> None:
+        """Return the message (after `delay` seconds) or, with requeue=False, dead-letter it."""
+        self._settle()
+        try:
+            self._transport.nack(self, requeue=requeue, delay=delay, reason=reason)
+        finally:
+            self._notify()
+
+    def _settle(self) -> None:
+        if self._settled:
+            raise AlreadySettled(f"message {self.message.id} on {self.queue!r} was already settled")
+        self._settled = True
+
+    def _notify(self) -> None:
+        callback, self._on_settle = self._on_settle, None
+        if callback is not None:
+            callback(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Delivery {self.message.id} queue={self.queue!r} "
+            f"count={self.delivery_count} settled={self._settled}>"
+        )

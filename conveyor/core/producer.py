@@ -1,0 +1,39 @@
+"""The Producer: publish with bounded reconnect, reusing message ids across retries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from conveyor.core.message import Message
+from conveyor.core.retry import Backoff, call_with_retry
+from conveyor.transports.base import Transport
+
+
+class Producer:
+    """Publishes through a transport; a broker that stays down ends in BrokerUnavailable.
+
+    A publish that fails with a lost connection is retried with the same Message objects,
+    so the same ids: a consumer that sees an id twice is looking at one message.
+    """
+
+    def __init__(self, transport: Transport, backoff: Backoff | None = None) -> None:
+        self.transport = transport
+        self.backoff = backoff or Backoff()
+
+    def publish(self, queue: str, message: Message, *, delay: float = 0.0) -> Message:
+        call_with_retry(
+            lambda: self.transport.publish(queue, message, delay=delay),
+            self.backoff,
+            f"publish to {queue!r}",
+        )
+        return message
+
+    def publish_many(
+        self, queue: str, messages: Sequence[Message], *, delay: float = 0.0
+    ) -> Sequence[Message]:
+        call_with_retry(
+            lambda: self.transport.publish_many(queue, messages, delay=delay),
+            self.backoff,
+            f"publish of {len(messages)} messages to {queue!r}",
+        )
+        return messages

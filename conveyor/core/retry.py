@@ -1,0 +1,59 @@
+"""Bounded exponential backoff for operations that may meet a broker that is down."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from conveyor.core.errors import AuthenticationFailed, BrokerUnavailable
+
+T = TypeVar("T")
+log = logging.getLogger("conveyor.retry")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays of initial, initial*factor, ... capped at `maximum`, jittered by +-10%.
+
+    `budget` bounds the whole retry: past it the last error is raised as BrokerUnavailable.
+    """
+
+    initial: float = 0.05
+    factor: float = 2.0
+    maximum: float = 2.0
+    budget: float = 20.0
+
+    def delays(self) -> Callable[[], float]:
+        current = [self.initial]
+
+        def next_delay() -> float:
+            delay = current[0]
+            current[0] = min(delay * self.factor, self.maximum)
+            return delay * random.uniform(0.9, 1.1)
+
+        return next_delay
+
+
+def call_with_retry(operation: Callable[[], T], backoff: Backoff, what: str) -> T:
+    """Run `operation`, retrying BrokerUnavailable (not auth failures) within the budget."""
+    deadline = time.monotonic() + backoff.budget
+    next_delay = backoff.delays()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return operation()
+        except AuthenticationFailed:
+            raise
+        except BrokerUnavailable as exc:
+            delay = next_delay()
+            if time.monotonic() + delay > deadline:
+                raise BrokerUnavailable(
+                    f"{what} failed {attempt} times over {backoff.budget:.0f} s; giving up: {exc}"
+                ) from exc
+            log.warning("%s failed (attempt %d), retrying in %.2f s: %s", what, attempt, delay, exc)
+            time.sleep(delay)

@@ -1,0 +1,1 @@
+"""The conformance suites and server fixtures, shipped for third-party transports too."""

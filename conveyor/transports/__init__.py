@@ -1,0 +1,1 @@
+"""Transports: one module per broker, all implementing conveyor.transports.base."""

@@ -1,0 +1,180 @@
+"""The transport contract. ../CONFORMANCE.md lists the clauses; conveyor.testing proves them.
+
+A transport moves opaque messages between producers and consumers through one broker:
+
+* `publish_many` returns only once the broker has durably accepted every message.
+* Delays wait in the broker and become deliverable at their due time, in due order.
+* `fetch` blocks on the broker's own primitive and returns at most `max_messages`.
+* Each delivery carries a delivery count; `ack` is final; `nack` requeues (optionally
+  after a delay) or dead-letters with a reason; going past `max_deliveries` dead-letters
+  with the reason "max deliveries".
+* Leases follow liveness: a live consumer keeps what it holds however long it works; a
+  dead consumer's messages come back within `lease_timeout` with the count raised.
+* `ack`/`nack` may be called from any thread.
+* Client-library exceptions never escape: they become conveyor errors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from conveyor.core import envelope
+from conveyor.core.errors import ConfigurationError, MessageTooLarge, Unsupported
+from conveyor.core.message import DeadLetter, Delivery, Message
+from conveyor.core.names import validate_queue_name
+from conveyor.core.url import URL
+
+MAX_DELIVERIES_REASON = "max deliveries"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a transport declares about itself; the conformance suite reads it.
+
+    A clause whose capability is missing reports "n/a" with the reason, never a pass.
+    """
+
+    max_message_size: int
+    priorities: bool = False
+    broadcast: bool = False
+    crosses_processes: bool = True
+    networked: bool = True
+    connection_cut: bool = False
+
+
+@dataclass
+class TransportOptions:
+    """Options every transport understands, settable from the URL query string.
+
+    lease_timeout: seconds after which a dead consumer's messages come back.
+    max_deliveries: deliveries before a message is dead-lettered ("max deliveries").
+    connect_timeout: seconds to wait for a connection before BrokerUnavailable.
+    """
+
+    lease_timeout: float = 30.0
+    max_deliveries: int = 5
+    connect_timeout: float = 5.0
+
+    def validate(self) -> None:
+        if self.lease_timeout <= 0:
+            raise ConfigurationError("lease_timeout must be positive")
+        if self.max_deliveries < 1:
+            raise ConfigurationError("max_deliveries must be at least 1")
+        if self.connect_timeout <= 0:
+            raise ConfigurationError("connect_timeout must be positive")
+
+
+class Subscription(ABC):
+    """A live subscription to a broadcast channel (capability `broadcast`)."""
+
+    @abstractmethod
+    def get(self, timeout: float) -> Message | None:
+        """The next broadcast message, or None after `timeout` seconds."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Transport(ABC):
+    """One broker connection (or pool) used by producers and consumers alike.
+
+    Subclasses set `capabilities` and, when they take extra URL options, `Options`.
+    """
+
+    Options: ClassVar[type[TransportOptions]] = TransportOptions
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, url: URL, options: TransportOptions) -> None:
+        self.url = url
+        self.options = options
+
+    # -- producing -------------------------------------------------------------------
+
+    @abstractmethod
+    def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        """Durably enqueue `messages` in order, deliverable after `delay` seconds."""
+
+    def publish(self, queue: str, message: Message, *, delay: float = 0.0) -> None:
+        """Durably enqueue one message, deliverable after `delay` seconds."""
+        self.publish_many(queue, (message,), delay=delay)
+
+    # -- consuming -------------------------------------------------------------------
+
+    @abstractmethod
+    def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
+        """Up to `max_messages` deliveries, waiting at most `timeout` seconds for the first."""
+
+    @abstractmethod
+    def ack(self, delivery: Delivery) -> None:
+        """Remove the delivered message for good. Called through `Delivery.ack`."""
+
+    @abstractmethod
+    def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
+        """Requeue (after `delay`) or dead-letter with `reason`. Called through `Delivery.nack`."""
+
+    # -- administration -------------------------------------------------------------
+
+    @abstractmethod
+    def size(self, queue: str) -> int:
+        """The number of ready messages (not delayed, not held, not dead)."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> int:
+        """Remove the ready messages; return how many were removed."""
+
+    @abstractmethod
+    def delete(self, queue: str) -> None:
+        """Remove the queue with its ready, delayed and dead messages."""
+
+    @abstractmethod
+    def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
+        """The oldest `limit` dead letters of `queue`."""
+
+    @abstractmethod
+    def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
+        """Move dead letters (all, or those with `ids`) back to the queue; return the count."""
+
+    # -- broadcast (capability) ------------------------------------------------------
+
+    def broadcast(self, channel: str, message: Message) -> None:
+        """Deliver `message` once to every live subscriber of `channel`."""
+        raise Unsupported(f"{type(self).__name__} does not support broadcast")
+
+    def subscribe(self, channel: str) -> Subscription:
+        """Subscribe to broadcasts on `channel`."""
+        raise Unsupported(f"{type(self).__name__} does not support broadcast")
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release connections. Unacked deliveries come back to the queue."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"
+
+    # -- helpers for implementations --------------------------------------------------
+
+    def check_publish(self, queue: str, messages: Sequence[Message]) -> list[bytes]:
+        """Validate the queue name and sizes before any I/O; return the packed envelopes.
+
+        Transports that store one opaque value per message send these bytes as they are.
+        """
+        validate_queue_name(queue)
+        limit = self.capabilities.max_message_size
+        packed = [envelope.pack(message) for message in messages]
+        for message, data in zip(messages, packed, strict=True):
+            if len(data) > limit:
+                raise MessageTooLarge(
+                    f"message {message.id} is {len(data)} bytes, over {type(self).__name__}'s "
+                    f"limit of {limit} bytes; nothing was sent"
+                )
+        return packed
