@@ -1,0 +1,19 @@
+"""The `conveyor` command. Each sub-module adds one family of sub-commands."""
+
+from __future__ import annotations
+
+import click
+
+from conveyor.cli.conformance import conformance, transports
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-A", "--app", "app_path", default=None, help="Module (or module:attr) of the app.")
+@click.pass_context
+def main(ctx: click.Context, app_path: str | None) -> None:
+    """conveyor: a distributed task queue on a multi-broker transport layer."""
+    ctx.obj = {"app_path": app_path}
+
+
+main.add_command(transports)
+main.add_command(conformance)
