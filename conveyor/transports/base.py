@@ -35,6 +35,10 @@ class Capabilities:
     """What a transport declares about itself; the conformance suite reads it.
 
     A clause whose capability is missing reports "n/a" with the reason, never a pass.
+    crosses_processes: consumers in other processes share the queues (memory: no).
+    networked: connects over TCP, so refused ports and unknown hosts apply.
+    authenticates: the server checks credentials given in the URL.
+    connection_cut: consumers and producers survive connections cut by a TCP proxy.
     """
 
     max_message_size: int
@@ -42,6 +46,7 @@ class Capabilities:
     broadcast: bool = False
     crosses_processes: bool = True
     networked: bool = True
+    authenticates: bool = True
     connection_cut: bool = False
 
 
