@@ -1,12 +1,15 @@
 """The result-backend contract. ../CONFORMANCE.md (B1-B12) lists the clauses.
 
-* `store` is atomic, and a ready state (SUCCESS, FAILURE, REVOKED) is never replaced by a
-  non-ready one: a late duplicate execution cannot undo a success.
+* `store` is atomic, and once a ready state (SUCCESS, FAILURE, REVOKED) is stored nothing
+  replaces it: a late duplicate execution cannot undo a success (the first ready state wins).
 * `get` tells an unknown id (None) from a pending one.
 * `wait` returns when the task is ready and reports every state change on the way.
 * Counters (groups, chords) are atomic in the store.
 * Records expire after `result_expires` seconds with no other process running.
-* A result over the store's limit becomes a FAILURE record saying so; never a silent loss.
+* A ready result over the store's limit becomes a FAILURE record saying so; never a silent
+  loss. A non-ready record over the limit (a huge PROGRESS meta) raises `ResultTooLarge`
+  and is not written, so it cannot turn a running task into a failed one.
+* Client-library exceptions never escape: they become conveyor errors.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
-from conveyor.core.errors import ConfigurationError, DecodeError
+from conveyor.backends.errors import ResultTooLarge, describe_exception
+from conveyor.core.errors import ConfigurationError, DecodeError, EncodeError
 from conveyor.core.url import URL
 
 PENDING = "PENDING"
@@ -35,7 +39,8 @@ class ResultRecord:
     """Everything stored about one task id.
 
     For FAILURE, `result` is ``{"exc_type": ..., "exc_message": ..., "exc_module": ...}`` and
-    `traceback` the formatted traceback text; nothing in it is ever imported or called.
+    `traceback` the formatted traceback text; nothing in it is ever imported or called
+    (conveyor.backends.errors.rebuild_exception is the safe way back to an exception).
     """
 
     task_id: str
@@ -53,7 +58,11 @@ class ResultRecord:
         return self.state in READY_STATES
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            text = json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(f"result of task {self.task_id} is not JSON: {exc}") from None
+        return text.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> ResultRecord:
@@ -69,26 +78,48 @@ class BackendOptions:
 
     result_expires: seconds a record lives after its last write (0 keeps it forever).
     connect_timeout: seconds to wait for a connection before BackendUnavailable.
+    timeout: seconds one operation may take before BackendUnavailable.
+    poll_interval: longest pause between two reads of a polling `wait`.
+    max_result_size: bytes; 0 means the store's own limit, a smaller value lowers it.
     """
 
     result_expires: float = 86400.0
     connect_timeout: float = 5.0
+    timeout: float = 10.0
+    poll_interval: float = 0.5
+    max_result_size: int = 0
 
     def validate(self) -> None:
         if self.result_expires < 0:
             raise ConfigurationError("result_expires must be 0 (never) or positive")
-        if self.connect_timeout <= 0:
-            raise ConfigurationError("connect_timeout must be positive")
+        for name in ("connect_timeout", "timeout", "poll_interval"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+        if self.max_result_size < 0:
+            raise ConfigurationError("max_result_size must be 0 (the store's limit) or positive")
 
 
 OnMessage = Callable[[ResultRecord], None]
 
 
 class ResultBackend(ABC):
-    """Stores task states and results by task id."""
+    """Stores task states and results by task id.
+
+    Capabilities are class attributes the conformance suite reads; a clause needing one the
+    backend lacks reports "n/a" with the reason.
+    """
 
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+    #: Largest encoded record the store accepts, in bytes.
     max_value_size: ClassVar[int] = 64 * 1024 * 1024
+    #: The store is reached over a network (so it can be refused, unknown, unreachable).
+    networked: ClassVar[bool] = True
+    #: The store checks credentials.
+    authenticates: ClassVar[bool] = True
+    #: Several processes can share the store.
+    crosses_processes: ClassVar[bool] = True
+    #: `wait` is pushed state changes by the store instead of polling it.
+    pushes: ClassVar[bool] = False
 
     def __init__(self, url: URL, options: BackendOptions) -> None:
         self.url = url
@@ -111,6 +142,7 @@ class ResultBackend(ABC):
     ) -> ResultRecord:
         """Block until the task is ready, calling `on_message` for every new state.
 
+        `on_message` sees each distinct record once, in order, the ready one included.
         Raises conveyor.backends.base.ResultTimeout when `timeout` passes first.
         """
 
@@ -120,13 +152,97 @@ class ResultBackend(ABC):
 
     @abstractmethod
     def incr(self, key: str, amount: int = 1) -> int:
-        """Atomically add `amount` to counter `key` (0 if new); return the new value."""
+        """Atomically add `amount` to counter `key` (0 if new); return the new value.
+
+        Counters expire like records, `result_expires` after their last change.
+        """
 
     def close(self) -> None:
         """Release connections."""
 
+    def __enter__(self) -> ResultBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
+
+    # -- helpers for implementations --------------------------------------------------
+
+    @property
+    def value_limit(self) -> int:
+        """The size limit in force: the store's, or the lower `max_result_size` option."""
+        configured = self.options.max_result_size
+        return min(configured, self.max_value_size) if configured else self.max_value_size
+
+    def encode(self, record: ResultRecord) -> tuple[ResultRecord, bytes]:
+        """The record to write and its bytes, after the size check.
+
+        A ready record over the limit is replaced by a FAILURE naming ResultTooLarge; a
+        non-ready one raises ResultTooLarge.
+        """
+        data = record.to_bytes()
+        if len(data) <= self.value_limit:
+            return record, data
+        problem = ResultTooLarge(
+            f"result of task {record.task_id} is {len(data)} bytes, over the "
+            f"{self.value_limit} byte limit of {type(self).__name__}"
+        )
+        if not record.ready:
+            raise problem
+        failure = replace(
+            record,
+            state=FAILURE,
+            result=describe_exception(problem),
+            traceback=None,
+            meta={},
+            date_done=record.date_done or now(),
+        )
+        data = failure.to_bytes()
+        if len(data) > self.value_limit:
+            raise problem
+        return failure, data
+
+    def expires_at(self) -> float | None:
+        """The wall-clock time a record written now expires, or None for never."""
+        expires = self.options.result_expires
+        return now() + expires if expires else None
+
+    def poll_wait(
+        self, task_id: str, timeout: float | None, on_message: OnMessage | None
+    ) -> ResultRecord:
+        """`wait` for stores that cannot push: read with a short backoff up to poll_interval."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = Watch(on_message)
+        pause = 0.005
+        while True:
+            record = self.get(task_id)
+            if record is not None and record != watch.last:
+                if watch.saw(record):
+                    return record
+                pause = 0.005  # a task that just moved may move again soon
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ResultTimeout(task_id, timeout)
+            pause = min(pause * 2, self.options.poll_interval)
+            time.sleep(pause if remaining is None else min(pause, remaining))
+
+
+class Watch:
+    """Reports each distinct record once to `on_message`; tells when one is ready."""
+
+    def __init__(self, on_message: OnMessage | None) -> None:
+        self.on_message = on_message
+        self.last: ResultRecord | None = None
+
+    def saw(self, record: ResultRecord) -> bool:
+        if record != self.last:
+            self.last = record
+            if self.on_message is not None:
+                self.on_message(record)
+        return record.ready
 
 
 class ResultTimeout(TimeoutError):
