@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, registrations
+from conveyor.core.url import parse_url
 
 
 @click.command()
@@ -17,8 +20,40 @@ def transports() -> None:
 
 
 @click.command()
-@click.option("--broker", default=None, help="Transport URL to prove.")
-@click.option("--backend", default=None, help="Result backend URL to prove.")
-def conformance(broker: str | None, backend: str | None) -> None:
-    """Run the conformance suite against a broker or backend URL."""
-    raise click.UsageError("not implemented yet")
+@click.option("--broker", default=None, help="Transport URL to prove (T clauses).")
+@click.option("--backend", default=None, help="Result backend URL to prove (B clauses).")
+@click.option("-k", "keyword", default=None, help="Only clauses whose test name matches.")
+def conformance(broker: str | None, backend: str | None, keyword: str | None) -> None:
+    """Run the conformance suite against a real broker or backend and print a table.
+
+    Exits 0 only when every clause passes (or is n/a by a declared capability).
+    """
+    from conveyor.testing.runner import run_suite
+
+    if not broker and not backend:
+        raise click.UsageError("give --broker URL and/or --backend URL")
+    all_ok = True
+    for kind, url in (("broker", broker), ("backend", backend)):
+        if not url:
+            continue
+        shown = str(parse_url(url))
+        click.echo(f"\nconveyor conformance: {kind} {shown}\n")
+        results = run_suite(kind, url, ["-k", keyword] if keyword else None)
+        if not results:
+            click.echo("  no clause ran (see the errors above)", err=True)
+            all_ok = False
+            continue
+        width = max(len(r.title) for r in results)
+        click.echo("\n  id   " + "clause".ljust(width) + "  result")
+        for result in results:
+            color = "green" if result.status == "pass" else "red" if not result.ok else "yellow"
+            status = click.style(result.status, fg=color)
+            click.echo(f"  {result.id:<4} {result.title.ljust(width)}  {status}")
+        failed = [r for r in results if not r.ok]
+        for result in failed:
+            click.echo(f"\n{result.id} failed:\n" + "\n".join(result.details), err=True)
+        passed = sum(r.status == "pass" for r in results)
+        na = sum(r.status.startswith("n/a") for r in results)
+        click.echo(f"\n  {passed} passed, {len(failed)} failed, {na} n/a")
+        all_ok = all_ok and not failed
+    sys.exit(0 if all_ok else 1)
