@@ -1,0 +1,203 @@
+"""The Redis result backend (redis-py): atomic stores by Lua script, `wait` by pub/sub push.
+
+A record is one string key, ``conveyor-result:<task id>``, holding one marker byte (``R`` for
+a ready state, ``N`` otherwise) and then the JSON record. The store script reads the marker,
+refuses to overwrite a ready record, SETs with a PX expiry and PUBLISHes the value on the
+task's channel, all in one atomic step. `wait` subscribes first, then reads, then listens, so
+no state written in between is missed; it never polls.
+
+Client retries are off (a retried INCRBY could count twice); idempotent reads and stores
+retry once here, on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from conveyor.backends.base import (
+    BackendOptions,
+    OnMessage,
+    ResultBackend,
+    ResultRecord,
+    ResultTimeout,
+    Watch,
+)
+from conveyor.core.errors import (
+    AuthenticationFailed,
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+)
+from conveyor.core.url import URL, redact
+
+T = TypeVar("T")
+RESULT_PREFIX = "conveyor-result:"
+CHANNEL_PREFIX = "conveyor-result-events:"
+COUNTER_PREFIX = "conveyor-counter:"
+READY, NOT_READY = b"R", b"N"
+_AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
+
+# KEYS[1] record key; ARGV[1] marker+record, ARGV[2] expiry in ms (0: never), ARGV[3] channel.
+_STORE = """
+if redis.call('GETRANGE', KEYS[1], 0, 0) == 'R' then return 0 end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+"""
+
+
+def _decode(value: bytes | str | None) -> ResultRecord | None:
+    return None if value is None else ResultRecord.from_bytes(value[1:])
+
+
+class RedisBackend(ResultBackend):
+    """Results in Redis; `wait` is pushed every state change through pub/sub."""
+
+    max_value_size: ClassVar[int] = 512 * 1024 * 1024 - 1  # proto-max-bulk-len, less the marker
+    pushes: ClassVar[bool] = True
+
+    def __init__(self, url: URL, options: BackendOptions) -> None:
+        super().__init__(url, options)
+        if len(url.hosts) > 1:
+            raise ConfigurationError(f"{url}: the Redis backend takes one host")
+        self._client = redis.Redis.from_url(
+            url.without_query().unredacted(),
+            socket_connect_timeout=options.connect_timeout,
+            socket_timeout=options.timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
+        )
+        self._store_script = self._client.register_script(_STORE)
+
+    # -- errors ----------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate redis-py errors into conveyor's, naming the redacted URL."""
+        try:
+            yield
+        except redis.AuthenticationError as exc:
+            raise AuthenticationFailed(f"{what} on {self.url}: {redact(str(exc))}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailable(f"{what} on {self.url}: {redact(str(exc))}") from exc
+        except redis.ResponseError as exc:
+            text = redact(str(exc))
+            if any(reply in text for reply in _AUTH_REPLIES):
+                raise AuthenticationFailed(f"{what} on {self.url}: {text}") from exc
+            raise BackendError(f"{what} on {self.url}: {text}") from exc
+        except redis.RedisError as exc:
+            raise BackendError(f"{what} on {self.url}: {redact(str(exc))}") from exc
+
+    def _idempotent(self, what: str, operation: Callable[[], T]) -> T:
+        """Run an operation that is safe to repeat, retrying once on a dropped connection."""
+        with self._errors(what):
+            try:
+                return operation()
+            except (redis.AuthenticationError, redis.ResponseError):
+                raise
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(0.05)
+                return operation()
+
+    # -- the contract ----------------------------------------------------------------
+
+    def store(self, record: ResultRecord) -> bool:
+        record, data = self.encode(record)
+        value = (READY if record.ready else NOT_READY) + data
+        ttl_ms = round(self.options.result_expires * 1000)
+        task_id = record.task_id
+        keys = [RESULT_PREFIX + task_id]
+        args: list[bytes | str | int] = [value, ttl_ms, CHANNEL_PREFIX + task_id]
+        return bool(self._idempotent("store", lambda: self._store_script(keys=keys, args=args)))
+
+    def get(self, task_id: str) -> ResultRecord | None:
+        return _decode(self._idempotent("get", lambda: self._client.get(RESULT_PREFIX + task_id)))
+
+    def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
+        ids = list(dict.fromkeys(task_ids))
+        if not ids:
+            return {}
+        keys = [RESULT_PREFIX + task_id for task_id in ids]
+        values = self._idempotent("get_many", lambda: self._client.mget(keys))
+        return {task_id: _decode(value) for task_id, value in zip(ids, values, strict=True)}
+
+    def forget(self, task_id: str) -> None:
+        self._idempotent("forget", lambda: self._client.delete(RESULT_PREFIX + task_id))
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        """INCRBY and PEXPIRE in one MULTI; not retried, since a repeat could count twice."""
+        ttl_ms = round(self.options.result_expires * 1000)
+        with self._errors("incr"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.incrby(COUNTER_PREFIX + key, amount)
+            if ttl_ms:
+                pipe.pexpire(COUNTER_PREFIX + key, ttl_ms)
+            return int(pipe.execute()[0])
+
+    def wait(
+        self, task_id: str, timeout: float | None, on_message: OnMessage | None = None
+    ) -> ResultRecord:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = Watch(on_message)
+        failures = 0
+        while True:
+            try:
+                with self._errors("wait"):
+                    return self._listen(task_id, deadline, watch, timeout)
+            except BackendUnavailable:
+                # The subscription broke: subscribe again and re-read, a few times at most.
+                failures += 1
+                if failures > 3 or (deadline is not None and time.monotonic() >= deadline):
+                    raise
+                time.sleep(0.05 * failures)
+
+    def _listen(
+        self, task_id: str, deadline: float | None, watch: Watch, timeout: float | None
+    ) -> ResultRecord:
+        pubsub = self._client.pubsub()
+        try:
+            pubsub.subscribe(CHANNEL_PREFIX + task_id)
+            # Wait for the confirmation: only then is every later PUBLISH sure to reach us.
+            while not self._confirmed(pubsub.get_message(timeout=self._slice(deadline))):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ResultTimeout(task_id, timeout)
+            record = self.get(task_id)
+            while record is None or not watch.saw(record):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ResultTimeout(task_id, timeout)
+                message = pubsub.get_message(timeout=self._slice(deadline))
+                record = self._record_of(message)
+            return record
+        finally:
+            pubsub.close()
+
+    @staticmethod
+    def _slice(deadline: float | None) -> float:
+        """How long one blocking read may take: to the deadline, at most 5 s."""
+        return 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _confirmed(message: dict[str, Any] | None) -> bool:
+        return message is not None and message.get("type") == "subscribe"
+
+    @staticmethod
+    def _record_of(message: dict[str, Any] | None) -> ResultRecord | None:
+        if message is None or message.get("type") != "message":
+            return None
+        return _decode(message["data"])
+
+    def close(self) -> None:
+        with self._errors("close"):
+            self._client.close()
