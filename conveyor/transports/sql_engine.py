@@ -1,0 +1,165 @@
+"""SQLAlchemy engines for conveyor's SQL URLs, and the translation of their errors.
+
+``sqlite:///relative.db``, ``sqlite:////absolute.db`` (or ``sql+sqlite://``) use the
+standard library's sqlite3 in WAL mode with a busy timeout; every SQLite transaction that
+writes starts with ``BEGIN IMMEDIATE``, so two writers queue on the busy timeout instead of
+failing with "database is locked" when a read lock cannot be upgraded.
+``sql+postgresql://`` uses psycopg 3 and ``sql+mysql://`` uses PyMySQL, both in READ
+COMMITTED so that claiming with SKIP LOCKED takes no gap locks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL as SAURL
+from sqlalchemy.engine import Connection, Engine
+
+from conveyor.core.errors import (
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    ConnectionLost,
+    ConveyorError,
+    InvalidURL,
+)
+from conveyor.core.url import URL, redact
+
+DIALECTS = {
+    "sqlite": "sqlite",
+    "sql+sqlite": "sqlite",
+    "sql+postgresql": "postgresql",
+    "sql+mysql": "mysql",
+}
+READ_ONLY = "conveyor_read_only"
+"""Execution option marking a connection whose SQLite transaction only reads."""
+
+_MYSQL_AUTH = {1044, 1045, 1698, 1862}
+_MYSQL_RETRY = {1205, 1213}  # lock wait timeout, deadlock
+_PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
+
+
+def dialect_of(url: URL) -> str:
+    try:
+        return DIALECTS[url.scheme]
+    except KeyError:
+        raise InvalidURL(f"{url} is not an SQL URL ({', '.join(DIALECTS)})") from None
+
+
+def build_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> Engine:
+    """An engine for `url`; nothing connects until the first statement."""
+    dialect = dialect_of(url)
+    common: dict[str, Any] = {"hide_parameters": True, "pool_size": 5, "max_overflow": 20}
+    if dialect == "sqlite":
+        return _sqlite_engine(url, busy_timeout, common)
+    if len(url.hosts) != 1:
+        raise InvalidURL(f"{url} must name exactly one database host")
+    host = url.hosts[0]
+    database = url.path.lstrip("/") or None
+    if dialect == "postgresql":
+        target = SAURL.create(
+            "postgresql+psycopg", url.username, url.password, host.name, host.port, database
+        )
+        # libpq takes whole seconds and treats anything under 2 as 2.
+        args = {
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            "application_name": "conveyor",
+        }
+        return create_engine(target, connect_args=args, **common)
+    target = SAURL.create(
+        "mysql+pymysql", url.username, url.password, host.name, host.port, database
+    )
+    return create_engine(
+        target,
+        connect_args={"connect_timeout": connect_timeout},
+        isolation_level="READ COMMITTED",
+        **common,
+    )
+
+
+def _sqlite_engine(url: URL, busy_timeout: float, common: dict[str, Any]) -> Engine:
+    if url.hosts:
+        raise InvalidURL(f"{url}: a SQLite URL has no host (sqlite:///relative or sqlite:////abs)")
+    path = url.path[1:]
+    if not path or path == ":memory:":
+        raise InvalidURL(
+            f"{url}: name a database file (sqlite:///relative.db or sqlite:////absolute.db); "
+            "an in-memory database cannot be shared by producers and workers"
+        )
+    engine = create_engine(
+        SAURL.create("sqlite+pysqlite", database=path),
+        connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        **common,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # A lone SELECT runs in autocommit; anything that may write takes the lock first.
+        if not connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def retryable(exc: sa_exc.SQLAlchemyError) -> bool:
+    """Worth running the whole transaction again: a dropped connection or a deadlock."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    code = _mysql_code(exc.orig)
+    return code in _MYSQL_RETRY or getattr(exc.orig, "sqlstate", None) in _PG_RETRY
+
+
+def translate(
+    exc: sa_exc.SQLAlchemyError, url: URL, *, connecting: bool, committing: bool
+) -> ConveyorError:
+    """The conveyor error for a failed operation on `url`; never leaks the password."""
+    detail = _detail(exc)
+    if _is_auth(exc):
+        return AuthenticationFailed(f"{url} refused the credentials: {detail}")
+    if connecting:
+        return BrokerUnavailable(f"cannot connect to {url}: {detail}")
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        outcome = " while committing; the outcome is unknown" if committing else ""
+        return ConnectionLost(f"lost the connection to {url}{outcome}: {detail}")
+    if isinstance(exc, sa_exc.TimeoutError) or "database is locked" in detail:
+        return BrokerUnavailable(f"{url} is busy: {detail}")
+    return BrokerError(f"{url} failed: {detail}")
+
+
+def _detail(exc: sa_exc.SQLAlchemyError) -> str:
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) or type(orig).__name__
+    return redact(f"{type(orig).__name__}: {text}")
+
+
+def _mysql_code(orig: BaseException | None) -> int | None:
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def _is_auth(exc: sa_exc.SQLAlchemyError) -> bool:
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if _mysql_code(exc.orig) in _MYSQL_AUTH:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    text = str(exc.orig)
+    # libpq reports connection-time failures without an SQLSTATE, so read the message.
+    return sqlstate.startswith("28") or (
+        "password authentication failed" in text
+        or ("role" in text and "does not exist" in text)
+        or "no pg_hba.conf entry" in text
+    )
