@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, registrations
+from conveyor.core.errors import ConfigurationError
+from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, load, registrations
 from conveyor.core.url import parse_url
 
 
@@ -36,7 +37,12 @@ def conformance(broker: str | None, backend: str | None, keyword: str | None) ->
     for kind, url in (("broker", broker), ("backend", backend)):
         if not url:
             continue
-        shown = str(parse_url(url))
+        try:
+            parsed = parse_url(url)
+            load(TRANSPORT_GROUP if kind == "broker" else BACKEND_GROUP, parsed.scheme)
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint=f"--{kind}") from None
+        shown = str(parsed)
         click.echo(f"\nconveyor conformance: {kind} {shown}\n")
         results = run_suite(kind, url, ["-k", keyword] if keyword else None)
         if not results:
