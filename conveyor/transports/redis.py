@@ -1,0 +1,621 @@
+"""The Redis transport (``redis://`` and ``rediss://``), built on redis-py and Lua scripts.
+
+    redis://[user[:password]@]host[:port][;host2[:port]...][/db][?lease_timeout=30&...]
+
+Design (redis_scripts.py holds the key layout and the scripts):
+
+* Fetch is one script: it renews this consumer's lease, returns the holdings of consumers
+  whose lease lapsed, promotes due delayed messages and moves up to k ready messages into
+  this consumer's held list, atomically. Nothing is popped and then bookkept.
+* When nothing is ready, fetch blocks in BLMOVE (ready -> held, also atomic) for at most
+  the time to the next due delayed message, the caller's timeout, or half a second (so a
+  delayed message published meanwhile by someone else is promoted in time).
+* Leases follow liveness: a heartbeat thread renews this transport's lease every
+  lease_timeout / 3 for as long as the transport lives, however long a task runs. A killed
+  consumer stops renewing; the next fetch by anyone returns what it held, count raised.
+* A reply lost to a broken connection (fetch, ack, nack) leaves the held list unknown; the
+  transport remembers what it handed out, and its next fetch on that queue returns the
+  strays. Deliveries the caller still holds stay held.
+* Failover: ``;``-separated hosts are tried in order on connect, and again after a
+  connection error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple, TypeVar, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from conveyor.core import envelope
+from conveyor.core.errors import (
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    ConnectionLost,
+    ConveyorError,
+    DecodeError,
+    InvalidURL,
+    LeaseLost,
+)
+from conveyor.core.message import DeadLetter, Delivery, Message
+from conveyor.core.names import validate_queue_name
+from conveyor.core.url import URL, Host
+from conveyor.transports import redis_scripts
+from conveyor.transports.base import Capabilities, Subscription, Transport, TransportOptions
+
+log = logging.getLogger("conveyor.transports.redis")
+T = TypeVar("T")
+
+DEFAULT_PORT = 6379
+BLOCK_CAP = 0.5  # longest single BLMOVE, seconds: bounds how late a delay can be seen
+FETCH_CAP = 1000  # most messages one fetch takes
+PUBLISH_CHUNK = 1000  # values per LPUSH
+_AUTH_ERRORS = (
+    redis.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+_CERT_REQS = ("required", "optional", "none")
+
+
+@dataclass
+class RedisOptions(TransportOptions):
+    """Redis options on top of the common ones.
+
+    socket_timeout: seconds a reply may take before the connection counts as lost.
+    ssl_*: TLS settings for ``rediss://`` (CA bundle, client certificate, verification).
+    """
+
+    socket_timeout: float = 10.0
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        if self.socket_timeout < 2 * BLOCK_CAP:
+            raise ConfigurationError(f"socket_timeout must be at least {2 * BLOCK_CAP} s")
+        if self.ssl_cert_reqs not in _CERT_REQS:
+            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
+
+
+class _Keys(NamedTuple):
+    ready: bytes
+    delayed: bytes
+    seq: bytes
+    dead: bytes
+    consumers: bytes
+    held_prefix: bytes
+
+    def common(self) -> list[bytes]:
+        return [self.ready, self.delayed, self.seq, self.dead, self.consumers]
+
+
+def _keys_for(queue: str) -> _Keys:
+    parts = ("ready", "delayed", "seq", "dead", "consumers", "held:")
+    ready, delayed, seq, dead, consumers, held = (
+        f"conveyor:{{{queue}}}:{p}".encode() for p in parts
+    )
+    return _Keys(ready, delayed, seq, dead, consumers, held)
+
+
+class _Scripts:
+    """The Lua scripts, registered once per client: redis-py sends EVALSHA and loads on miss."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        register = client.register_script
+        self.fetch = register(redis_scripts.FETCH)
+        self.heartbeat = register(redis_scripts.HEARTBEAT)
+        self.publish_delayed = register(redis_scripts.PUBLISH_DELAYED)
+        self.settle = register(redis_scripts.SETTLE)
+        self.release = register(redis_scripts.RELEASE)
+        self.size = register(redis_scripts.SIZE)
+        self.purge = register(redis_scripts.PURGE)
+        self.delete = register(redis_scripts.DELETE)
+        self.replay = register(redis_scripts.REPLAY)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews a transport's leases until stopped or until the transport is garbage."""
+
+    def __init__(self, transport: RedisTransport, interval: float) -> None:
+        super().__init__(name="conveyor-redis-heartbeat", daemon=True)
+        self._transport = weakref.ref(transport)
+        self._interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._interval):
+            transport = self._transport()
+            if transport is None:
+                return
+            try:
+                transport._renew_leases()
+            except ConveyorError as exc:
+                log.warning("lease renewal failed, will retry: %s", exc)
+            del transport
+
+
+class _RedisSubscription(Subscription):
+    def __init__(self, transport: RedisTransport, channel: bytes) -> None:
+        self._transport = transport
+        self._pubsub = transport._call("subscribe", lambda c: c.pubsub())
+        self._channel = channel
+        deadline = time.monotonic() + transport.options.connect_timeout
+        transport._call("subscribe", lambda _: self._pubsub.subscribe(channel))
+        # Wait for the confirmation, so a broadcast sent after subscribe() returns arrives.
+        while time.monotonic() < deadline:
+            reply = transport._call("subscribe", lambda _: self._pubsub.get_message(timeout=0.1))
+            if reply is not None and reply["type"] == "subscribe":
+                return
+        self.close()
+        raise BrokerUnavailable(f"Redis did not confirm the subscription to {channel!r}")
+
+    def get(self, timeout: float) -> Message | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(0.0, deadline - time.monotonic())
+            reply = self._transport._call("receive a broadcast", partial(self._next, remaining))
+            if reply is not None and reply["type"] == "message":
+                return _unpack(reply["data"])
+            if remaining <= 0:
+                return None
+
+    def _next(self, timeout: float, _client: redis.Redis) -> dict[str, Any] | None:
+        return self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except (redis.RedisError, OSError) as exc:
+            log.debug("closing a subscription: %s", exc)
+
+
+def _unpack(data: bytes) -> Message:
+    """An envelope; bytes that are not one come back whole as the body, flagged."""
+    try:
+        return envelope.unpack(data)
+    except DecodeError as exc:
+        return Message(body=data, headers={"conveyor-malformed": str(exc)})
+
+
+class RedisTransport(Transport):
+    """Redis lists + sorted sets + Lua; see the module docstring for the design."""
+
+    Options = RedisOptions
+    capabilities = Capabilities(
+        max_message_size=16 * 1024 * 1024,
+        priorities=False,
+        broadcast=True,
+        connection_cut=True,
+    )
+    options: RedisOptions
+
+    def __init__(self, url: URL, options: TransportOptions) -> None:
+        super().__init__(url, options)
+        if url.scheme not in ("redis", "rediss"):
+            raise InvalidURL(f"{url} is not a redis:// or rediss:// URL")
+        self._db = self._parse_db(url)
+        self._hosts = url.hosts or (Host("localhost", DEFAULT_PORT),)
+        self._client: redis.Redis | None = None
+        self._scripts: _Scripts | None = None
+        self._connect_lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._local = threading.local()
+        self._keys: dict[str, _Keys] = {}
+        self._reset_consumer()
+
+    def _reset_consumer(self) -> None:
+        """A fresh consumer identity: at construction, and in a forked child."""
+        self._pid = os.getpid()
+        self._consumer = uuid.uuid4().hex.encode()
+        self._lease_ms = int(self.options.lease_timeout * 1000)
+        self._handed: dict[str, dict[bytes, int]] = {}  # queue -> element -> times handed out
+        self._strays: set[str] = set()  # queues whose held list a lost reply left unknown
+        self._heartbeat: _Heartbeat | None = None
+
+    @staticmethod
+    def _parse_db(url: URL) -> int:
+        text = url.path.strip("/")
+        if not text:
+            return 0
+        if not text.isdigit():
+            raise InvalidURL(f"{url}: the path must be a database number, like /0")
+        return int(text)
+
+    # -- connection ------------------------------------------------------------------
+
+    def connection_kwargs(self, host: Host) -> dict[str, Any]:
+        """The redis-py ConnectionPool arguments for `host` (no I/O)."""
+        options, url = self.options, self.url
+        kwargs: dict[str, Any] = {
+            "host": host.name,
+            "port": host.port or DEFAULT_PORT,
+            "db": self._db,
+            "username": url.username,
+            "password": url.password,
+            "socket_connect_timeout": options.connect_timeout,
+            "socket_timeout": options.socket_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),  # a blind retry could run a script twice
+        }
+        if url.scheme == "rediss":
+            kwargs.update(
+                connection_class=redis.SSLConnection,
+                ssl_cert_reqs=options.ssl_cert_reqs,
+                ssl_ca_certs=options.ssl_ca_certs,
+                ssl_certfile=options.ssl_certfile,
+                ssl_keyfile=options.ssl_keyfile,
+            )
+        return kwargs
+
+    def _connect(self) -> redis.Redis:
+        """Try the hosts in order; the first that answers PING becomes the connection."""
+        with self._connect_lock:
+            if self._client is not None:
+                return self._client
+            failures = []
+            for host in self._hosts:
+                client = redis.Redis(
+                    connection_pool=redis.ConnectionPool(**self.connection_kwargs(host))
+                )
+                try:
+                    client.ping()
+                except _AUTH_ERRORS as exc:
+                    client.close()
+                    raise AuthenticationFailed(
+                        f"Redis at {host} refused the credentials of {self.url}: {exc}"
+                    ) from exc
+                except (redis.RedisError, OSError) as exc:
+                    client.close()
+                    failures.append(f"{host}: {exc}")
+                    continue
+                self._scripts = _Scripts(client)
+                self._client = client
+                return client
+            raise BrokerUnavailable(f"cannot reach Redis for {self.url}: {'; '.join(failures)}")
+
+    def _call(self, what: str, operation: Callable[[redis.Redis], T]) -> T:
+        """Run `operation` on the client, translating every redis-py error."""
+        client = self._client or self._connect()
+        try:
+            return operation(client)
+        except (redis.RedisError, OSError) as exc:
+            raise self._translate(exc, what) from exc
+
+    def _translate(self, exc: BaseException, what: str) -> ConveyorError:
+        if isinstance(exc, _AUTH_ERRORS):
+            return AuthenticationFailed(f"{what}: Redis refused {self.url}: {exc}")
+        lost = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+        if lost or isinstance(exc, redis.ReadOnlyError):
+            if len(self._hosts) > 1:
+                self._drop_client()  # the next call tries the hosts in order again
+            kind = ConnectionLost if lost else BrokerUnavailable
+            return kind(f"{what}: connection to Redis for {self.url} failed: {exc}")
+        return BrokerError(f"{what}: Redis error: {exc}")
+
+    def _drop_client(self) -> None:
+        with self._connect_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _queue_keys(self, queue: str) -> _Keys:
+        keys = self._keys.get(queue)
+        if keys is None:
+            validate_queue_name(queue)
+            keys = self._keys[queue] = _keys_for(queue)
+        return keys
+
+    def _script(self, name: str) -> Script:
+        if self._scripts is None:
+            self._connect()
+        return getattr(self._scripts, name)
+
+    def _run(self, what: str, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+        script = self._script(name)
+        return self._call(what, lambda client: script(keys, args, client=client))
+
+    # -- producing -------------------------------------------------------------------
+
+    def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        packed = self.check_publish(queue, messages)
+        if not packed:
+            return
+        keys = self._queue_keys(queue)
+        elements = [b"1:" + data for data in packed]
+        if delay > 0:
+            self._run(
+                f"publish to {queue!r}",
+                "publish_delayed",
+                keys.common(),
+                [int(delay * 1000), *elements],
+            )
+            return
+
+        def push(client: redis.Redis) -> None:
+            if len(elements) <= PUBLISH_CHUNK:
+                client.lpush(keys.ready, *elements)
+                return
+            pipe = client.pipeline(transaction=False)
+            for start in range(0, len(elements), PUBLISH_CHUNK):
+                pipe.lpush(keys.ready, *elements[start : start + PUBLISH_CHUNK])
+            pipe.execute()
+
+        self._call(f"publish to {queue!r}", push)
+
+    # -- consuming -------------------------------------------------------------------
+
+    def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
+        keys = self._queue_keys(queue)
+        want = min(max_messages, FETCH_CAP)
+        if want < 1:
+            return []
+        deadline = time.monotonic() + timeout
+        with self._fetch_lock:
+            self._join(queue, keys)
+            try:
+                items = self._take(queue, keys, want, deadline)
+            except ConnectionLost:
+                self._strays.add(queue)  # the script or BLMOVE may have run
+                raise
+        return self._deliver(queue, keys, items)
+
+    def _take(self, queue: str, keys: _Keys, want: int, deadline: float) -> list[bytes]:
+        args = [self._consumer, want, self._lease_ms, self.options.max_deliveries, keys.held_prefix]
+        held = keys.held_prefix + self._consumer
+        script_keys = [*keys.common(), held]
+        what = f"fetch from {queue!r}"
+        while True:
+            reply = self._run(what, "fetch", script_keys, args)
+            if len(reply) > 1:
+                return reply[1:]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.001:
+                return []
+            block = min(remaining, BLOCK_CAP)
+            if reply[0] >= 0:
+                block = max(0.001, min(block, reply[0] / 1000))
+            item = self._call(what, partial(_blmove, keys.ready, held, block))
+            if item is not None:
+                if want == 1:
+                    return [item]
+                args[1] = want - 1
+                more = self._run(what, "fetch", script_keys, args)
+                return [item, *more[1:]]
+
+    def _deliver(self, queue: str, keys: _Keys, items: list[bytes]) -> list[Delivery]:
+        deliveries, malformed = [], []
+        unpack = envelope.unpack
+        for item in items:
+            colon = item.index(b":")
+            try:
+                message = unpack(item[colon + 1 :])
+            except DecodeError as exc:
+                malformed.append((item, f"malformed message: {exc}"))
+                continue
+            deliveries.append(Delivery(self, queue, message, int(item[:colon]), item))
+        with self._state_lock:
+            handed = self._handed.setdefault(queue, {})
+            for delivery in deliveries:
+                handed[delivery.tag] = handed.get(delivery.tag, 0) + 1
+        for item, reason in malformed:
+            self._settle(queue, keys, item, requeue=False, delay=0.0, reason=reason)
+        return deliveries
+
+    def _join(self, queue: str, keys: _Keys) -> None:
+        """Start the heartbeat, and return strays a lost reply left behind on `queue`."""
+        if self._pid != os.getpid():
+            self._reset_consumer()
+        if self._heartbeat is None or not self._heartbeat.is_alive():
+            self._heartbeat = _Heartbeat(self, self.options.lease_timeout / 3)
+            self._heartbeat.start()
+        self._handed.setdefault(queue, {})
+        if queue in self._strays:
+            held = keys.held_prefix + self._consumer
+            listed = self._call("reconcile", partial(_lrange, held, 0, -1))
+            with self._state_lock:
+                known = dict(self._handed[queue])
+            strays = []
+            for item in listed:
+                if known.get(item, 0) > 0:
+                    known[item] -= 1
+                else:
+                    strays.append(item)
+            if strays:
+                self._run(
+                    "reconcile",
+                    "release",
+                    [*keys.common(), held],
+                    [self._consumer, self.options.max_deliveries, *strays],
+                )
+            self._strays.discard(queue)
+
+    def _forget(self, queue: str, tag: bytes, lost: bool) -> None:
+        with self._state_lock:
+            handed = self._handed.get(queue)
+            if handed is not None:
+                left = handed.pop(tag, 0) - 1
+                if left > 0:
+                    handed[tag] = left
+            if lost:
+                self._strays.add(queue)
+
+    def _renew_leases(self) -> None:
+        for queue in list(self._handed):
+            keys = self._queue_keys(queue)
+            self._run("renew lease", "heartbeat", keys.common(), [self._consumer, self._lease_ms])
+
+    def ack(self, delivery: Delivery) -> None:
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append(delivery)
+            return
+        self._ack_now([delivery])
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack `deliveries` in one round trip (each is settled, as by `Delivery.ack`)."""
+        batch: list[Delivery] = []
+        self._local.batch = batch
+        try:
+            for delivery in deliveries:
+                delivery.ack()
+        finally:
+            self._local.batch = None
+        if batch:
+            self._ack_now(batch)
+
+    def _ack_now(self, deliveries: list[Delivery]) -> None:
+        def remove(client: redis.Redis) -> list[int]:
+            if len(deliveries) == 1:
+                d = deliveries[0]
+                return [
+                    client.lrem(self._queue_keys(d.queue).held_prefix + self._consumer, -1, d.tag)
+                ]
+            pipe = client.pipeline(transaction=False)
+            for d in deliveries:
+                pipe.lrem(self._queue_keys(d.queue).held_prefix + self._consumer, -1, d.tag)
+            return pipe.execute()
+
+        removed: list[int] = []
+        try:
+            removed = self._call("ack", remove)
+        finally:
+            for d in deliveries:
+                self._forget(d.queue, d.tag, lost=not removed)
+        lost = [d.message.id for d, n in zip(deliveries, removed, strict=True) if not n]
+        if lost:
+            raise LeaseLost(f"messages {', '.join(lost)} are no longer held by this consumer")
+
+    def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
+        queue = delivery.queue
+        keys = self._queue_keys(queue)
+        if not self._settle(queue, keys, delivery.tag, requeue=requeue, delay=delay, reason=reason):
+            raise LeaseLost(f"message {delivery.message.id} is no longer held by this consumer")
+
+    def _settle(
+        self, queue: str, keys: _Keys, item: bytes, *, requeue: bool, delay: float, reason: str
+    ) -> bool:
+        held = keys.held_prefix + self._consumer
+        args = [item, 1 if requeue else 0, int(delay * 1000), reason, self.options.max_deliveries]
+        done = False
+        try:
+            done = bool(self._run(f"nack on {queue!r}", "settle", [*keys.common(), held], args))
+        finally:
+            self._forget(queue, item, lost=not done)
+        return done
+
+    # -- administration -------------------------------------------------------------
+
+    def size(self, queue: str) -> int:
+        return int(self._run(f"size of {queue!r}", "size", self._queue_keys(queue).common(), []))
+
+    def purge(self, queue: str) -> int:
+        return int(self._run(f"purge {queue!r}", "purge", self._queue_keys(queue).common(), []))
+
+    def delete(self, queue: str) -> None:
+        keys = self._queue_keys(queue)
+        self._run(f"delete {queue!r}", "delete", keys.common(), [keys.held_prefix])
+
+    def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
+        keys = self._queue_keys(queue)
+        if limit < 1:
+            return []
+        entries = self._call(
+            f"list dead letters of {queue!r}", partial(_lrange, keys.dead, 0, limit - 1)
+        )
+        return [_dead_letter(queue, entry) for entry in entries]
+
+    def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
+        keys = self._queue_keys(queue)
+        what = f"replay dead letters of {queue!r}"
+        if ids is None:
+            return int(self._run(what, "replay", keys.common(), []))
+        wanted = set(ids)
+        entries = self._call(what, partial(_lrange, keys.dead, 0, -1))
+        chosen = [e for e in entries if _dead_letter(queue, e).message.id in wanted]
+        if not chosen:
+            return 0
+        return int(self._run(what, "replay", keys.common(), chosen))
+
+    # -- broadcast -------------------------------------------------------------------
+
+    def broadcast(self, channel: str, message: Message) -> None:
+        data = self.check_publish(channel, (message,))[0]
+        self._call(f"broadcast on {channel!r}", lambda c: c.publish(_channel_key(channel), data))
+
+    def subscribe(self, channel: str) -> Subscription:
+        validate_queue_name(channel)
+        return _RedisSubscription(self, _channel_key(channel))
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop renewing leases and return what this transport holds, counts raised.
+
+        If Redis cannot be reached the holdings come back anyway when the lease lapses.
+        """
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stopped.set()
+            heartbeat.join(timeout=5)
+        if self._pid == os.getpid() and self._client is not None:
+            for queue in list(self._handed):
+                keys = self._queue_keys(queue)
+                try:
+                    self._run(
+                        f"release holdings on {queue!r}",
+                        "release",
+                        [*keys.common(), keys.held_prefix + self._consumer],
+                        [self._consumer, self.options.max_deliveries],
+                    )
+                except ConveyorError as exc:
+                    log.warning("close: %s; they come back when the lease lapses", exc)
+        self._handed.clear()
+        self._strays.clear()
+        self._drop_client()
+
+
+def _lrange(key: bytes, start: int, stop: int, client: redis.Redis) -> list[bytes]:
+    return cast("list[bytes]", client.lrange(key, start, stop))
+
+
+def _blmove(source: bytes, target: bytes, timeout: float, client: redis.Redis) -> bytes | None:
+    reply = client.execute_command("BLMOVE", source, target, "RIGHT", "LEFT", timeout)
+    return cast("bytes | None", reply)
+
+
+def _channel_key(channel: str) -> bytes:
+    return f"conveyor:broadcast:{{{channel}}}".encode()
+
+
+def _dead_letter(queue: str, entry: bytes) -> DeadLetter:
+    """Parse ``<ms>:<len>:<reason><count>:<envelope>``."""
+    a = entry.index(b":")
+    b = entry.index(b":", a + 1)
+    start = b + 1
+    end = start + int(entry[a + 1 : b])
+    element = entry[end:]
+    colon = element.index(b":")
+    return DeadLetter(
+        message=_unpack(element[colon + 1 :]),
+        queue=queue,
+        reason=entry[start:end].decode("utf-8", "replace"),
+        dead_at=int(entry[:a]) / 1000,
+        delivery_count=int(element[:colon]),
+    )
