@@ -1,7 +1,18 @@
 """conveyor: a distributed task queue on a multi-broker transport layer."""
 
+from conveyor.app import AsyncResult, Conveyor, Signature, Task, states
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_backend, create_transport
 
 __version__ = "0.1.0"
-__all__ = ["Delivery", "Message", "create_backend", "create_transport"]
+__all__ = [
+    "AsyncResult",
+    "Conveyor",
+    "Delivery",
+    "Message",
+    "Signature",
+    "Task",
+    "create_backend",
+    "create_transport",
+    "states",
+]

@@ -1,0 +1,260 @@
+"""Conveyor: the app. It holds the settings, the task registry and the connections."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any, TypeVar, overload
+
+from conveyor.app import context, protocol, states
+from conveyor.app import exceptions as task_exceptions
+from conveyor.app.config import Settings
+from conveyor.app.control import Control
+from conveyor.app.exceptions import NotRegistered
+from conveyor.app.result import AsyncResult
+from conveyor.app.routing import route
+from conveyor.app.signature import signature_dicts
+from conveyor.app.task import Task, make_task
+from conveyor.app.waiter import Waiter
+from conveyor.backends.base import ResultBackend, ResultRecord
+from conveyor.backends.errors import rebuild_exception
+from conveyor.core import errors as core_errors
+from conveyor.core.codecs import Serializer
+from conveyor.core.producer import Producer
+from conveyor.core.registry import create_backend, create_transport
+from conveyor.transports.base import Transport
+
+F = TypeVar("F", bound=Callable[..., Any])
+_default_app: Conveyor | None = None
+
+
+def default_app() -> Conveyor:
+    """The most recently created app, for `AsyncResult(id)` without `app=`."""
+    if _default_app is None:
+        raise RuntimeError("no Conveyor app has been created; pass app=")
+    return _default_app
+
+
+def _exception_classes(*modules: Any) -> dict[str, type[BaseException]]:
+    found = {}
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseException):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return found
+
+
+def _epoch(value: datetime | float | str) -> float:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    if isinstance(value, str):
+        return protocol.parse_time(value)
+    return float(value)
+
+
+class Conveyor:
+    """``Conveyor("tasks", broker=URL, backend=URL, **settings)``.
+
+    The transport and backend are created on first use, so settings may change until then.
+    """
+
+    def __init__(
+        self,
+        main: str | None = None,
+        broker: str | None = None,
+        backend: str | None = None,
+        **settings: Any,
+    ) -> None:
+        global _default_app
+        self.main = main
+        self.conf = Settings(**settings)
+        if broker is not None:
+            self.conf.broker_url = broker
+        if backend is not None:
+            self.conf.result_backend = backend
+        self.tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()
+        self.control = Control(self)
+        self.waiter = Waiter(lambda: self.backend)
+        _default_app = self
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.main or '__main__'}>"
+
+    # -- configuration -------------------------------------------------------------------
+
+    def config_from_object(self, obj: Any) -> None:
+        """Load settings from a module, a module path or an object (Celery names accepted)."""
+        self.conf.from_object(obj)
+
+    # -- connections ---------------------------------------------------------------------
+
+    @cached_property
+    def transport(self) -> Transport:
+        with self._lock:
+            return create_transport(self.conf.broker_url)
+
+    @cached_property
+    def backend(self) -> ResultBackend:
+        with self._lock:
+            return create_backend(self.conf.result_backend, result_expires=self.conf.result_expires)
+
+    @cached_property
+    def producer(self) -> Producer:
+        return Producer(self.transport)
+
+    @cached_property
+    def serializer(self) -> Serializer:
+        return Serializer(accept=list(self.conf.accept_content))
+
+    def close(self) -> None:
+        """Stop the waiter and release connections that were opened."""
+        self.waiter.stop()
+        for name in ("transport", "backend"):
+            if name in self.__dict__:
+                self.__dict__.pop(name).close()
+        self.__dict__.pop("producer", None)
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def gen_task_name(self, fun: Callable[..., Any]) -> str:
+        module = fun.__module__
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{fun.__name__}"
+
+    @overload
+    def task(self, fun: F) -> Task: ...
+    @overload
+    def task(
+        self, *, name: str | None = ..., bind: bool = ..., **options: Any
+    ) -> Callable[[F], Task]: ...
+
+    def task(self, fun: Any = None, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
+
+        def register(f: Callable[..., Any]) -> Task:
+            name = options.pop("name", None) or self.gen_task_name(f)
+            base = options.pop("base", None) or Task
+            bind = options.pop("bind", False)
+            task = make_task(self, f, name, base, bind, options)
+            self.tasks[name] = task
+            return task
+
+        if fun is not None and callable(fun) and not options:
+            return register(fun)
+        return register
+
+    def get_task(self, name: str) -> Task:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise NotRegistered(f"task {name!r} is not registered with {self!r}") from None
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_task(
+        self,
+        name: str,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        countdown: float | None = None,
+        eta: datetime | float | str | None = None,
+        expires: datetime | float | str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        headers: dict[str, Any] | None = None,
+        ignore_result: bool | None = None,
+        serializer: str | None = None,
+        link: Any = None,
+        link_error: Any = None,
+        task_id: str | None = None,
+        retries: int = 0,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        task: Task | None = None,
+        record_pending: bool = True,
+    ) -> AsyncResult:
+        """Publish a task by name; the worker need not share this process's code.
+
+        countdown/eta become the broker-side delay; `expires` is seconds from now, a datetime
+        or an ISO 8601 string. An argument that cannot be encoded raises EncodeError and
+        nothing is sent or stored.
+        """
+        conf = self.conf
+        sent_at = time.time()
+        due = sent_at + countdown if countdown else (_epoch(eta) if eta is not None else None)
+        if expires is None or isinstance(expires, (datetime, str)):
+            expires_at = None if expires is None else _epoch(expires)
+        else:
+            expires_at = sent_at + float(expires)
+        if ignore_result is None:
+            ignore_result = bool(
+                getattr(task, "ignore_result", None)
+                if getattr(task, "ignore_result", None) is not None
+                else conf.task_ignore_result
+            )
+        options = {"queue": queue} if queue else {}
+        queue = queue or route(conf.task_routes, name, args, kwargs, options).get("queue")
+        queue = queue or getattr(task, "queue", None) or conf.task_default_queue
+        if priority is None:
+            priority = getattr(task, "priority", None) or conf.task_default_priority
+        parent = context.current()
+        task_id = task_id or str(uuid.uuid4())
+        if parent is not None and parent.id is not None and parent_id is None:
+            parent_id, root_id = parent.id, root_id or parent.root_id or parent.id
+        body = protocol.TaskMessage(
+            id=task_id,
+            task=name,
+            args=list(args or ()),
+            kwargs=dict(kwargs or {}),
+            retries=retries,
+            eta=None if due is None else protocol.format_time(due),
+            expires=None if expires_at is None else protocol.format_time(expires_at),
+            root_id=root_id or task_id,
+            parent_id=parent_id,
+            callbacks=signature_dicts(link),
+            errbacks=signature_dicts(link_error),
+            ignore_result=ignore_result,
+        )
+        codec = serializer or getattr(task, "serializer", None) or conf.task_serializer
+        message = protocol.encode(
+            body, self.serializer, codec=codec, priority=priority or 0, headers=headers
+        )
+        store_pending = record_pending and not ignore_result
+        if store_pending:
+            self.backend.store(ResultRecord(task_id, states.PENDING, parent_id=parent_id))
+        delay = 0.0 if due is None else max(0.0, due - sent_at)
+        try:
+            self.producer.publish(queue, message, delay=delay)
+        except BaseException:
+            if store_pending:
+                self.backend.forget(task_id)
+            raise
+        return AsyncResult(task_id, app=self)
+
+    # -- results -------------------------------------------------------------------------
+
+    def AsyncResult(self, task_id: str) -> AsyncResult:
+        return AsyncResult(task_id, app=self)
+
+    @cached_property
+    def _known_exceptions(self) -> dict[str, type[BaseException]]:
+        return _exception_classes(task_exceptions, core_errors)
+
+    def rebuild_exception(self, record: ResultRecord) -> BaseException:
+        """The exception of a FAILURE record: conveyor's own classes, the tasks' modules'
+        exception classes and safe built-ins are rebuilt; anything else is a RemoteError.
+        Nothing named by stored data is ever imported."""
+        known = dict(self._known_exceptions)
+        modules = {t.__module__ for t in map(type, self.tasks.values())}
+        known.update(_exception_classes(*(sys.modules[m] for m in modules if m in sys.modules)))
+        return rebuild_exception(record, known)

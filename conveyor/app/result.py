@@ -1,0 +1,156 @@
+"""AsyncResult: a handle on one task's state and return value in the result backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from conveyor.app import states
+from conveyor.app.exceptions import TaskRevokedError, TimeoutError
+from conveyor.backends.base import ResultRecord, ResultTimeout
+
+if TYPE_CHECKING:
+    from conveyor.app.base import Conveyor
+
+
+def record_body(record: ResultRecord) -> dict[str, Any]:
+    """The dict `on_message` callbacks receive (Celery's shape: status, result, ...)."""
+    return {
+        "task_id": record.task_id,
+        "status": record.state,
+        "result": record.result,
+        "traceback": record.traceback,
+        "children": record.children,
+        "date_done": record.date_done,
+    }
+
+
+class AsyncResult:
+    """The result of task `id`. A ready record is read once and then kept."""
+
+    def __init__(self, id: str, app: Conveyor | None = None) -> None:
+        if app is None:
+            from conveyor.app.base import default_app
+
+            app = default_app()
+        self.id = id
+        self.app = app
+        self._ready_record: ResultRecord | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    def _record(self) -> ResultRecord | None:
+        if self._ready_record is not None:
+            return self._ready_record
+        record = self.app.backend.get(self.id)
+        if record is not None and record.ready:
+            self._ready_record = record
+        return record
+
+    def _accept(self, record: ResultRecord) -> ResultRecord:
+        if record.ready:
+            self._ready_record = record
+        return record
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """The stored state; UNKNOWN when the backend has no record of this id."""
+        record = self._record()
+        return states.UNKNOWN if record is None else record.state
+
+    status = state
+
+    def exists(self) -> bool:
+        """Whether the backend knows this id (a sent task is PENDING, not unknown)."""
+        return self._record() is not None
+
+    def ready(self) -> bool:
+        record = self._record()
+        return record is not None and record.ready
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    @property
+    def result(self) -> Any:
+        """The return value, the exception of a failure, or the meta of a custom state."""
+        record = self._record()
+        if record is None:
+            return None
+        return self._value(record)
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        record = self._record()
+        return None if record is None else record.traceback
+
+    def _value(self, record: ResultRecord) -> Any:
+        if record.state == states.FAILURE:
+            return self.app.rebuild_exception(record)
+        if record.state == states.REVOKED:
+            return TaskRevokedError(f"task {self.id} was revoked")
+        return record.result
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def get(
+        self,
+        timeout: float | None = None,
+        propagate: bool = True,
+        interval: float | None = None,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
+        """Wait until ready and return the value; a failure re-raises its exception.
+
+        `on_message(body)` is called for every state change (PROGRESS, RETRY, ...).
+        `interval` is accepted for Celery compatibility: each backend paces its own wait.
+        """
+        del interval
+        if self._ready_record is None:
+            callback = None if on_message is None else lambda r: on_message(record_body(r))
+            try:
+                self._accept(self.app.backend.wait(self.id, timeout, callback))
+            except ResultTimeout:
+                raise TimeoutError(f"task {self.id} not ready after {timeout} s") from None
+        record = self._ready_record
+        assert record is not None
+        value = self._value(record)
+        if propagate and record.state in states.PROPAGATE_STATES:
+            raise value
+        return value
+
+    wait = get
+
+    def then(self, callback: Callable[[AsyncResult], Any]) -> AsyncResult:
+        """Call `callback(self)` once the task is ready, from the app's shared waiter thread."""
+        self.app.waiter.add(self, callback)
+        return self
+
+    # -- control -----------------------------------------------------------------------
+
+    def revoke(self, terminate: bool = False) -> None:
+        self.app.control.revoke(self.id, terminate=terminate)
+
+    def forget(self) -> None:
+        self._ready_record = None
+        self.app.backend.forget(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        return other == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"

@@ -1,0 +1,41 @@
+"""Task states, with Celery's names.
+
+The ready states come from the result-backend contract; PROGRESS is the conventional
+custom state for `update_state`, and UNKNOWN is what an id with no record reads as (conveyor
+never reports an unknown id as PENDING).
+"""
+
+from __future__ import annotations
+
+from conveyor.backends.base import (
+    FAILURE,
+    PENDING,
+    READY_STATES,
+    RETRY,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+)
+
+PROGRESS = "PROGRESS"
+UNKNOWN = "UNKNOWN"
+RECEIVED = "RECEIVED"
+EXCEPTION_STATES = frozenset({FAILURE, RETRY, REVOKED})
+PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
+UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, RETRY, PROGRESS, UNKNOWN})
+
+__all__ = [
+    "EXCEPTION_STATES",
+    "FAILURE",
+    "PENDING",
+    "PROGRESS",
+    "PROPAGATE_STATES",
+    "READY_STATES",
+    "RECEIVED",
+    "RETRY",
+    "REVOKED",
+    "STARTED",
+    "SUCCESS",
+    "UNKNOWN",
+    "UNREADY_STATES",
+]

@@ -1,0 +1,90 @@
+"""The worker's side of remote control: answers ping/registered/active, obeys revoke.
+
+Runs only when the transport declares the broadcast capability; see conveyor.app.control
+for the wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from conveyor.app.control import CONTROL_CHANNEL
+from conveyor.core.errors import ConveyorError
+from conveyor.core.message import Message
+from conveyor.worker.pools import Pool
+
+log = logging.getLogger("conveyor.worker")
+
+
+class ControlListener:
+    def __init__(self, app: Any, hostname: str, pool: Pool) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.pool = pool
+        self._stop = threading.Event()
+        self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ping": lambda _args: "pong",
+            "registered": lambda _args: sorted(self.app.tasks),
+            "active": lambda _args: [
+                {
+                    "id": w.task_id,
+                    "name": w.job.message.task,
+                    "args": w.job.message.args,
+                    "kwargs": w.job.message.kwargs,
+                }
+                for w in self.pool.active()
+            ],
+            "revoke": self._revoke,
+        }
+
+    def _revoke(self, arguments: dict[str, Any]) -> list[str]:
+        if not arguments.get("terminate"):
+            return []
+        return [task_id for task_id in arguments.get("ids", []) if self.pool.terminate(task_id)]
+
+    def start(self) -> threading.Thread | None:
+        if not self.app.transport.capabilities.broadcast:
+            log.info("transport has no broadcast: inspect and revoke --terminate are unavailable")
+            return None
+        thread = threading.Thread(target=self._run, name="conveyor-control", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        transport = self.app.transport
+        while not self._stop.is_set():
+            try:
+                subscription = transport.subscribe(CONTROL_CHANNEL)
+            except ConveyorError as exc:
+                log.warning("control channel unavailable, retrying: %s", exc)
+                self._stop.wait(2.0)
+                continue
+            try:
+                while not self._stop.is_set():
+                    message = subscription.get(1.0)
+                    if message is not None:
+                        self._handle(message)
+            except ConveyorError as exc:
+                log.warning("control channel lost, resubscribing: %s", exc)
+            finally:
+                subscription.close()
+
+    def _handle(self, message: Message) -> None:
+        try:
+            request = json.loads(message.body)
+            command = self._commands[request["command"]]
+            reply = command(request.get("arguments") or {})
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring malformed control message: %r", exc)
+            return
+        reply_to = request.get("reply_to")
+        if reply_to:
+            body = json.dumps({"hostname": self.hostname, "reply": reply}).encode()
+            self.app.transport.broadcast(reply_to, Message(body))

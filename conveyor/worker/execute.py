@@ -1,0 +1,149 @@
+"""Running one task: claim, run under its time limits, store the outcome, fire hooks and
+callbacks. The same code runs in pool threads and in process-pool children."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.app import context, states
+from conveyor.app.base import Conveyor
+from conveyor.app.exceptions import Retry
+from conveyor.app.protocol import TaskMessage
+from conveyor.app.signature import Signature
+from conveyor.app.task import Task
+from conveyor.worker import results
+from conveyor.worker.retries import autoretry, wants_autoretry
+from conveyor.worker.time_limits import limits
+
+log = logging.getLogger("conveyor.worker")
+
+
+@dataclass
+class Job:
+    """A decoded task plus what the worker knows about its delivery; picklable."""
+
+    message: TaskMessage
+    delivery_info: dict[str, Any] = field(default_factory=dict)
+    delivery_count: int = 1
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExceptionInfo:
+    """The `einfo` passed to on_failure/on_retry/after_return."""
+
+    exception: BaseException
+    traceback: str
+
+    @property
+    def type(self) -> type[BaseException]:
+        return type(self.exception)
+
+
+def _setting(task: Task, option: str, app: Conveyor, setting: str) -> Any:
+    value = getattr(task, option)
+    return app.conf[setting] if value is None else value
+
+
+def _hook(task: Task, name: str, *args: Any) -> None:
+    try:
+        getattr(task, name)(*args)
+    except Exception:
+        log.exception("%s.%s hook raised", task.name, name)
+
+
+def _send_links(app: Conveyor, links: list[dict[str, Any]], arg: Any, msg: TaskMessage) -> None:
+    for data in links:
+        try:
+            Signature.from_dict(data, app).apply_async(
+                (arg,), parent_id=msg.id, root_id=msg.root_id or msg.id
+            )
+        except Exception:
+            log.exception("sending callback %r of task %s failed", data.get("task"), msg.id)
+
+
+def make_context(job: Job, hostname: str) -> context.Context:
+    msg = job.message
+    return context.Context(
+        id=msg.id,
+        task=msg.task,
+        args=tuple(msg.args),
+        kwargs=msg.kwargs,
+        retries=msg.retries,
+        eta=msg.eta,
+        expires=msg.expires,
+        hostname=hostname,
+        delivery_info=job.delivery_info,
+        delivery_count=job.delivery_count,
+        root_id=msg.root_id,
+        parent_id=msg.parent_id,
+        group_id=msg.group_id,
+        callbacks=msg.callbacks,
+        errbacks=msg.errbacks,
+        headers=job.headers,
+        ignore_result=msg.ignore_result,
+        called_directly=False,
+    )
+
+
+def execute(app: Conveyor, job: Job, hostname: str, *, hard_limit_outside: bool = False) -> str:
+    """Run `job` and return its final state. Backend or broker errors propagate (the caller
+    then returns the message to the queue); task errors never do."""
+    msg = job.message
+    task = app.get_task(msg.task)
+    keep = not msg.ignore_result
+    if keep:
+        track = bool(_setting(task, "track_started", app, "task_track_started"))
+        forbidden = results.claim(app, msg.id, track, {"hostname": hostname, "pid": os.getpid()})
+        if forbidden is not None:
+            log.info("task %s[%s] is %s already; not running it", msg.task, msg.id, forbidden)
+            return forbidden
+    soft = _setting(task, "soft_time_limit", app, "task_soft_time_limit")
+    hard = _setting(task, "time_limit", app, "task_time_limit")
+    request = make_context(job, hostname)
+    args, kwargs = request.args, msg.kwargs
+    retval: Any = None
+    einfo: ExceptionInfo | None = None
+    try:
+        with context.running(request), limits(soft, hard, hard_enforced_outside=hard_limit_outside):
+            try:
+                retval = task.run(*args, **kwargs)
+            except Retry:
+                raise
+            except Exception as exc:
+                if wants_autoretry(task, exc):
+                    autoretry(task, exc, msg.retries)
+                raise
+    except Retry as retry:
+        state = states.RETRY
+        cause = retry.exc or retry
+        einfo = ExceptionInfo(cause, results.traceback_text(cause))
+        if keep:
+            results.store_retry(app, msg.id, retry.exc, msg.parent_id)
+        log.info("task %s[%s] retry in %.3g s: %s", msg.task, msg.id, retry.when, cause)
+        _hook(task, "on_retry", cause, msg.id, args, kwargs, einfo)
+    except Exception as exc:
+        state, retval = states.FAILURE, exc
+        einfo = ExceptionInfo(exc, results.traceback_text(exc))
+        if keep:
+            results.store_failure(app, msg.id, exc, msg.parent_id)
+        log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
+        _hook(task, "on_failure", exc, msg.id, args, kwargs, einfo)
+        _send_links(app, msg.errbacks, msg.id, msg)
+    else:
+        state = states.SUCCESS
+        problem = results.store_success(app, msg.id, retval, msg.parent_id) if keep else None
+        if problem is not None:
+            state, retval = states.FAILURE, problem
+            einfo = ExceptionInfo(problem, results.traceback_text(problem))
+            _hook(task, "on_failure", problem, msg.id, args, kwargs, einfo)
+            _send_links(app, msg.errbacks, msg.id, msg)
+        else:
+            log.info("task %s[%s] succeeded", msg.task, msg.id)
+            _hook(task, "on_success", retval, msg.id, args, kwargs)
+            _send_links(app, msg.callbacks, retval, msg)
+    _hook(task, "after_return", state, retval, msg.id, args, kwargs, einfo)
+    return state

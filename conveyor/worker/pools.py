@@ -1,0 +1,166 @@
+"""Execution pools: solo (inline), threads, processes (processes.py).
+
+The consumer hands each `Work` to `submit`; a pool runs it with `execute` and settles it
+through `Work.begin`/`Work.finish`. Threads and processes share the slot loop below: N slot
+threads take work from one queue, so prefetched work waits in that queue (and is given back
+to the broker on warm shutdown) rather than in a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from abc import ABC, abstractmethod
+
+from conveyor.app.base import Conveyor
+from conveyor.app.exceptions import TaskRevokedError
+from conveyor.worker.execute import execute
+from conveyor.worker.request import Work
+from conveyor.worker.time_limits import raise_in_thread
+
+log = logging.getLogger("conveyor.worker")
+
+
+class Pool(ABC):
+    def __init__(self, app: Conveyor, hostname: str, concurrency: int) -> None:
+        self.app = app
+        self.hostname = hostname
+        self.concurrency = concurrency
+        self._active: dict[int, Work] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start threads or children; called once before the first `submit`."""
+
+    @abstractmethod
+    def submit(self, work: Work) -> None: ...
+
+    def drain(self) -> list[Work]:
+        """Remove and return the work not yet started."""
+        return []
+
+    @abstractmethod
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` for running work to finish; True if all did."""
+
+    def kill(self) -> None:
+        """Stop running work at once where possible (cold shutdown)."""
+
+    def active(self) -> list[Work]:
+        with self._lock:
+            return list(self._active.values())
+
+    def terminate(self, task_id: str) -> bool:
+        """Stop the running task `task_id` (revoke with terminate); True if it was found."""
+        with self._lock:
+            for slot, work in self._active.items():
+                if work.task_id == task_id:
+                    return self._terminate_slot(slot)
+        return False
+
+    def _terminate_slot(self, slot: int) -> bool:
+        raise_in_thread(slot, TaskRevokedError)
+        return True
+
+    def _run_here(self, work: Work) -> str | BaseException:
+        try:
+            return execute(self.app, work.job, self.hostname)
+        except Exception as exc:
+            return exc
+
+    def _process(self, slot: int, work: Work) -> None:
+        with self._lock:
+            self._active[slot] = work
+        try:
+            work.begin()
+            work.finish(self.run(slot, work))
+        except Exception:
+            log.exception("settling task %s failed", work.task_id)
+        finally:
+            with self._lock:
+                self._active.pop(slot, None)
+
+    def run(self, slot: int, work: Work) -> str | BaseException:
+        return self._run_here(work)
+
+
+class SoloPool(Pool):
+    """Runs each task inline, in the consumer's thread: one at a time, no hand-off."""
+
+    def __init__(self, app: Conveyor, hostname: str, concurrency: int = 1) -> None:
+        super().__init__(app, hostname, 1)
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def submit(self, work: Work) -> None:
+        self._idle.clear()
+        try:
+            self._process(threading.get_ident(), work)
+        finally:
+            self._idle.set()
+
+    def join(self, timeout: float) -> bool:
+        return self._idle.wait(timeout)
+
+
+class ThreadPool(Pool):
+    """Tasks run in N slot threads of the worker process, taking work from one queue."""
+
+    def __init__(self, app: Conveyor, hostname: str, concurrency: int) -> None:
+        super().__init__(app, hostname, concurrency)
+        self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for number in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._loop, args=(number,), name=f"conveyor-slot-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, number: int) -> None:
+        slot = self.slot_id(number)
+        while (work := self._queue.get()) is not None:
+            self._process(slot, work)
+
+    def slot_id(self, number: int) -> int:
+        """The key of slot `number` in the active table (a thread ident for threads)."""
+        return threading.get_ident()
+
+    def submit(self, work: Work) -> None:
+        self._queue.put(work)
+
+    def drain(self) -> list[Work]:
+        taken: list[Work] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return taken
+            if item is not None:
+                taken.append(item)
+
+    def join(self, timeout: float) -> bool:
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+
+def create_pool(
+    kind: str, app: Conveyor, hostname: str, concurrency: int, app_path: str | None
+) -> Pool:
+    if kind == "solo":
+        return SoloPool(app, hostname)
+    if kind == "threads":
+        return ThreadPool(app, hostname, concurrency)
+    if kind == "processes":
+        from conveyor.worker.processes import ProcessPool
+
+        return ProcessPool(app, hostname, concurrency, app_path)
+    raise ValueError(f"unknown pool {kind!r}: use threads, processes or solo")

@@ -1,0 +1,152 @@
+"""The process pool: each slot thread drives one child process over a pipe.
+
+Children are started with "spawn" (never fork a threaded process) and load the app
+themselves from the `-A` path, then run `execute` exactly as a pool thread would: they store
+results and publish retries through their own connections; the parent only settles the
+message. The slot thread enforces the hard time limit: a child past it is killed, the task
+marked FAILURE (TimeLimitExceeded) and a fresh child started. A child that dies for any
+other reason returns the message to the broker (its count rises toward max_deliveries).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from conveyor.app.base import Conveyor
+from conveyor.app.exceptions import TimeLimitExceeded
+from conveyor.core.errors import ConfigurationError, ConveyorError
+from conveyor.worker.execute import Job, execute
+from conveyor.worker.pools import ThreadPool
+from conveyor.worker.request import Work
+from conveyor.worker.results import store_failure
+
+log = logging.getLogger("conveyor.worker")
+_spawn = multiprocessing.get_context("spawn")
+
+
+class ChildLost(ConveyorError):
+    """A pool child exited while running a task."""
+
+
+def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) -> None:
+    """A child's life: load the app, then run jobs from the pipe until it closes."""
+    from conveyor.app.loader import load_app
+    from conveyor.utils.log import setup_logging
+
+    # The parent decides when children stop; a terminal's ^C or a group SIGTERM must not
+    # interrupt a running task.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setup_logging(loglevel)
+    app = load_app(app_path)
+    while True:
+        try:
+            job: Job | None = conn.recv()
+        except EOFError:
+            break
+        if job is None:
+            break
+        try:
+            reply: tuple[str, Any] = ("ok", execute(app, job, hostname, hard_limit_outside=True))
+        except Exception as exc:
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
+    app.close()
+
+
+class _Child:
+    def __init__(self, app_path: str, hostname: str) -> None:
+        self.conn, child_conn = _spawn.Pipe()
+        self.process: BaseProcess = _spawn.Process(
+            target=child_main,
+            args=(app_path, hostname, child_conn, logging.getLogger().level),
+            daemon=True,
+            name="conveyor-child",
+        )
+        self.process.start()
+        child_conn.close()
+        self.terminated = False
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.process.join(5)
+        self.kill()
+
+
+class ProcessPool(ThreadPool):
+    """N child processes; tasks can be killed (hard time limit, revoke with terminate)."""
+
+    def __init__(
+        self, app: Conveyor, hostname: str, concurrency: int, app_path: str | None
+    ) -> None:
+        if not app_path:
+            raise ConfigurationError(
+                "the process pool needs the app's -A path to load it in children"
+            )
+        super().__init__(app, hostname, concurrency)
+        self.app_path = app_path
+        self._children: dict[int, _Child] = {}
+
+    def start(self) -> None:
+        for number in range(self.concurrency):
+            self._children[number] = _Child(self.app_path, self.hostname)
+        super().start()
+
+    def slot_id(self, number: int) -> int:
+        return number
+
+    def run(self, slot: int, work: Work) -> str | BaseException:
+        child = self._children[slot]
+        task = self.app.tasks[work.job.message.task]
+        hard = task.time_limit if task.time_limit is not None else self.app.conf.task_time_limit
+        try:
+            child.conn.send(work.job)
+            if child.conn.poll(hard):
+                kind, value = child.conn.recv()
+                return value if kind == "ok" else ChildLost(value)
+        except (EOFError, OSError):
+            pass
+        return self._replace(slot, work, timed_out=child.process.is_alive())
+
+    def _replace(self, slot: int, work: Work, *, timed_out: bool) -> str | BaseException:
+        child = self._children[slot]
+        terminated = child.terminated
+        child.kill()
+        self._children[slot] = _Child(self.app_path, self.hostname)
+        if terminated:
+            return "REVOKED"
+        if timed_out:
+            message = work.job.message
+            log.error("task %s[%s] hit its hard time limit; child killed", message.task, message.id)
+            store_failure(self.app, message.id, TimeLimitExceeded("hard time limit exceeded"))
+            return "FAILURE"
+        return ChildLost(f"pool child exited with code {child.process.exitcode}")
+
+    def _terminate_slot(self, slot: int) -> bool:
+        child = self._children[slot]
+        child.terminated = True
+        child.kill()
+        return True
+
+    def join(self, timeout: float) -> bool:
+        done = super().join(timeout)
+        if done:
+            for child in self._children.values():
+                child.stop()
+        return done
+
+    def kill(self) -> None:
+        for child in self._children.values():
+            child.kill()

@@ -1,0 +1,113 @@
+"""From a delivery to a runnable job, or to a dead letter with a reason.
+
+A body that cannot be read, names an unknown task or has a refused content type is
+nacked without requeue (dead-lettered with the reason) and, when the task id is known
+(the message's correlation id, or the body's id), its result is marked FAILURE.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from conveyor.app import protocol, states
+from conveyor.app.base import Conveyor
+from conveyor.app.exceptions import NotRegistered
+from conveyor.backends.base import ResultRecord, now
+from conveyor.core.codecs import Serializer
+from conveyor.core.errors import ContentDisallowed, DecodeError
+from conveyor.core.message import Delivery
+from conveyor.worker.execute import Job
+from conveyor.worker.results import store_failure
+
+log = logging.getLogger("conveyor.worker")
+UNREADABLE = (ContentDisallowed, DecodeError, NotRegistered)
+
+
+@dataclass
+class Work:
+    """A job with its delivery: the pool calls `begin` before running and `finish` after.
+
+    Early-ack tasks (acks_late=False) are acked in `begin`, so a message never started
+    can still be returned to the broker at shutdown. Late-ack tasks are acked in `finish`,
+    after the result is stored; an infrastructure error there returns the message.
+    """
+
+    job: Job
+    delivery: Delivery
+    acks_late: bool
+
+    @property
+    def task_id(self) -> str:
+        return self.job.message.id
+
+    def begin(self) -> None:
+        if not self.acks_late:
+            self.delivery.ack()
+
+    def finish(self, outcome: str | BaseException) -> None:
+        try:
+            if isinstance(outcome, BaseException):
+                log.error("task %s could not complete: %r", self.task_id, outcome)
+                if self.acks_late:
+                    self.delivery.nack(requeue=True, delay=1.0, reason=f"worker error: {outcome}")
+            elif self.acks_late:
+                self.delivery.ack()
+        except Exception:
+            log.exception("settling the message of task %s failed", self.task_id)
+
+    def give_back(self) -> None:
+        """Return an unstarted job's message to the broker (warm shutdown)."""
+        try:
+            self.delivery.nack(requeue=True, reason="worker shutdown")
+        except Exception:
+            log.exception("returning the message of task %s failed", self.task_id)
+
+
+def read(app: Conveyor, delivery: Delivery) -> Job:
+    """Decode and check a delivery; raises one of UNREADABLE."""
+    message = delivery.message
+    body = protocol.decode(message, app.serializer)
+    if body.task not in app.tasks:
+        raise NotRegistered(f"unknown task {body.task!r}")
+    info = {
+        "queue": delivery.queue,
+        "priority": message.priority,
+        "redelivered": delivery.delivery_count > 1,
+    }
+    return Job(body, info, delivery.delivery_count, message.headers)
+
+
+def _known_id(delivery: Delivery) -> str | None:
+    message = delivery.message
+    if message.correlation_id:
+        return message.correlation_id
+    try:
+        data = Serializer().decode(message.body, message.content_type)
+    except (ContentDisallowed, DecodeError):
+        return None
+    task_id = data.get("id") if isinstance(data, dict) else None
+    return task_id if isinstance(task_id, str) and task_id else None
+
+
+def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
+    """Dead-letter `delivery` with the reason; mark the task FAILURE when its id is known."""
+    reason = f"{type(problem).__name__}: {problem}"
+    log.error("rejecting message %s: %s", delivery.message.id, reason)
+    task_id = _known_id(delivery)
+    if task_id is not None:
+        try:
+            store_failure(app, task_id, problem)
+        except Exception:
+            log.exception("could not mark task %s FAILURE", task_id)
+    delivery.nack(requeue=False, reason=reason)
+
+
+def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:
+    """A task past its `expires` is marked REVOKED and acked, not run."""
+    log.info("task %s[%s] expired; not running it", job.message.task, job.message.id)
+    if not job.message.ignore_result:
+        app.backend.store(
+            ResultRecord(job.message.id, states.REVOKED, result="expired", date_done=now())
+        )
+    delivery.ack()

@@ -1,0 +1,91 @@
+"""Time limits inside the thread that runs a task.
+
+The soft limit raises SoftTimeLimitExceeded in the task so it can clean up. In a process
+pool child (the main thread) it is a SIGALRM timer and interrupts blocking calls too; in
+pool threads it is an asynchronous exception, raised at the task's next Python bytecode (a
+blocking C call finishes first). The hard limit kills the child process in the process pool
+(see pools.py); in threads, where nothing can be killed, it is raised like the soft one as
+TimeLimitExceeded, with the same caveat.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from conveyor.app.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    """Raise `exc_type` asynchronously in the thread with identifier `thread_id`."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+@contextmanager
+def _alarm_limit(soft: float) -> Iterator[None]:
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, soft)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextmanager
+def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
+    thread_id = threading.get_ident()
+    done = threading.Lock()  # held while the body runs; timers fire only while it is held
+    done.acquire()
+    timers = [
+        threading.Timer(seconds, _fire, (done, thread_id, exc_type))
+        for seconds, exc_type in ((soft, SoftTimeLimitExceeded), (hard, TimeLimitExceeded))
+        if seconds
+    ]
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        with _firing:
+            done.release()
+        for timer in timers:
+            timer.cancel()
+
+
+_firing = threading.Lock()
+
+
+def _fire(done: threading.Lock, thread_id: int, exc_type: type[BaseException]) -> None:
+    with _firing:
+        if done.locked():
+            raise_in_thread(thread_id, exc_type)
+
+
+@contextmanager
+def limits(
+    soft: float | None, hard: float | None, *, hard_enforced_outside: bool
+) -> Iterator[None]:
+    """Apply the limits to the body; `hard_enforced_outside` when a parent kills on `hard`."""
+    if hard_enforced_outside:
+        hard = None
+    if not soft and not hard:
+        yield
+        return
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and soft and not hard and hasattr(signal, "setitimer"):
+        with _alarm_limit(soft):
+            yield
+    else:
+        with _thread_limits(soft, hard):
+            yield

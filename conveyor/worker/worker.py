@@ -1,0 +1,156 @@
+"""The Worker: one consumer thread fetching up to the prefetch window, feeding a pool.
+
+Shutdown: the first SIGTERM/SIGINT is warm (stop fetching, give prefetched unstarted work
+back to the broker, let running tasks finish up to `worker_shutdown_timeout`); a second one
+is cold (kill what can be killed, close the connections, exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.app.base import Conveyor
+from conveyor.app.protocol import parse_time
+from conveyor.core.consumer import Consumer
+from conveyor.core.message import Delivery
+from conveyor.worker import request
+from conveyor.worker.control import ControlListener
+from conveyor.worker.pools import create_pool
+
+log = logging.getLogger("conveyor.worker")
+# A message whose eta is further ahead than this (a producer that did not use the broker's
+# delay) goes back to the broker with the remaining delay; the worker never sleeps on it.
+ETA_SLACK = 0.5
+
+
+class Worker:
+    def __init__(
+        self,
+        app: Conveyor,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        prefetch_multiplier: int | None = None,
+        hostname: str | None = None,
+        app_path: str | None = None,
+        shutdown_timeout: float | None = None,
+    ) -> None:
+        conf = app.conf
+        self.app = app
+        self.queues = list(queues or [conf.task_default_queue])
+        self.pool_kind = pool or conf.worker_pool
+        if self.pool_kind == "solo":
+            concurrency = 1
+        self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
+        multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
+        self.prefetch = max(1, self.concurrency * multiplier)
+        self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
+        self.shutdown_timeout = (
+            conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        )
+        self.pool = create_pool(self.pool_kind, app, self.hostname, self.concurrency, app_path)
+        self.consumer = Consumer(
+            app.transport, self.queues, self.on_delivery, prefetch=self.prefetch
+        )
+        self.control = ControlListener(app, self.hostname, self.pool)
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        """Check a delivery and hand it to the pool; never raises (poison never crashes)."""
+        try:
+            self._dispatch(delivery)
+        except Exception as exc:
+            log.exception("handling message %s failed", delivery.message.id)
+            if not delivery.settled:
+                try:
+                    delivery.nack(requeue=True, delay=1.0, reason=f"worker error: {exc}")
+                except Exception:
+                    log.exception("returning message %s failed", delivery.message.id)
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        try:
+            job = request.read(self.app, delivery)
+        except request.UNREADABLE as problem:
+            request.reject(self.app, delivery, problem)
+            return
+        message = job.message
+        now = time.time()
+        if message.expires is not None and parse_time(message.expires) <= now:
+            request.expire(self.app, delivery, job)
+            return
+        if message.eta is not None and (due := parse_time(message.eta)) > now + ETA_SLACK:
+            delivery.nack(requeue=True, delay=due - now, reason="eta not reached")
+            return
+        task = self.app.tasks[message.task]
+        late = self.app.conf.task_acks_late if task.acks_late is None else task.acks_late
+        self.pool.submit(request.Work(job, delivery, bool(late)))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.pool.start()
+        self._threads.append(self.consumer.start())
+        control = self.control.start()
+        if control is not None:
+            self._threads.append(control)
+        log.info(
+            "%s ready: queues %s, %s pool x%d, prefetch %d, broker %s, results %s",
+            self.hostname,
+            ",".join(self.queues),
+            self.pool_kind,
+            self.concurrency,
+            self.prefetch,
+            self.app.transport.url,
+            self.app.backend.url,
+        )
+
+    def stop(self) -> None:
+        """Warm shutdown; returns when running work finished or the timeout passed."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        log.info("warm shutdown: finishing running tasks (up to %.0f s)", self.shutdown_timeout)
+        self.consumer.stop()
+        self.control.stop()
+        for thread in self._threads:
+            thread.join(self.consumer.poll_timeout + 1.0)
+        for work in self.pool.drain():
+            work.give_back()
+        if not self.pool.join(self.shutdown_timeout):
+            log.warning("tasks still running after %.0f s; stopping them", self.shutdown_timeout)
+            self.pool.kill()
+        self.app.close()
+
+    def cold_stop(self) -> None:
+        log.warning("cold shutdown: unacked messages return to the broker")
+        self.pool.kill()
+        self.app.close()
+        os._exit(1)
+
+    def run(self) -> None:
+        """Start, then block until SIGTERM/SIGINT (the second one forces a cold shutdown)."""
+        stop_requested = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            if stop_requested.is_set():
+                self.cold_stop()
+            stop_requested.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, on_signal)
+        self.start()
+        while not stop_requested.wait(1.0):
+            pass
+        self.stop()
+        log.info("%s stopped", self.hostname)
