@@ -1,0 +1,624 @@
+"""The RabbitMQ transport (pika): ``amqp://user:pass@host[:port][;host2...]/vhost?options``.
+
+Two connections, each with its own I/O thread (see amqp_link): one publishes and
+administers, one consumes, so a broker that blocks publishers (memory or disk alarm) never
+stalls acks, and heartbeats are answered while tasks run for minutes.
+
+* Durable queues, persistent messages, a publisher confirm for every message; a batch is
+  published whole and then waits for its confirms.
+* `fetch` takes deliveries from a basic_consume buffer bounded by ``prefetch`` (qos).
+* Leases follow the connection: unacked deliveries return when it dies or closes. An ack
+  for a delivery from a dead channel raises LeaseLost and is never sent on a new channel.
+* Requeue and dead-letter republish the message (with confirms) and then ack the original,
+  carrying the count of earlier deliveries in a header. Quorum queues add their own
+  ``x-delivery-count`` for crash returns; on classic queues a broker redelivery
+  (``redelivered``) is counted by republishing it once with the count raised.
+* Delays wait in per-delay TTL queues in the broker (amqp_topology).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import ssl
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple
+
+import pika
+import pika.channel
+from pika.spec import BasicProperties
+
+from conveyor.core.errors import (
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    LeaseLost,
+    MessageTooLarge,
+)
+from conveyor.core.message import DeadLetter, Delivery, Message
+from conveyor.core.names import validate_queue_name
+from conveyor.core.retry import Backoff
+from conveyor.core.url import URL
+from conveyor.transports import amqp_codec as codec
+from conveyor.transports import amqp_topology as topo
+from conveyor.transports.amqp_confirms import Confirms, Outgoing
+from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
+from conveyor.transports.base import (
+    MAX_DELIVERIES_REASON,
+    Capabilities,
+    Transport,
+    TransportOptions,
+)
+
+PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
+
+
+@dataclass
+class AMQPOptions(TransportOptions):
+    """AMQP options (URL query).
+
+    queue_type: "classic" or "quorum".
+    prefetch: unacked deliveries the broker pushes per consumed queue (basic.qos).
+    heartbeat: seconds; default half the lease timeout, so a dead peer is noticed in time.
+    max_priority: x-max-priority of classic queues (0: no priority queues).
+    blocked_connection_timeout: seconds a publish may wait on a blocked connection.
+    confirm_timeout: seconds to wait for a broker reply before ConnectionLost.
+    connection_name: shown in the management UI and rabbitmqctl (default conveyor-<pid>).
+    """
+
+    queue_type: str = "classic"
+    prefetch: int = 10
+    heartbeat: int | None = None
+    max_priority: int = 10
+    blocked_connection_timeout: float = 30.0
+    confirm_timeout: float = 30.0
+    connection_name: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.queue_type not in ("classic", "quorum"):
+            raise ConfigurationError("queue_type must be 'classic' or 'quorum'")
+        if self.prefetch < 1:
+            raise ConfigurationError("prefetch must be at least 1")
+        if not 0 <= self.max_priority <= 255:
+            raise ConfigurationError("max_priority must be between 0 and 255")
+        if self.blocked_connection_timeout <= 0 or self.confirm_timeout <= 0:
+            raise ConfigurationError("timeouts must be positive")
+
+
+class _Tag(NamedTuple):
+    """A delivery's handle: valid only on the channel that delivered it."""
+
+    channel: pika.channel.Channel
+    delivery_tag: int
+
+
+class _Raw(NamedTuple):
+    channel: pika.channel.Channel
+    delivery_tag: int
+    redelivered: bool
+    properties: BasicProperties
+    body: bytes
+
+
+class _Inbox:
+    """Deliveries pushed by the consumer loop thread, taken by `fetch` on any thread."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.ready: defaultdict[str, deque[_Raw]] = defaultdict(deque)
+        self.consuming: dict[str, str] = {}  # queue -> consumer tag
+        self.epoch = 0
+
+    def push(self, queue: str, raw: _Raw) -> None:
+        with self.cond:
+            self.ready[queue].append(raw)
+            self.cond.notify_all()
+
+    def reset(self) -> None:
+        """The channel is gone: what it delivered will come back from the broker."""
+        with self.cond:
+            self.epoch += 1
+            self.ready.clear()
+            self.consuming.clear()
+            self.cond.notify_all()
+
+    def cancelled(self, consumer_tag: str) -> None:
+        with self.cond:
+            for queue, tag in list(self.consuming.items()):
+                if tag == consumer_tag:
+                    del self.consuming[queue]
+            self.cond.notify_all()
+
+
+class AMQPTransport(Transport):
+    """RabbitMQ through pika; see the module docstring."""
+
+    Options = AMQPOptions
+    capabilities = Capabilities(max_message_size=64 * 1024 * 1024, priorities=True)
+    options: AMQPOptions
+
+    def __new__(cls, url: URL, options: TransportOptions) -> AMQPTransport:
+        quorum = getattr(options, "queue_type", "classic") == "quorum"
+        return super().__new__(QuorumAMQPTransport if quorum else cls)
+
+    def __init__(self, url: URL, options: TransportOptions) -> None:
+        super().__init__(url, options)
+        self._lock = threading.RLock()
+        self._links: dict[str, Link | None] = {PUBLISH: None, CONSUME: None}
+        self._retry_at: dict[str, float] = {}
+        self._backoff: dict[str, Callable[[], float]] = {}
+        self._declared: dict[str, float] = {}  # name -> when (monotonic)
+        self._delay_queues: defaultdict[str, set[str]] = defaultdict(set)
+        self._confirms: dict[pika.channel.Channel, Confirms] = {}
+        self._inbox = _Inbox()
+        self._queue_arguments = topo.queue_arguments(
+            self.options.queue_type, self.options.max_priority
+        )
+        self._admin_lock = threading.Lock()
+        if not url.hosts:
+            raise ConfigurationError(f"AMQP URL {url} names no host")
+
+    # -- connections -----------------------------------------------------------------
+
+    def _parameters(self, kind: str) -> list[pika.ConnectionParameters]:
+        """One parameter set per host, tried in order (failover)."""
+        url, options = self.url, self.options
+        vhost = url.path[1:] if url.path.startswith("/") else url.path
+        tls = url.scheme == "amqps"
+        heartbeat = options.heartbeat
+        if heartbeat is None:
+            heartbeat = max(1, math.ceil(options.lease_timeout / 2))
+        name = options.connection_name or f"conveyor-{os.getpid()}"
+        return [
+            pika.ConnectionParameters(
+                host=host.name,
+                port=host.port or (5671 if tls else 5672),
+                virtual_host=vhost or "/",
+                credentials=pika.PlainCredentials(url.username or "guest", url.password or "guest"),
+                heartbeat=heartbeat,
+                blocked_connection_timeout=options.blocked_connection_timeout,
+                socket_timeout=options.connect_timeout,
+                stack_timeout=options.connect_timeout,
+                connection_attempts=1,
+                ssl_options=pika.SSLOptions(ssl.create_default_context(), host.name)
+                if tls
+                else None,
+                client_properties={"connection_name": f"{name}:{kind}", "product": "conveyor"},
+            )
+            for host in url.hosts
+        ]
+
+    def _link(self, kind: str) -> Link:
+        """The live connection of `kind` (PUBLISH or CONSUME), reconnecting with backoff."""
+        with self._lock:
+            link = self._links[kind]
+            if link is not None and link.alive:
+                return link
+            wait = self._retry_at.get(kind, 0.0) - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if link is not None:
+                link.close(0.5)
+            self._links[kind] = None
+            setups: dict[str, ChannelSetup] = {
+                PUBLISH: self._setup_publish,
+                CONSUME: self._setup_consume,
+            }
+            lost = self._publisher_lost if kind == PUBLISH else self._consumer_lost
+            try:
+                link = connect(self._parameters(kind), self.options.connect_timeout, setups, lost)
+            except BrokerUnavailable:
+                next_delay = self._backoff.setdefault(kind, Backoff(maximum=5.0).delays())
+                self._retry_at[kind] = time.monotonic() + next_delay()
+                raise
+            self._backoff.pop(kind, None)
+            self._retry_at.pop(kind, None)
+            if kind == PUBLISH:
+                self._declared.clear()
+            self._links[kind] = link
+            return link
+
+    def _setup_publish(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        confirms = self._confirms[channel] = Confirms()
+        confirms.attach(channel, ready)
+
+    def _setup_consume(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        channel.add_on_cancel_callback(
+            lambda frame: self._inbox.cancelled(frame.method.consumer_tag)
+        )
+        channel.basic_qos(prefetch_count=self.options.prefetch, callback=lambda _f: ready())
+
+    def _publisher_lost(self, role: str | None) -> None:
+        self._declared.clear()
+        if role in (None, PUBLISH):
+            self._confirms.clear()
+
+    def _consumer_lost(self, _role: str | None) -> None:
+        self._inbox.reset()
+
+    def _call(self, kind: str, role: str, work: Callable[..., None]) -> Any:
+        return self._link(kind).call(role, work, self.options.confirm_timeout)
+
+    # -- declarations ------------------------------------------------------------------
+
+    def _queue_steps(self, queue: str) -> list[Callable[[pika.channel.Channel, Any], None]]:
+        dlq = topo.dead_letter_queue(queue)
+        return [
+            _declare(queue, self._queue_arguments),
+            _declare(dlq, topo.DEAD_LETTER_ARGUMENTS),
+        ]
+
+    def _ensure(self, steps_by_name: dict[str, list[Any]], max_age: float | None = None) -> None:
+        """Declare what is not declared on the current publish link (or is too old)."""
+        now = time.monotonic()
+        todo = [
+            step
+            for name, steps in steps_by_name.items()
+            if name not in self._declared
+            or (max_age is not None and now - self._declared[name] > max_age)
+            for step in steps
+        ]
+        if todo:
+            self._call(PUBLISH, PUBLISH, lambda ch, fut: _run_steps(ch, fut, todo))
+            for name in steps_by_name:
+                self._declared[name] = now
+
+    def _route(self, queue: str, delay: float) -> tuple[str, Callable[[], None]]:
+        """The routing key to publish to for `queue` after `delay`, and its declaration."""
+        if delay <= 0:
+            return queue, lambda: self._ensure({queue: self._queue_steps(queue)})
+        ms = topo.delay_bucket(delay)
+        name = topo.delay_queue(queue, ms)
+        exchange = topo.due_exchange(queue)
+        self._delay_queues[queue].add(name)
+
+        def prepare() -> None:
+            self._ensure(
+                {
+                    queue: self._queue_steps(queue),
+                    exchange: [
+                        lambda ch, cb: ch.exchange_declare(
+                            exchange, "fanout", durable=True, callback=cb
+                        ),
+                        lambda ch, cb: ch.queue_bind(queue, exchange, callback=cb),
+                    ],
+                }
+            )
+            self._ensure(
+                {name: [_declare(name, topo.delay_arguments(queue, ms))]},
+                max_age=topo.DELAY_QUEUE_REFRESH,
+            )
+
+        return name, prepare
+
+    # -- producing -------------------------------------------------------------------
+
+    def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
+        validate_queue_name(queue)
+        routing_key, prepare = self._route(queue, delay)
+        items = []
+        limit = self.capabilities.max_message_size
+        for message in messages:
+            properties, size = codec.encode(message)
+            if size > limit:
+                raise MessageTooLarge(
+                    f"message {message.id} is {size} bytes, over the AMQP transport's limit of "
+                    f"{limit} bytes; nothing was sent"
+                )
+            items.append(("", routing_key, properties, message.body))
+        if items:
+            self._publish(items, prepare)
+
+    def _publish(self, items: list[Outgoing], prepare: Callable[[], None]) -> None:
+        """Publish and wait for every confirm; unroutable messages get one redeclared retry."""
+        pending = items
+        for _attempt in range(2):
+            prepare()
+            batch = pending
+            returned = self._call(PUBLISH, PUBLISH, partial(self._send, batch))
+            if not returned:
+                return
+            pending = [batch[i] for i in returned]
+            self._declared.clear()
+        raise BrokerError(f"{len(pending)} messages could not be routed to {pending[0][1]!r}")
+
+    def _send(self, batch: list[Outgoing], channel: pika.channel.Channel, future: Any) -> None:
+        self._confirms[channel].publish(channel, batch, future)
+
+    # -- consuming -------------------------------------------------------------------
+
+    def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
+        validate_queue_name(queue)
+        inbox = self._inbox
+        deadline = time.monotonic() + timeout
+        while True:
+            self._consume(queue)
+            with inbox.cond:
+                epoch = inbox.epoch
+                ready = inbox.ready[queue]
+                while not ready and inbox.epoch == epoch and queue in inbox.consuming:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    inbox.cond.wait(left)
+                raws = [ready.popleft() for _ in range(min(max_messages, len(ready)))]
+            deliveries = self._accept(queue, raws) if raws else []
+            if deliveries or time.monotonic() >= deadline:
+                return deliveries
+
+    def _consume(self, queue: str) -> None:
+        """Make sure the consumer link consumes `queue` (declaring it first)."""
+        link = self._link(CONSUME)
+        if queue in self._inbox.consuming:
+            return
+        epoch = self._inbox.epoch
+
+        def on_message(ch: Any, method: Any, properties: BasicProperties, body: bytes) -> None:
+            raw = _Raw(ch, method.delivery_tag, method.redelivered, properties, body)
+            self._inbox.push(queue, raw)
+
+        def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
+            ch.queue_declare(queue, durable=True, arguments=self._queue_arguments)
+            tag = ch.basic_consume(queue, on_message, callback=reply(fut))
+            with self._inbox.cond:
+                if self._inbox.epoch == epoch:
+                    self._inbox.consuming[queue] = tag
+
+        link.call(CONSUME, work, self.options.confirm_timeout)
+
+    def _count(self, raw: _Raw) -> int:
+        """The delivery count of `raw`, this delivery included."""
+        return codec.previous_deliveries(raw.properties) + 1
+
+    def _counted_by_broker(self, raw: _Raw) -> bool:
+        """Whether the count of `raw` already includes broker redeliveries (quorum only)."""
+        return not raw.redelivered
+
+    def _accept(self, queue: str, raws: list[_Raw]) -> list[Delivery]:
+        """Deliveries for the caller; settles internally those that must not be handed out.
+
+        A classic queue only flags a broker redelivery (a consumer died holding it), so
+        such a message is republished once with that delivery counted and acked; its next
+        delivery then carries the exact count.
+        """
+        deliveries = []
+        limit = self.options.max_deliveries
+        for raw in raws:
+            message = codec.decode(raw.properties, raw.body)
+            count = self._count(raw)
+            tag = _Tag(raw.channel, raw.delivery_tag)
+            if not self._counted_by_broker(raw):
+                requeue = count < limit
+                reason = "" if requeue else MAX_DELIVERIES_REASON
+                self._move(queue, message, tag, count, requeue, 0.0, reason)
+            elif count > limit:
+                self._move(queue, message, tag, count - 1, False, 0.0, MAX_DELIVERIES_REASON)
+            else:
+                deliveries.append(Delivery(self, queue, message, count, tag))
+        return deliveries
+
+    def _held_tag(self, delivery: Delivery) -> _Tag:
+        tag: _Tag = delivery.tag
+        link = self._links[CONSUME]
+        if link is None or not link.alive or link.channel(CONSUME) is not tag.channel:
+            raise LeaseLost(
+                f"message {delivery.message.id}: its channel is gone; the broker redelivers it"
+            )
+        return tag
+
+    def ack(self, delivery: Delivery) -> None:
+        self._settle(self._held_tag(delivery))
+
+    def _settle(self, tag: _Tag) -> None:
+        """Ack on the delivering channel only: a tag is meaningless on any other."""
+        link = self._links[CONSUME]
+
+        def send() -> None:
+            if tag.channel.is_open:
+                tag.channel.basic_ack(tag.delivery_tag)
+
+        if link is None or not link.later(send):
+            raise LeaseLost("the consumer connection is gone; the broker redelivers the message")
+
+    def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
+        tag = self._held_tag(delivery)
+        count = delivery.delivery_count
+        if requeue and count >= self.options.max_deliveries:
+            requeue, reason = False, MAX_DELIVERIES_REASON
+        self._move(delivery.queue, delivery.message, tag, count, requeue, delay, reason)
+
+    def _move(
+        self,
+        queue: str,
+        message: Message,
+        tag: _Tag,
+        count: int,
+        requeue: bool,
+        delay: float,
+        reason: str,
+    ) -> None:
+        """Republish (requeue after `delay`, or dead-letter) with confirms, then ack `tag`."""
+        if requeue:
+            routing_key, prepare = self._route(queue, delay)
+            properties, _ = codec.encode(message, previous=count)
+        else:
+            routing_key = topo.dead_letter_queue(queue)
+            prepare = lambda: self._ensure({queue: self._queue_steps(queue)})  # noqa: E731
+            properties, _ = codec.encode(message, previous=count, dead=(reason, time.time()))
+        self._publish([("", routing_key, properties, message.body)], prepare)
+        with contextlib.suppress(LeaseLost):  # the original comes back: a duplicate, not a loss
+            self._settle(tag)
+
+    # -- administration -------------------------------------------------------------
+
+    def size(self, queue: str) -> int:
+        validate_queue_name(queue)
+        count: int = self._call(
+            PUBLISH,
+            PUBLISH,
+            lambda ch, fut: ch.queue_declare(
+                queue,
+                durable=True,
+                arguments=self._queue_arguments,
+                callback=reply(fut, lambda f: f.method.message_count),
+            ),
+        )
+        return count
+
+    def purge(self, queue: str) -> int:
+        validate_queue_name(queue)
+        self._ensure({queue: self._queue_steps(queue)})
+        count: int = self._call(
+            PUBLISH,
+            PUBLISH,
+            lambda ch, fut: ch.queue_purge(
+                queue, callback=reply(fut, lambda f: f.method.message_count)
+            ),
+        )
+        return count
+
+    def delete(self, queue: str) -> None:
+        validate_queue_name(queue)
+        names = [queue, topo.dead_letter_queue(queue), *sorted(self._delay_queues.pop(queue, ()))]
+        exchange = topo.due_exchange(queue)
+        steps = [_delete(name) for name in names]
+        steps.append(lambda ch, cb: ch.exchange_delete(exchange, callback=cb))
+        self._call(PUBLISH, PUBLISH, lambda ch, fut: _run_steps(ch, fut, steps))
+        for name in (*names, exchange):
+            self._declared.pop(name, None)
+
+    def _browse(self, queue: str, limit: int | None) -> list[_Raw]:
+        """Get (without ack) up to `limit` dead letters of `queue`, on the admin channel.
+
+        The caller must `_release` them: acked ones leave, the others return in place.
+        """
+        dlq = topo.dead_letter_queue(queue)
+        self._ensure({queue: self._queue_steps(queue)})
+
+        def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
+            got: list[_Raw] = []
+            ch.add_callback(lambda _frame: resolve(fut, got), [pika.spec.Basic.GetEmpty])
+
+            def take(left: int) -> None:
+                if left <= 0:
+                    resolve(fut, got)
+                    return
+
+                def on_get(ch: Any, method: Any, properties: Any, body: bytes) -> None:
+                    got.append(_Raw(ch, method.delivery_tag, False, properties, body))
+                    take(left - 1)
+
+                ch.basic_get(dlq, on_get)
+
+            def on_count(frame: Any) -> None:
+                count = frame.method.message_count
+                take(count if limit is None else min(count, limit))
+
+            ch.queue_declare(
+                dlq, durable=True, arguments=topo.DEAD_LETTER_ARGUMENTS, callback=on_count
+            )
+
+        return list(self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout))
+
+    def _release(self, acked: list[_Raw], returned: list[_Raw]) -> None:
+        """Ack the replayed gets and put the others back where they were."""
+        link = self._link(PUBLISH)
+
+        def send() -> None:
+            for raw in acked:
+                if raw.channel.is_open:
+                    raw.channel.basic_ack(raw.delivery_tag)
+            for raw in returned:
+                if raw.channel.is_open:
+                    raw.channel.basic_nack(raw.delivery_tag, requeue=True)
+
+        link.later(send)
+
+    def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
+        validate_queue_name(queue)
+        with self._admin_lock:
+            raws = self._browse(queue, limit)
+            self._release([], raws)
+        letters = []
+        for raw in raws:
+            reason, dead_at = codec.dead_letter_info(raw.properties)
+            message = codec.decode(raw.properties, raw.body)
+            count = codec.previous_deliveries(raw.properties)
+            letters.append(DeadLetter(message, queue, reason, dead_at, count))
+        return letters
+
+    def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
+        validate_queue_name(queue)
+        wanted = None if ids is None else set(ids)
+        with self._admin_lock:
+            return self._replay(queue, wanted)
+
+    def _replay(self, queue: str, wanted: set[str] | None) -> int:
+        raws = self._browse(queue, None)
+        chosen, kept, items = [], [], []
+        for raw in raws:
+            message = codec.decode(raw.properties, raw.body)
+            if wanted is None or message.id in wanted:
+                chosen.append(raw)
+                items.append(("", queue, codec.encode(message)[0], raw.body))
+            else:
+                kept.append(raw)
+        try:
+            if items:
+                self._publish(items, lambda: self._ensure({queue: self._queue_steps(queue)}))
+        except BaseException:
+            self._release([], raws)
+            raise
+        self._release(chosen, kept)
+        return len(chosen)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close both connections: unacked deliveries go back to their queues at once."""
+        with self._lock:
+            links = [link for link in self._links.values() if link is not None]
+            self._links = {PUBLISH: None, CONSUME: None}
+        for link in links:
+            link.close()
+        self._inbox.reset()
+
+
+class QuorumAMQPTransport(AMQPTransport):
+    """``?queue_type=quorum``: replicated queues; no priorities (RabbitMQ 3.x)."""
+
+    capabilities = Capabilities(max_message_size=64 * 1024 * 1024, priorities=False)
+
+    def _count(self, raw: _Raw) -> int:
+        returns = (raw.properties.headers or {}).get("x-delivery-count", 0)
+        return super()._count(raw) + (returns if isinstance(returns, int) else 0)
+
+    def _counted_by_broker(self, raw: _Raw) -> bool:
+        return True
+
+
+def _declare(name: str, arguments: dict[str, Any]) -> Callable[[pika.channel.Channel, Any], None]:
+    return lambda ch, cb: ch.queue_declare(name, durable=True, arguments=arguments, callback=cb)
+
+
+def _delete(name: str) -> Callable[[pika.channel.Channel, Any], None]:
+    return lambda ch, cb: ch.queue_delete(name, callback=cb)
+
+
+def _run_steps(
+    channel: pika.channel.Channel,
+    future: Future[Any],
+    steps: list[Callable[[pika.channel.Channel, Any], None]],
+) -> None:
+    """Send every step at once (pika queues its RPCs); done when the last one replies."""
+    for step in steps[:-1]:
+        step(channel, None)
+    steps[-1](channel, reply(future))

@@ -1,0 +1,71 @@
+"""Names and arguments of the RabbitMQ objects behind one conveyor queue.
+
+For a queue ``q`` (names pass conveyor's validator, and ``conveyor.`` is reserved there,
+so these never collide with user queues):
+
+* ``q``: durable, classic (with ``x-max-priority``) or quorum.
+* ``conveyor.dlq.q``: its dead letters, a durable classic queue.
+* ``conveyor.due.q``: a fanout exchange bound to ``q``, where delayed messages land.
+* ``conveyor.delay.q.<ms>``: one queue per distinct delay. Every message in it has the same
+  TTL, so they expire in arrival order, and a short delay never waits behind a long one in
+  another delay queue. Expired messages are dead-lettered to ``conveyor.due.q``. Unused delay
+  queues disappear after their TTL plus a minute (``x-expires``).
+
+Deleting ``q`` deletes ``conveyor.due.q`` too, so delayed messages that come due afterwards
+are dropped by the broker instead of reappearing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+DELAY_QUEUE_GRACE_MS = 60_000
+# A delay queue is redeclared (renewing its x-expires) when its last declaration is older:
+# any message published to it is then due well before the queue can expire.
+DELAY_QUEUE_REFRESH = 10.0
+_FINE_LIMIT_MS = 100_000
+
+
+def dead_letter_queue(queue: str) -> str:
+    return f"conveyor.dlq.{queue}"
+
+
+def due_exchange(queue: str) -> str:
+    return f"conveyor.due.{queue}"
+
+
+def delay_queue(queue: str, delay_ms: int) -> str:
+    return f"conveyor.delay.{queue}.{delay_ms}"
+
+
+def delay_bucket(delay: float) -> int:
+    """`delay` seconds as whole milliseconds, rounded UP so nothing is delivered early.
+
+    Up to 100 s the step is 10 ms; beyond, three significant digits (at most 1% late),
+    which bounds how many distinct delay queues jittered retry delays can create.
+    """
+    ms = math.ceil(delay * 1000)
+    step = 10 if ms <= _FINE_LIMIT_MS else 10 ** (len(str(ms)) - 3)
+    return -(-ms // step) * step
+
+
+def queue_arguments(queue_type: str, max_priority: int) -> dict[str, Any]:
+    if queue_type == "quorum":
+        return {"x-queue-type": "quorum"}
+    arguments: dict[str, Any] = {"x-queue-type": "classic"}
+    if max_priority:
+        arguments["x-max-priority"] = max_priority
+    return arguments
+
+
+DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "classic"}
+
+
+def delay_arguments(queue: str, delay_ms: int) -> dict[str, Any]:
+    return {
+        "x-queue-type": "classic",
+        "x-message-ttl": delay_ms,
+        "x-dead-letter-exchange": due_exchange(queue),
+        "x-expires": delay_ms + DELAY_QUEUE_GRACE_MS,
+    }
