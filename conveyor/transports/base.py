@@ -116,6 +116,11 @@ class Transport(ABC):
     def ack(self, delivery: Delivery) -> None:
         """Remove the delivered message for good. Called through `Delivery.ack`."""
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack each delivery (settling it); transports that can batch do it in one round trip."""
+        for delivery in deliveries:
+            delivery.ack()
+
     @abstractmethod
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
         """Requeue (after `delay`) or dead-letter with `reason`. Called through `Delivery.nack`."""
