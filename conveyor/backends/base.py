@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from conveyor.backends.errors import ResultTooLarge, describe_exception
 from conveyor.core.errors import ConfigurationError, DecodeError, EncodeError
@@ -32,6 +32,7 @@ SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
+T = TypeVar("T")
 
 
 @dataclass
@@ -178,17 +179,24 @@ class ResultBackend(ABC):
         return min(configured, self.max_value_size) if configured else self.max_value_size
 
     def encode(self, record: ResultRecord) -> tuple[ResultRecord, bytes]:
-        """The record to write and its bytes, after the size check.
-
-        A ready record over the limit is replaced by a FAILURE naming ResultTooLarge; a
-        non-ready one raises ResultTooLarge.
-        """
+        """The record to write and its bytes, after the size check (see `too_large`)."""
         data = record.to_bytes()
         if len(data) <= self.value_limit:
             return record, data
+        return self.too_large(record, len(data), self.value_limit)
+
+    def too_large(
+        self, record: ResultRecord, size: int, limit: int | None
+    ) -> tuple[ResultRecord, bytes]:
+        """What to write instead of `record`, `size` bytes over `limit` (None: the server's).
+
+        A ready record becomes a FAILURE naming ResultTooLarge; a non-ready one raises
+        ResultTooLarge (nothing is written), so a huge PROGRESS cannot end a running task.
+        """
+        where = f"the {limit} byte limit" if limit else "the server's item size limit"
         problem = ResultTooLarge(
-            f"result of task {record.task_id} is {len(data)} bytes, over the "
-            f"{self.value_limit} byte limit of {type(self).__name__}"
+            f"result of task {record.task_id} is {size} bytes, over {where} of "
+            f"{type(self).__name__}"
         )
         if not record.ready:
             raise problem
@@ -201,7 +209,7 @@ class ResultBackend(ABC):
             date_done=record.date_done or now(),
         )
         data = failure.to_bytes()
-        if len(data) > self.value_limit:
+        if len(data) > (limit or self.value_limit):
             raise problem
         return failure, data
 
@@ -243,6 +251,42 @@ class Watch:
             if self.on_message is not None:
                 self.on_message(record)
         return record.ready
+
+
+def marked(record: ResultRecord, data: bytes) -> bytes:
+    """`data` behind one marker byte telling whether the record is ready.
+
+    Key-value stores keep records this way so that an atomic check of the stored state
+    (a Lua GETRANGE, a gets/cas loop) needs no JSON decoding.
+    """
+    return (READY_MARK if record.ready else NOT_READY_MARK) + data
+
+
+def unmarked(value: bytes | str | None) -> ResultRecord | None:
+    """The record behind a marker byte; None for None."""
+    return None if value is None else ResultRecord.from_bytes(value[1:])
+
+
+READY_MARK, NOT_READY_MARK = b"R", b"N"
+
+
+def call_idempotent(
+    operation: Callable[[], T],
+    transient: tuple[type[BaseException], ...],
+    permanent: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Run an operation that is safe to repeat, once more after a `transient` error.
+
+    A pooled connection may have died since its last use (a server restart); the second
+    attempt gets a fresh one. Errors in `permanent` (bad credentials) are never repeated.
+    """
+    try:
+        return operation()
+    except permanent:
+        raise
+    except transient:
+        time.sleep(0.05)
+        return operation()
 
 
 class ResultTimeout(TimeoutError):

@@ -28,6 +28,9 @@ from conveyor.backends.base import (
     ResultRecord,
     ResultTimeout,
     Watch,
+    call_idempotent,
+    marked,
+    unmarked,
 )
 from conveyor.core.errors import (
     AuthenticationFailed,
@@ -41,7 +44,7 @@ T = TypeVar("T")
 RESULT_PREFIX = "conveyor-result:"
 CHANNEL_PREFIX = "conveyor-result-events:"
 COUNTER_PREFIX = "conveyor-counter:"
-READY, NOT_READY = b"R", b"N"
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
 
 # KEYS[1] record key; ARGV[1] marker+record, ARGV[2] expiry in ms (0: never), ARGV[3] channel.
@@ -56,10 +59,6 @@ end
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 """
-
-
-def _decode(value: bytes | str | None) -> ResultRecord | None:
-    return None if value is None else ResultRecord.from_bytes(value[1:])
 
 
 class RedisBackend(ResultBackend):
@@ -101,21 +100,14 @@ class RedisBackend(ResultBackend):
             raise BackendError(f"{what} on {self.url}: {redact(str(exc))}") from exc
 
     def _idempotent(self, what: str, operation: Callable[[], T]) -> T:
-        """Run an operation that is safe to repeat, retrying once on a dropped connection."""
         with self._errors(what):
-            try:
-                return operation()
-            except (redis.AuthenticationError, redis.ResponseError):
-                raise
-            except (redis.ConnectionError, redis.TimeoutError):
-                time.sleep(0.05)
-                return operation()
+            return call_idempotent(operation, _TRANSIENT, (redis.AuthenticationError,))
 
     # -- the contract ----------------------------------------------------------------
 
     def store(self, record: ResultRecord) -> bool:
         record, data = self.encode(record)
-        value = (READY if record.ready else NOT_READY) + data
+        value = marked(record, data)
         ttl_ms = round(self.options.result_expires * 1000)
         task_id = record.task_id
         keys = [RESULT_PREFIX + task_id]
@@ -123,7 +115,7 @@ class RedisBackend(ResultBackend):
         return bool(self._idempotent("store", lambda: self._store_script(keys=keys, args=args)))
 
     def get(self, task_id: str) -> ResultRecord | None:
-        return _decode(self._idempotent("get", lambda: self._client.get(RESULT_PREFIX + task_id)))
+        return unmarked(self._idempotent("get", lambda: self._client.get(RESULT_PREFIX + task_id)))
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
         ids = list(dict.fromkeys(task_ids))
@@ -131,7 +123,7 @@ class RedisBackend(ResultBackend):
             return {}
         keys = [RESULT_PREFIX + task_id for task_id in ids]
         values = self._idempotent("get_many", lambda: self._client.mget(keys))
-        return {task_id: _decode(value) for task_id, value in zip(ids, values, strict=True)}
+        return {task_id: unmarked(value) for task_id, value in zip(ids, values, strict=True)}
 
     def forget(self, task_id: str) -> None:
         self._idempotent("forget", lambda: self._client.delete(RESULT_PREFIX + task_id))
@@ -196,7 +188,7 @@ class RedisBackend(ResultBackend):
     def _record_of(message: dict[str, Any] | None) -> ResultRecord | None:
         if message is None or message.get("type") != "message":
             return None
-        return _decode(message["data"])
+        return unmarked(message["data"])
 
     def close(self) -> None:
         with self._errors("close"):

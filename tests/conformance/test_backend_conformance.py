@@ -19,3 +19,10 @@ class TestRedisBackendConformance(BackendContract):
     @classmethod
     def backend_url(cls, redis_url: str) -> str:
         return redis_url
+
+
+class TestMemcachedBackendConformance(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend_url(cls, memcached_url: str) -> str:
+        return memcached_url
