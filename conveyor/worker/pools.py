@@ -30,6 +30,8 @@ class Pool(ABC):
         self.concurrency = concurrency
         self._active: dict[int, Work] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._unstarted: list[Work] = []
 
     def start(self) -> None:
         """Start threads or children; called once before the first `submit`."""
@@ -37,9 +39,15 @@ class Pool(ABC):
     @abstractmethod
     def submit(self, work: Work) -> None: ...
 
+    def close(self) -> None:
+        """Start no more work: what arrives from now on waits for `drain`."""
+        self._closing.set()
+
     def drain(self) -> list[Work]:
         """Remove and return the work not yet started."""
-        return []
+        with self._lock:
+            taken, self._unstarted = self._unstarted, []
+        return taken
 
     @abstractmethod
     def join(self, timeout: float) -> bool:
@@ -72,6 +80,9 @@ class Pool(ABC):
 
     def _process(self, slot: int, work: Work) -> None:
         with self._lock:
+            if self._closing.is_set():
+                self._unstarted.append(work)
+                return
             self._active[slot] = work
         try:
             work.begin()
@@ -134,7 +145,7 @@ class ThreadPool(Pool):
         self._queue.put(work)
 
     def drain(self) -> list[Work]:
-        taken: list[Work] = []
+        taken = super().drain()
         while True:
             try:
                 item = self._queue.get_nowait()

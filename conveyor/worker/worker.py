@@ -121,6 +121,7 @@ class Worker:
             return
         self._stopping.set()
         log.info("warm shutdown: finishing running tasks (up to %.0f s)", self.shutdown_timeout)
+        self.pool.close()
         self.consumer.stop()
         self.control.stop()
         for thread in self._threads:
