@@ -13,14 +13,12 @@ the same file cannot both succeed, so a message is never handed out twice.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
 import shutil
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -39,9 +37,9 @@ from conveyor.transports.base import (
     TransportOptions,
 )
 from conveyor_spool.files import fsync_directory, names, read, write_atomic
+from conveyor_spool.lease import LOCK, Lease, reap
 from conveyor_spool.names import Entry, stamp
 
-LOCK = ".lock"  # queue names cannot start with '.', so this never clashes with a queue
 REASON = ".reason"
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,15 +47,11 @@ R = TypeVar("R")
 
 @dataclass
 class SpoolOptions(TransportOptions):
-    """The common options, plus (settable as ``spool:///dir?poll_interval=0.02``):
-
-    poll_interval: seconds between looks at a queue with nothing due. It bounds both the
-        idle CPU (a directory listing per look) and the extra latency of a new message.
-    fsync: make each publish durable (file and directory fsync) before it returns.
-    """
+    """The common options, plus ``poll_interval`` (``spool:///dir?poll_interval=0.02``):
+    seconds between looks at a queue with nothing due. It bounds both the idle CPU (one
+    directory listing per look) and the extra latency of a new message."""
 
     poll_interval: float = 0.05
-    fsync: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -81,33 +75,6 @@ def _os_errors(method: Callable[P, R]) -> Callable[P, R]:
 def _move(source: str, directory: str, name: str) -> None:
     os.makedirs(directory, exist_ok=True)
     os.rename(source, os.path.join(directory, name))
-
-
-class _Lease:
-    """A consumer's hold on its messages, alive exactly as long as the consumer's process.
-
-    The consumer keeps an exclusive flock on ``consumers/<id>/.lock``. The kernel drops a
-    flock when its process dies, however it dies (SIGKILL included), so "can I flock it?"
-    is an exact liveness test: no heartbeat, no clock, a long task never loses its lease.
-    """
-
-    def __init__(self, consumers: str, staging: str) -> None:
-        self.id = uuid.uuid4().hex
-        building = os.path.join(staging, self.id)
-        os.mkdir(building)
-        self.fd = os.open(os.path.join(building, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        # Renamed into consumers/ already locked: a reaper never sees it unlocked.
-        self.path = os.path.join(consumers, self.id)
-        os.rename(building, self.path)
-
-
-def _owner_is_dead(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 class SpoolTransport(Transport):
@@ -135,9 +102,8 @@ class SpoolTransport(Transport):
         except OSError as exc:
             raise BrokerUnavailable(f"cannot use spool directory {url.path!r}: {exc}") from exc
         self._lock = threading.Lock()
-        self._lease: _Lease | None = None
+        self._lease: Lease | None = None
         self._next_reap = 0.0
-        _transports.add(self)
 
     def _queued(self, queue: str) -> str:
         return os.path.join(self._queues, queue, "queued")
@@ -159,9 +125,8 @@ class SpoolTransport(Transport):
         os.makedirs(queued, exist_ok=True)
         for data in packed:
             path = os.path.join(queued, Entry.new(delay).name)
-            write_atomic(self._staging, path, data, fsync=self.options.fsync)
-        if self.options.fsync:
-            fsync_directory(queued)
+            write_atomic(self._staging, path, data, fsync=True)
+        fsync_directory(queued)  # publish returns only once the messages survive a crash
 
     # -- consuming -------------------------------------------------------------------
 
@@ -171,8 +136,9 @@ class SpoolTransport(Transport):
         deadline = time.monotonic() + timeout
         while True:
             if time.monotonic() >= self._next_reap:
+                # A dead consumer's messages come back within a quarter of lease_timeout.
                 self._next_reap = time.monotonic() + self.options.lease_timeout / 4
-                self._reap()
+                reap(self._consumers, self._return_held)
             deliveries = self._claim(queue, max_messages)
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
@@ -199,10 +165,10 @@ class SpoolTransport(Transport):
             taken.append(Delivery(self, queue, message, entry.deliveries + 1, held))
         return taken
 
-    def _current_lease(self) -> _Lease:
+    def _current_lease(self) -> Lease:
         with self._lock:
-            if self._lease is None:
-                self._lease = _Lease(self._consumers, self._staging)
+            if self._lease is None or not self._lease.mine:
+                self._lease = Lease(self._consumers, self._staging)
             return self._lease
 
     @_os_errors
@@ -256,28 +222,6 @@ class SpoolTransport(Transport):
                 for name in names(os.path.join(consumer_dir, queue)):
                     held = os.path.join(consumer_dir, queue, name)
                     self._requeue(held, queue, Entry.parse(name), 0.0)
-
-    def _reap(self) -> None:
-        """Give back the messages of consumers whose process is gone (their flock is free).
-
-        Reaping one consumer happens under its lock, so two reapers never race on it; the
-        second to get the lock finds the directory already gone.
-        """
-        mine = self._lease.id if self._lease is not None else None
-        for owner in names(self._consumers):
-            if owner == mine:
-                continue
-            path = os.path.join(self._consumers, owner)
-            try:
-                fd = os.open(os.path.join(path, LOCK), os.O_RDWR)
-            except FileNotFoundError:
-                continue  # another reaper is removing it
-            try:
-                if _owner_is_dead(fd):
-                    self._return_held(path)
-                    shutil.rmtree(path, ignore_errors=True)
-            finally:
-                os.close(fd)
 
     # -- administration -------------------------------------------------------------
 
@@ -349,30 +293,5 @@ class SpoolTransport(Transport):
         """Return the messages this consumer holds, then let go of its lock."""
         with self._lock:
             lease, self._lease = self._lease, None
-        if lease is not None:
-            try:
-                self._return_held(lease.path)
-                shutil.rmtree(lease.path)
-            finally:
-                os.close(lease.fd)
-
-    def _forget_lease(self) -> None:
-        lease, self._lease, self._lock = self._lease, None, threading.Lock()
-        if lease is not None:
-            os.close(lease.fd)
-
-
-_transports: weakref.WeakSet[SpoolTransport] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child must not keep its parent's consumer alive: drop the inherited locks.
-
-    (flock locks belong to the open file, which fork shares. The parent's own descriptor
-    still holds the lock; only the child's copy is closed.)
-    """
-    for transport in list(_transports):
-        transport._forget_lease()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+        if lease is not None and lease.mine:
+            lease.release(self._return_held)
