@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from conveyor.cli.conformance import conformance, transports
+from conveyor.cli.tasks import COMMANDS as TASK_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,3 +18,5 @@ def main(ctx: click.Context, app_path: str | None) -> None:
 
 main.add_command(transports)
 main.add_command(conformance)
+for _command in TASK_COMMANDS:
+    main.add_command(_command)

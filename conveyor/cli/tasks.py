@@ -1,0 +1,221 @@
+"""Task commands: worker, call, result, purge, queues, dead, inspect (all need -A)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from conveyor.app.base import Conveyor
+from conveyor.app.loader import load_app
+from conveyor.core.errors import ConveyorError
+
+
+def _app(ctx: click.Context) -> Conveyor:
+    path = (ctx.obj or {}).get("app_path")
+    if not path:
+        raise click.UsageError(
+            "name the app with -A module[:attribute], e.g. conveyor -A tasks worker"
+        )
+    try:
+        return load_app(path)
+    except ConveyorError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """-Q a,b -Q c -> [a, b, c]."""
+    return [name for value in values for name in value.split(",") if name]
+
+
+def _json_option(text: str, kind: type, what: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=what) from None
+    if not isinstance(value, kind):
+        raise click.BadParameter(f"must be a JSON {kind.__name__}", param_hint=what)
+    return value
+
+
+def _known_queues(app: Conveyor) -> list[str]:
+    """The default queue, every task's own queue and the dict routes' queues."""
+    found = {app.conf.task_default_queue}
+    found.update(task.queue for task in app.tasks.values() if task.queue)
+    routes = app.conf.task_routes
+    for route in routes if isinstance(routes, (list, tuple)) else [routes]:
+        if isinstance(route, dict):
+            for target in route.values():
+                found.add(target if isinstance(target, str) else target.get("queue"))
+    return sorted(q for q in found if q)
+
+
+@click.command()
+@click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
+@click.option("-c", "--concurrency", type=int, default=None, help="Pool size (default: CPUs).")
+@click.option("-P", "--pool", type=click.Choice(["threads", "processes", "solo"]), default=None)
+@click.option("-Q", "--queues", multiple=True, help="Queues to consume (comma separated).")
+@click.option(
+    "--prefetch-multiplier", type=int, default=None, help="Prefetch = this x concurrency."
+)
+@click.option("-n", "--hostname", default=None, help="Worker name (default conveyor.PID@host).")
+@click.option("--shutdown-timeout", type=float, default=None, help="Warm shutdown deadline (s).")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    loglevel: str,
+    concurrency: int | None,
+    pool: str | None,
+    queues: tuple[str, ...],
+    prefetch_multiplier: int | None,
+    hostname: str | None,
+    shutdown_timeout: float | None,
+) -> None:
+    """Run a worker until SIGTERM (warm shutdown; a second signal is cold)."""
+    from conveyor.utils.log import setup_logging
+    from conveyor.worker.worker import Worker
+
+    setup_logging(loglevel)
+    app = _app(ctx)
+    try:
+        Worker(
+            app,
+            queues=_split(queues) or None,
+            concurrency=concurrency,
+            pool=pool,
+            prefetch_multiplier=prefetch_multiplier,
+            hostname=hostname,
+            app_path=ctx.obj["app_path"],
+            shutdown_timeout=shutdown_timeout,
+        ).run()
+    except ConveyorError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@click.argument("name")
+@click.option("--args", "args_text", default="[]", help="Positional arguments as a JSON list.")
+@click.option("--kwargs", "kwargs_text", default="{}", help="Keyword arguments as a JSON object.")
+@click.option("--countdown", type=float, default=None, help="Seconds before it may run.")
+@click.option("--queue", default=None, help="Queue (default: the task's route).")
+@click.pass_context
+def call(
+    ctx: click.Context,
+    name: str,
+    args_text: str,
+    kwargs_text: str,
+    countdown: float | None,
+    queue: str | None,
+) -> None:
+    """Send task NAME and print its id."""
+    app = _app(ctx)
+    args = _json_option(args_text, list, "--args")
+    kwargs = _json_option(kwargs_text, dict, "--kwargs")
+    try:
+        result = app.send_task(name, args, kwargs, countdown=countdown, queue=queue)
+    except ConveyorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.id)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--wait", is_flag=True, help="Wait until the task is ready.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this.")
+@click.pass_context
+def result(ctx: click.Context, task_id: str, wait: bool, timeout: float | None) -> None:
+    """Print a task's state and result (as JSON)."""
+    app = _app(ctx)
+    handle = app.AsyncResult(task_id)
+    try:
+        if wait:
+            handle.get(timeout=timeout, propagate=False)
+        state = handle.state
+        record = app.backend.get(task_id)
+    except (ConveyorError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(state)
+    if record is not None and record.result is not None:
+        click.echo(json.dumps(record.result))
+    if record is not None and record.traceback:
+        click.echo(record.traceback.rstrip())
+
+
+@click.command()
+@click.option("-Q", "--queues", multiple=True, required=True, help="Queues to purge.")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge(ctx: click.Context, queues: tuple[str, ...], force: bool) -> None:
+    """Remove the ready messages of the queues (delayed and held ones stay)."""
+    app = _app(ctx)
+    names = _split(queues)
+    if not force:
+        click.confirm(f"Remove every ready message from {', '.join(names)}?", abort=True)
+    for name in names:
+        click.echo(f"{name}: {app.transport.purge(name)} removed")
+
+
+@click.command()
+@click.option("-Q", "--queues", multiple=True, help="Queues (default: those the app names).")
+@click.pass_context
+def queues(ctx: click.Context, queues: tuple[str, ...]) -> None:
+    """Print each queue's ready size and dead-letter count."""
+    app = _app(ctx)
+    click.echo(f"{'queue':<30} {'ready':>8} {'dead':>8}")
+    for name in _split(queues) or _known_queues(app):
+        dead = len(app.transport.dead_letters(name, limit=10_000))
+        click.echo(f"{name:<30} {app.transport.size(name):>8} {dead:>8}")
+
+
+@click.group()
+def dead() -> None:
+    """List or replay dead letters."""
+
+
+@dead.command("list")
+@click.option("-Q", "--queue", required=True)
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.pass_context
+def dead_list(ctx: click.Context, queue: str, limit: int) -> None:
+    """Print the oldest dead letters of a queue with their reasons."""
+    app = _app(ctx)
+    for letter in app.transport.dead_letters(queue, limit=limit):
+        task_id = letter.message.correlation_id or "-"
+        click.echo(
+            f"{letter.message.id}  task={task_id}  deliveries={letter.delivery_count}  "
+            f"reason={letter.reason}"
+        )
+
+
+@dead.command("replay")
+@click.option("-Q", "--queue", required=True)
+@click.option("--id", "ids", multiple=True, help="Message ids to replay (default: all).")
+@click.pass_context
+def dead_replay(ctx: click.Context, queue: str, ids: tuple[str, ...]) -> None:
+    """Move dead letters back to their queue."""
+    app = _app(ctx)
+    count = app.transport.replay_dead_letters(queue, ids=list(ids) or None)
+    click.echo(f"{count} replayed")
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["registered", "active", "ping"]))
+@click.option("--timeout", type=float, default=1.0, show_default=True)
+@click.pass_context
+def inspect(ctx: click.Context, what: str, timeout: float) -> None:
+    """Ask live workers (needs a transport with broadcast)."""
+    app = _app(ctx)
+    if not app.transport.capabilities.broadcast:
+        raise click.ClickException(
+            f"{type(app.transport).__name__} has no broadcast capability, so live workers "
+            "cannot be asked; use `conveyor queues` and the result backend instead"
+        )
+    replies = getattr(app.control.inspect(timeout), what)()
+    if not replies:
+        raise click.ClickException(f"no worker replied within {timeout} s")
+    for hostname, reply in sorted(replies.items()):
+        click.echo(f"{hostname}: {json.dumps(reply)}")
+
+
+COMMANDS = (worker, call, result, purge, queues, dead, inspect)
