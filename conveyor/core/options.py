@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _convert(name: str, text: str, kind: Any) -> Any:
     origin = typing.get_origin(kind)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if text.lower() in ("", "none", "null"):
             return None
