@@ -139,14 +139,17 @@ class _Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self._interval):
+        wait = self._interval
+        while not self.stopped.wait(wait):
             transport = self._transport()
             if transport is None:
                 return
             try:
                 transport._renew_leases()
+                wait = self._interval
             except ConveyorError as exc:
-                log.warning("lease renewal failed, will retry: %s", exc)
+                wait = min(self._interval, max(0.05, wait / 4))  # retry soon, lease is ticking
+                log.warning("lease renewal failed, retrying in %.2f s: %s", wait, exc)
             del transport
 
 
@@ -253,6 +256,9 @@ class RedisTransport(Transport):
             "socket_timeout": options.socket_timeout,
             "socket_keepalive": True,
             "retry": Retry(NoBackoff(), 0),  # a blind retry could run a script twice
+            # RESP2: with RESP3, redis-py 8 skips its check for connections closed while idle
+            # in the pool, so the first command after a cut connection would fail.
+            "protocol": 2,
         }
         if url.scheme == "rediss":
             kwargs.update(
@@ -477,8 +483,8 @@ class RedisTransport(Transport):
                 delivery.ack()
         finally:
             self._local.batch = None
-        if batch:
-            self._ack_now(batch)
+            if batch:  # also when a delivery was already settled: the others still go
+                self._ack_now(batch)
 
     def _ack_now(self, deliveries: list[Delivery]) -> None:
         def remove(client: redis.Redis) -> list[int]:
