@@ -1,0 +1,102 @@
+"""A consumer's watched view of one queue: which entries exist and which are locked.
+
+Children watches (one-shot, re-armed on each listing) mark the view stale and wake waiting
+fetchers; the listing itself is only re-read when a fetch needs it, so a busy consumer does
+not re-list a long queue on every change. An idle fetch sleeps on a condition until a watch
+fires, the earliest delayed entry falls due, or its timeout passes: no polling.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kazoo.exceptions import NoNodeError
+
+from conveyor.transports.zookeeper_layout import EntryName, QueuePaths
+from conveyor.transports.zookeeper_session import ZooKeeperSession
+
+
+def now_ms() -> int:
+    """Due times are wall-clock milliseconds: producers and consumers may be different hosts."""
+    return int(time.time() * 1000)
+
+
+class ChangeSignal:
+    """A stale flag set by one-shot watches, with a condition that sleepers wait on."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._stale = True
+
+    def mark(self, _event: object = None) -> None:
+        """Watch callback (kazoo's thread): something changed; wake the waiters."""
+        with self._changed:
+            self._stale = True
+            self._changed.notify_all()
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def clear(self) -> None:
+        """Call before re-listing: a change during the listing marks it stale again."""
+        with self._changed:
+            self._stale = False
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a watch fires or `timeout` passes."""
+        with self._changed:
+            if not self._stale and timeout > 0:
+                self._changed.wait(timeout)
+
+
+class QueueView:
+    def __init__(self, session: ZooKeeperSession, paths: QueuePaths) -> None:
+        self._session = session
+        self.paths = paths
+        self.signal = ChangeSignal()
+        self._entries: list[EntryName] = []
+        self._locked: frozenset[str] = frozenset()
+
+    def _refresh(self) -> None:
+        self.signal.clear()
+        client = self._session.client
+        entries = client.get_children_async(self.paths.entries, watch=self.signal.mark)
+        locks = client.get_children_async(self.paths.locks, watch=self.signal.mark)
+        try:
+            names = self._session.wait(entries)
+            locked = self._session.wait(locks)
+        except NoNodeError:  # a new or deleted queue: create it and list again
+            self.signal.mark()
+            ensure_queue(self._session, self.paths)
+            return
+        parsed = (EntryName.parse(name) for name in names)
+        self._entries = sorted(entry for entry in parsed if entry is not None)
+        self._locked = frozenset(locked)
+
+    def candidates(self, exclude: set[str] | frozenset[str] = frozenset()) -> list[EntryName]:
+        """Due, unlocked entries in delivery order (priority, then publish order)."""
+        if self.signal.stale:
+            self._refresh()
+        now = now_ms()
+        locked = self._locked
+        return [
+            entry
+            for entry in self._entries
+            if entry.due_ms <= now and entry.name not in locked and entry.name not in exclude
+        ]
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest not-yet-due unlocked entry falls due, if any."""
+        now = now_ms()
+        pending = [e.due_ms for e in self._entries if e.due_ms > now and e.name not in self._locked]
+        return (min(pending) - now) / 1000 if pending else None
+
+
+def ensure_queue(session: ZooKeeperSession, paths: QueuePaths) -> None:
+    """Create the queue's entry, lock and dead-letter folders (idempotent)."""
+    client = session.client
+    pending = [client.ensure_path_async(p) for p in (paths.entries, paths.locks, paths.dead)]
+    for result in pending:
+        session.wait(result)
