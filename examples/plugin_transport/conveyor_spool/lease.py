@@ -14,6 +14,7 @@ import shutil
 import uuid
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 
 from conveyor_spool.files import names
 
@@ -26,6 +27,7 @@ class Lease:
     def __init__(self, consumers: str, staging: str) -> None:
         self.id = uuid.uuid4().hex
         self.pid = os.getpid()
+        self.staging = staging
         building = os.path.join(staging, self.id)
         os.mkdir(building)
         self.fd = os.open(os.path.join(building, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
@@ -41,18 +43,17 @@ class Lease:
         return self.pid == os.getpid()
 
     def release(self, give_back: Callable[[str], None]) -> None:
-        """Give back the held messages, remove the directory, then let go of the lock.
+        """Give back the held messages and remove the directory, then let go of the lock.
 
         Should giving back fail, the lock is let go all the same and a reaper finishes.
         """
         try:
-            give_back(self.path)
-            shutil.rmtree(self.path)
+            _dispose(self.path, self.staging, give_back)
         finally:
             os.close(self.fd)
 
 
-def reap(consumers: str, give_back: Callable[[str], None]) -> None:
+def reap(consumers: str, staging: str, give_back: Callable[[str], None]) -> None:
     """Call `give_back(directory)` for each consumer whose process is gone, then remove it.
 
     flock locks belong to an open file, not to a process, so a live consumer's lock
@@ -65,17 +66,29 @@ def reap(consumers: str, give_back: Callable[[str], None]) -> None:
         try:
             fd = os.open(os.path.join(path, LOCK), os.O_RDWR)
         except FileNotFoundError:
-            continue  # another reaper is removing it
+            continue  # another reaper removed it since the listing
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             continue  # its owner is alive
         try:
-            give_back(path)
-            shutil.rmtree(path, ignore_errors=True)
+            _dispose(path, staging, give_back)
         finally:
             os.close(fd)
+
+
+def _dispose(path: str, staging: str, give_back: Callable[[str], None]) -> None:
+    """With the consumer's lock held: give back its messages, then remove its directory.
+
+    The directory leaves consumers/ in one rename, so consumers/ never holds a directory
+    without its lock file, whatever point a crash interrupts this at.
+    """
+    give_back(path)
+    doomed = os.path.join(staging, uuid.uuid4().hex)
+    with suppress(FileNotFoundError):  # a reaper before us removed it already
+        os.rename(path, doomed)
+        shutil.rmtree(doomed)
 
 
 _leases: weakref.WeakSet[Lease] = weakref.WeakSet()

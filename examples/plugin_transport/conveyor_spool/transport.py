@@ -138,7 +138,7 @@ class SpoolTransport(Transport):
             if time.monotonic() >= self._next_reap:
                 # A dead consumer's messages come back within a quarter of lease_timeout.
                 self._next_reap = time.monotonic() + self.options.lease_timeout / 4
-                reap(self._consumers, self._return_held)
+                reap(self._consumers, self._staging, self._return_held)
             deliveries = self._claim(queue, max_messages)
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0:
@@ -149,27 +149,25 @@ class SpoolTransport(Transport):
         due = self._due(queue)
         if not due:
             return []
-        held_dir = os.path.join(self._current_lease().path, queue)
-        os.makedirs(held_dir, exist_ok=True)
         taken: list[Delivery] = []
-        for name in due:
-            if len(taken) == limit:
-                break
-            entry = Entry.parse(name)
-            held = os.path.join(held_dir, entry._replace(deliveries=entry.deliveries + 1).name)
-            try:
-                os.rename(os.path.join(self._queued(queue), name), held)
-            except FileNotFoundError:
-                continue  # another consumer renamed it first: it is theirs
-            message = envelope.unpack(read(held))
-            taken.append(Delivery(self, queue, message, entry.deliveries + 1, held))
-        return taken
-
-    def _current_lease(self) -> Lease:
-        with self._lock:
+        with self._lock:  # so that `close` cannot release the lease while we claim
             if self._lease is None or not self._lease.mine:
                 self._lease = Lease(self._consumers, self._staging)
-            return self._lease
+            held_dir = os.path.join(self._lease.path, queue)
+            os.makedirs(held_dir, exist_ok=True)
+            for name in due:
+                if len(taken) == limit:
+                    break
+                entry = Entry.parse(name)
+                entry = entry._replace(deliveries=entry.deliveries + 1)
+                held = os.path.join(held_dir, entry.name)
+                try:
+                    os.rename(os.path.join(self._queued(queue), name), held)
+                except FileNotFoundError:
+                    continue  # another consumer renamed it first: it is theirs
+                message = envelope.unpack(read(held))
+                taken.append(Delivery(self, queue, message, entry.deliveries, held))
+        return taken
 
     @_os_errors
     def ack(self, delivery: Delivery) -> None:
@@ -293,5 +291,5 @@ class SpoolTransport(Transport):
         """Return the messages this consumer holds, then let go of its lock."""
         with self._lock:
             lease, self._lease = self._lease, None
-        if lease is not None and lease.mine:
-            lease.release(self._return_held)
+            if lease is not None and lease.mine:
+                lease.release(self._return_held)
