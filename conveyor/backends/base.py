@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
@@ -61,9 +62,9 @@ class ResultRecord:
     def to_bytes(self) -> bytes:
         try:
             text = json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+            return text.encode()
         except (TypeError, ValueError) as exc:
-            raise EncodeError(f"result of task {self.task_id} is not JSON: {exc}") from None
-        return text.encode()
+            raise EncodeError(f"result of task {self.task_id!r} is not JSON: {exc}") from None
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> ResultRecord:
@@ -106,21 +107,23 @@ OnMessage = Callable[[ResultRecord], None]
 class ResultBackend(ABC):
     """Stores task states and results by task id.
 
-    Capabilities are class attributes the conformance suite reads; a clause needing one the
-    backend lacks reports "n/a" with the reason.
+    The conformance suite reads the capabilities below; a clause needing one the backend
+    lacks reports "n/a" with the reason.
     """
 
     Options: ClassVar[type[BackendOptions]] = BackendOptions
+    # Capabilities: class attributes that an instance may refine for its URL (the SQL
+    # backend is networked except on SQLite). Reading them does no I/O.
     #: Largest encoded record the store accepts, in bytes.
-    max_value_size: ClassVar[int] = 64 * 1024 * 1024
+    max_value_size: int = 64 * 1024 * 1024
     #: The store is reached over a network (so it can be refused, unknown, unreachable).
-    networked: ClassVar[bool] = True
+    networked: bool = True
     #: The store checks credentials.
-    authenticates: ClassVar[bool] = True
+    authenticates: bool = True
     #: Several processes can share the store.
-    crosses_processes: ClassVar[bool] = True
+    crosses_processes: bool = True
     #: `wait` is pushed state changes by the store instead of polling it.
-    pushes: ClassVar[bool] = False
+    pushes: bool = False
 
     def __init__(self, url: URL, options: BackendOptions) -> None:
         self.url = url
@@ -268,6 +271,22 @@ def unmarked(value: bytes | str | None) -> ResultRecord | None:
 
 
 READY_MARK, NOT_READY_MARK = b"R", b"N"
+
+
+def bounded_key(prefix: str, name: str, max_bytes: int, *, plain_ascii: bool = False) -> str:
+    """`prefix + name` when it fits the store's key rules, else `prefix` and a SHA-256 of name.
+
+    The rules: at most `max_bytes` UTF-8 bytes, printable, and with `plain_ascii` also ASCII
+    without spaces (memcached's text protocol).
+    """
+    key = prefix + name
+    fits = name.isprintable() and len(key.encode(errors="replace")) <= max_bytes
+    if fits and plain_ascii:
+        fits = name.isascii() and " " not in name
+    if fits:
+        return key
+    digest = hashlib.sha256(name.encode(errors="surrogatepass")).hexdigest()
+    return f"{prefix}#sha256:{digest}"
 
 
 def call_idempotent(

@@ -13,13 +13,12 @@ as "unknown id"; here a key whose host is down raises BackendUnavailable instead
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.rendezvous import RendezvousHash
@@ -35,6 +34,7 @@ from conveyor.backends.base import (
     OnMessage,
     ResultBackend,
     ResultRecord,
+    bounded_key,
     call_idempotent,
     marked,
     unmarked,
@@ -53,19 +53,15 @@ _TRANSIENT = (OSError, MemcacheUnexpectedCloseError)
 
 
 def memcached_key(prefix: str, name: str) -> str:
-    """A valid memcached key for `name`: as is when it can be, else a hash of it."""
-    key = prefix + name
-    if len(key) <= _MAX_KEY and name.isascii() and name.isprintable() and " " not in name:
-        return key
-    return prefix + "#sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    return bounded_key(prefix, name, _MAX_KEY, plain_ascii=True)
 
 
 class MemcachedBackend(ResultBackend):
     """Results in one or several memcached servers; `wait` polls."""
 
     # The default item limit is 1 MiB including the item header and key: keep 1 KiB for them.
-    max_value_size: ClassVar[int] = 1024 * 1024 - 1024
-    authenticates: ClassVar[bool] = False
+    max_value_size: int = 1024 * 1024 - 1024
+    authenticates: bool = False
 
     def __init__(self, url: URL, options: BackendOptions) -> None:
         super().__init__(url, options)

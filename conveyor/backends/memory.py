@@ -12,7 +12,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from conveyor.backends.base import (
     BackendOptions,
@@ -65,10 +64,10 @@ def _store_for(url: URL) -> _Store:
 class MemoryBackend(ResultBackend):
     """Results in this process's memory, shared by every backend with the same URL name."""
 
-    networked: ClassVar[bool] = False
-    authenticates: ClassVar[bool] = False
-    crosses_processes: ClassVar[bool] = False
-    pushes: ClassVar[bool] = True
+    networked: bool = False
+    authenticates: bool = False
+    crosses_processes: bool = False
+    pushes: bool = True
 
     def __init__(self, url: URL, options: BackendOptions) -> None:
         super().__init__(url, options)

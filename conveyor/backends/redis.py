@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -64,8 +64,8 @@ return 1
 class RedisBackend(ResultBackend):
     """Results in Redis; `wait` is pushed every state change through pub/sub."""
 
-    max_value_size: ClassVar[int] = 512 * 1024 * 1024 - 1  # proto-max-bulk-len, less the marker
-    pushes: ClassVar[bool] = True
+    max_value_size: int = 512 * 1024 * 1024 - 1  # proto-max-bulk-len, less the marker
+    pushes: bool = True
 
     def __init__(self, url: URL, options: BackendOptions) -> None:
         super().__init__(url, options)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.testing.backend_suite import BackendContract
@@ -26,3 +28,25 @@ class TestMemcachedBackendConformance(BackendContract):
     @classmethod
     def backend_url(cls, memcached_url: str) -> str:
         return memcached_url
+
+
+class TestSQLiteBackendConformance(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend_url(cls, tmp_path_factory: pytest.TempPathFactory) -> str:
+        path: Path = tmp_path_factory.mktemp("sqlite-backend") / "results.db"
+        return f"sqlite:///{path}"
+
+
+class TestPostgreSQLBackendConformance(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend_url(cls, postgres_url: str) -> str:
+        return postgres_url
+
+
+class TestMariaDBBackendConformance(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend_url(cls, mysql_url: str) -> str:
+        return mysql_url
