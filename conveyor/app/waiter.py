@@ -48,9 +48,16 @@ class Waiter:
             self._cond.notify()
 
     def stop(self) -> None:
+        """Stop the thread and drop what it watched; a later `add` starts a new one."""
         with self._cond:
+            thread, self._thread = self._thread, None
             self._stopped = True
             self._cond.notify()
+        if thread is not None:
+            thread.join(5)
+        with self._cond:
+            self._watched.clear()
+            self._stopped = False
 
     def _run(self) -> None:
         delay = self._initial

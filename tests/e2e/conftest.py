@@ -1,0 +1,131 @@
+"""Real worker processes started through the CLI against real broker/backend URLs.
+
+`e2e_url` is parametrized: redis:// (broker and backend) and sqlite:/// files in a temp
+dir. Each (URL, pool) gets its own queue and its own worker process, stopped by PID with
+SIGTERM and a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.testing.waiting import wait_until
+from tests.e2e import e2e_tasks
+
+ROOT = Path(__file__).parents[2]
+CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
+
+
+@pytest.fixture(scope="module", params=["redis", "sqlite"])
+def e2e_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('e2e')}/conveyor.db"
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    queue: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (warm shutdown) and wait; SIGKILL past the deadline (then fail)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise AssertionError(f"worker did not stop in {timeout} s:\n{self.output()}") from None
+
+
+def worker_env(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CONVEYOR_BROKER_URL": url,
+        "CONVEYOR_RESULT_BACKEND": url,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def start_worker(url: str, queue: str, log: Path, *extra: str) -> WorkerProcess:
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                *CONVEYOR,
+                "-A",
+                "tests.e2e.e2e_tasks",
+                "worker",
+                "-Q",
+                queue,
+                "--loglevel=info",
+                *extra,
+            ],
+            cwd=ROOT,
+            env=worker_env(url),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    worker = WorkerProcess(process, queue, log)
+    ready = wait_until(lambda: " ready: " in worker.output() or process.poll() is not None, 30)
+    if not ready or process.poll() is not None:
+        worker.stop()
+        raise AssertionError(f"worker did not start:\n{worker.output()}")
+    return worker
+
+
+def client_app(url: str, queue: str) -> Conveyor:
+    """The e2e app in this process, pointed at `url` and `queue`."""
+    app = e2e_tasks.app
+    app.close()
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    app.conf.task_default_queue = queue
+    return app
+
+
+def _module_worker(
+    e2e_url: str, tmp_path_factory: pytest.TempPathFactory, pool: str
+) -> Iterator[WorkerProcess]:
+    queue = f"e2e_{uuid.uuid4().hex[:12]}"
+    log = tmp_path_factory.mktemp("logs") / f"{pool}.log"
+    process = start_worker(e2e_url, queue, log, "-P", pool, "-c", "2")
+    yield process
+    assert process.stop() == 0, process.output()
+
+
+@pytest.fixture(scope="module")
+def worker(e2e_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A thread-pool worker on its own queue, for the module."""
+    yield from _module_worker(e2e_url, tmp_path_factory, "threads")
+
+
+@pytest.fixture(scope="module")
+def process_worker(
+    e2e_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """A process-pool worker on its own queue, for the module."""
+    yield from _module_worker(e2e_url, tmp_path_factory, "processes")
+
+
+@pytest.fixture
+def app(worker: WorkerProcess, e2e_url: str) -> Iterator[Conveyor]:
+    application = client_app(e2e_url, worker.queue)
+    yield application
+    application.close()
