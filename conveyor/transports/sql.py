@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import case, delete, exists, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
@@ -49,20 +48,16 @@ from conveyor.transports.base import (
     Transport,
     TransportOptions,
 )
-from conveyor.transports.sql_engine import READ_ONLY, build_engine, dialect_of, retryable, translate
-from conveyor.transports.sql_schema import (
-    DEAD,
-    HELD,
-    READY,
-    DatabaseNow,
-    messages_table,
-    validate_prefix,
-)
+from conveyor.transports.sql_engine import build_engines, dialect_of, retryable, translate
+from conveyor.transports.sql_schema import messages_table, validate_prefix
+from conveyor.transports.sql_statements import Statements
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.transports.sql")
 
 _ATTEMPTS = 3
+_READ, _WRITE, _ONCE, _ATOMIC = "read", "write", "once", "atomic"
+"""Run modes: a read; a write safe to send twice; a write to send once; a transaction."""
 _ROWS_PER_STATEMENT = 500
 _BYTES_PER_STATEMENT = 4 * 1024 * 1024
 _FIRST_POLL = 0.005
@@ -116,10 +111,11 @@ class SQLTransport(Transport):
             options = SQLOptions(**vars(options))
             options.validate()
         super().__init__(url, options)
-        self._engine = build_engine(
+        self._engines = build_engines(
             url, connect_timeout=options.connect_timeout, busy_timeout=options.busy_timeout
         )
-        self._table = messages_table(options.table_prefix)
+        self._sql = Statements(messages_table(options.table_prefix), options.max_deliveries)
+        self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
         self._owner = uuid.uuid4().hex
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -131,44 +127,60 @@ class SQLTransport(Transport):
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
 
-    # -- transactions ------------------------------------------------------------------
+    # -- running statements ------------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection], T], *, read_only: bool = False) -> T:
-        """Run `work` in its own transaction, creating the schema first if needed."""
+    def _run(self, work: Callable[[Connection], T], mode: str = _WRITE) -> T:
+        """Run `work` on the engine for `mode`, creating the schema first if needed."""
         if not self._schema_ready:
             self._create_schema()
-        return self._transaction(work, read_only=read_only)
+        return self._transact(work, mode)
 
-    def _transaction(self, work: Callable[[Connection], T], *, read_only: bool = False) -> T:
+    def _transact(self, work: Callable[[Connection], T], mode: str) -> T:
+        """Run `work` in one transaction; run it again after a dropped connection or deadlock.
+
+        A _ONCE statement in autocommit is its own COMMIT, so losing its connection means
+        its outcome is unknown: that raises ConnectionLost instead of sending it again.
+        """
+        engines = self._engines
+        engine = {_READ: engines.read, _ATOMIC: engines.atomic}.get(mode, engines.single)
+        sent_is_final = mode == _ONCE and engines.autocommit_writes
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                connection = self._engine.connect()
+                connection = engine.connect()
             except sa_exc.SQLAlchemyError as exc:
-                raise translate(exc, self.url, connecting=True, committing=False) from exc
-            committing = False
+                raise translate(exc, self.url, connecting=True, outcome_unknown=False) from exc
+            committing = sent_is_final
             try:
-                with connection:
-                    if read_only:
-                        connection.execution_options(**{READ_ONLY: True})
-                    with connection.begin():
-                        result = work(connection)
-                        committing = True
+                with connection, connection.begin():
+                    result = work(connection)
+                    committing = True
                 return result
             except sa_exc.SQLAlchemyError as exc:
                 if committing or attempt == _ATTEMPTS or not retryable(exc):
-                    raise translate(exc, self.url, connecting=False, committing=committing) from exc
-                log.info("retrying a transaction on %s after: %s", self.url, type(exc).__name__)
+                    raise translate(
+                        exc, self.url, connecting=False, outcome_unknown=committing
+                    ) from exc
+                log.info("retrying on %s after %s", self.url, type(exc).__name__)
         raise AssertionError("unreachable")
+
+    def _execute(self, statement: Any, mode: str = _WRITE, **params: Any) -> Any:
+        """Run one statement; return its rowcount (writes) or its rows (reads)."""
+
+        def work(connection: Connection) -> Any:
+            result = connection.execute(statement, params)
+            return result.all() if result.returns_rows else result.rowcount
+
+        return self._run(work, mode)
 
     def _create_schema(self) -> None:
         """Create the table and index if missing; safe when several processes race to it."""
-        metadata = self._table.metadata
+        metadata = self._sql.table.metadata
         with self._schema_lock:
             for attempt in range(1, _ATTEMPTS + 1):
                 if self._schema_ready:
                     return
                 try:
-                    self._transaction(lambda connection: metadata.create_all(connection))
+                    self._transact(metadata.create_all, _ATOMIC)
                     self._schema_ready = True
                 except BrokerUnavailable:
                     raise
@@ -183,24 +195,16 @@ class SQLTransport(Transport):
         packed = self.check_publish(queue, messages)
         if not packed:
             return
-        due = DatabaseNow() + float(max(delay, 0.0))
-        rows = [
-            {
-                "queue": queue,
-                "state": READY,
-                "priority": message.priority,
-                "due": due,
-                "deliveries": 0,
-                "body": data,
-            }
-            for message, data in zip(messages, packed, strict=True)
+        rows = [(message.priority, data) for message, data in zip(messages, packed, strict=True)]
+        inserts = [
+            self._sql.insert(queue, float(max(delay, 0.0)), chunk) for chunk in _insert_chunks(rows)
         ]
 
         def work(connection: Connection) -> None:
-            for chunk in _statement_chunks(rows, packed):
-                connection.execute(insert(self._table).values(chunk))
+            for statement in inserts:
+                connection.execute(statement)
 
-        self._run(work)
+        self._run(work, _ATOMIC if len(inserts) > 1 else _ONCE)
         self._wake_local_fetchers()
 
     # -- consuming ---------------------------------------------------------------------
@@ -212,7 +216,9 @@ class SQLTransport(Transport):
         deadline = time.monotonic() + timeout
         pause = min(_FIRST_POLL, self.options.poll_interval)
         generation = self._generation
-        rows = self._claim(queue, max_messages, reap=self._reap_due(queue))
+        if self._reap_due(queue):
+            self._execute(self._sql.reap, q=queue)
+        rows = self._claim(queue, max_messages)
         while not rows:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -220,9 +226,11 @@ class SQLTransport(Transport):
             self._wait_for_publish(generation, min(pause, remaining))
             pause = min(pause * 2, self.options.poll_interval)
             generation = self._generation
-            ready, expired = self._probe(queue)
+            ((ready, expired),) = self._execute(self._sql.probe, _READ, q=queue)
+            if expired:
+                self._execute(self._sql.reap, q=queue)
             if ready or expired:
-                rows = self._claim(queue, max_messages, reap=expired or self._reap_due(queue))
+                rows = self._claim(queue, max_messages)
         with self._held_lock:
             self._held.update(row.id for row in rows)
         self._start_heartbeat()
@@ -233,63 +241,23 @@ class SQLTransport(Transport):
             for row in rows
         ]
 
-    def _probe(self, queue: str) -> tuple[bool, bool]:
-        """Whether `queue` has due ready rows, and rows whose lease ran out. Takes no locks."""
-        c, now = self._table.c, DatabaseNow()
-        ready = exists().where(c.queue == queue, c.state == READY, c.due <= now)
-        expired = exists().where(c.queue == queue, c.state == HELD, c.lease_until < now)
-        row = self._run(lambda conn: conn.execute(select(ready, expired)).one(), read_only=True)
-        return bool(row[0]), bool(row[1])
-
-    def _claim(self, queue: str, limit: int, *, reap: bool) -> list[_Claimed]:
+    def _claim(self, queue: str, limit: int) -> list[_Claimed]:
         """Take up to `limit` due rows of `queue` for this transport, in delivery order."""
-        table = self._table
-        c, now = table.c, DatabaseNow()
-        wanted = (c.id, c.priority, c.due, c.deliveries, c.body)
-        picked = (
-            select(*wanted)
-            .where(c.queue == queue, c.state == READY, c.due <= now)
-            .order_by(c.priority.desc(), c.due, c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        taken = {
-            "state": HELD,
-            "owner": self._owner,
-            "lease_until": now + self.options.lease_timeout,
-            "deliveries": c.deliveries + 1,
-        }
+        sql = self._sql
+        params = {"q": queue, "lim": limit, "who": self._owner}
+        params["lease_s"] = self.options.lease_timeout
+        if self._claim_in_one_statement:
+            rows = [_Claimed(*row) for row in self._execute(sql.claim, _WRITE, **params)]
+            rows.sort(key=lambda row: (-row.priority, row.due, row.id))
+            return rows
 
-        def work(connection: Connection) -> list[_Claimed]:
-            if reap:
-                expired = (c.queue == queue, c.state == HELD, c.lease_until < now)
-                connection.execute(update(table).where(*expired).values(self._released()))
-            if connection.dialect.update_returning:
-                chosen = picked.with_only_columns(c.id).cte("picked")
-                claim = update(table).where(c.id == chosen.c.id).values(taken).returning(*wanted)
-                rows = [_Claimed(*row) for row in connection.execute(claim)]
-                rows.sort(key=lambda row: (-row.priority, row.due, row.id))
-                return rows
-            rows = [_Claimed(*row) for row in connection.execute(picked)]
+        def pick_then_take(connection: Connection) -> list[_Claimed]:
+            rows = [_Claimed(*row) for row in connection.execute(sql.pick, params)]
             if rows:
-                ids = [row.id for row in rows]
-                connection.execute(update(table).where(c.id.in_(ids)).values(taken))
+                connection.execute(sql.take, {**params, "ids": [row.id for row in rows]})
             return [row._replace(deliveries=row.deliveries + 1) for row in rows]
 
-        return self._run(work)
-
-    def _released(self) -> dict[str, Any]:
-        """SET clause for HELD rows whose holder is gone: back to READY, due as before, or
-        to the dead letters once delivered max_deliveries times."""
-        c, now = self._table.c, DatabaseNow()
-        spent = c.deliveries >= self.options.max_deliveries
-        return {
-            "state": case((spent, DEAD), else_=READY),
-            "reason": case((spent, MAX_DELIVERIES_REASON), else_=None),
-            "dead_at": case((spent, now), else_=None),
-            "owner": None,
-            "lease_until": None,
-        }
+        return self._run(pick_then_take, _ATOMIC)
 
     def _reap_due(self, queue: str) -> bool:
         """Whether this fetch should also look for expired leases (a few times per lease)."""
@@ -312,32 +280,29 @@ class SQLTransport(Transport):
     # -- settling ----------------------------------------------------------------------
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, None)
+        self._settle(delivery, self._sql.ack)
 
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
-        now = DatabaseNow()
-        values: dict[str, Any] = {"owner": None, "lease_until": None}
+        sql = self._sql
         if requeue and delivery.delivery_count >= self.options.max_deliveries:
-            values.update(state=DEAD, reason=MAX_DELIVERIES_REASON, dead_at=now)
+            self._settle(delivery, sql.dead_letter, why=MAX_DELIVERIES_REASON)
+        elif requeue and delay > 0:
+            self._settle(delivery, sql.requeue_later, delay_s=float(delay))
         elif requeue:
             # With no delay the message keeps its place in the queue, ahead of later ones.
-            values.update(state=READY, **({"due": now + float(delay)} if delay > 0 else {}))
+            self._settle(delivery, sql.requeue)
         else:
-            values.update(state=DEAD, reason=reason, dead_at=now)
-        self._settle(delivery, values)
+            self._settle(delivery, sql.dead_letter, why=reason)
+        if requeue:
+            self._wake_local_fetchers()
 
-    def _settle(self, delivery: Delivery, values: dict[str, Any] | None) -> None:
-        """Delete the row (values None) or update it, if this claim still holds it."""
+    def _settle(self, delivery: Delivery, statement: Any, **params: Any) -> None:
+        """Delete or update the claimed row, if this claim still holds it."""
         row_id, count = delivery.tag
-        c = self._table.c
-        mine = (c.id == row_id, c.owner == self._owner, c.deliveries == count, c.state == HELD)
-        statement = (
-            delete(self._table).where(*mine)
-            if values is None
-            else update(self._table).where(*mine).values(values)
-        )
         try:
-            changed = self._run(lambda connection: connection.execute(statement).rowcount)
+            changed = self._execute(
+                statement, _ONCE, row=row_id, who=self._owner, n=count, **params
+            )
         finally:
             # Settled or not, stop renewing: if the outcome was lost the lease runs out and
             # the message comes back, which is at-least-once.
@@ -348,8 +313,6 @@ class SQLTransport(Transport):
                 f"message {delivery.message.id} on {delivery.queue!r} is no longer held by this "
                 "consumer (its lease ran out and it was returned to the queue)"
             )
-        if values is not None and values["state"] == READY:
-            self._wake_local_fetchers()
 
     # -- leases ------------------------------------------------------------------------
 
@@ -364,63 +327,37 @@ class SQLTransport(Transport):
                 self._heartbeat.start()
 
     def _renew_leases(self) -> None:
-        renewed = {"lease_until": DatabaseNow() + self.options.lease_timeout}
         while not self._closed.wait(self.options.lease_timeout / 3):
             with self._held_lock:
                 ids = sorted(self._held)
             try:
-                self._update_held(ids, renewed)
+                self._update_held(self._sql.renew, ids, lease_s=self.options.lease_timeout)
             except ConveyorError as exc:
                 log.warning("could not renew %d leases on %s: %s", len(ids), self.url, exc)
 
-    def _update_held(self, ids: list[int], values: dict[str, Any]) -> None:
-        """Update the rows among `ids` that this transport still holds."""
-        if not ids:
-            return
-        c = self._table.c
-
-        def work(connection: Connection) -> None:
-            for chunk in _chunks(ids, _ROWS_PER_STATEMENT):
-                mine = (c.id.in_(chunk), c.owner == self._owner, c.state == HELD)
-                connection.execute(update(self._table).where(*mine).values(values))
-
-        self._run(work)
+    def _update_held(self, statement: Any, ids: list[int], **params: Any) -> None:
+        """Run `statement` on the rows among `ids` that this transport still holds."""
+        for chunk in _chunks(ids, _ROWS_PER_STATEMENT):
+            self._execute(statement, ids=chunk, who=self._owner, **params)
 
     # -- administration ----------------------------------------------------------------
 
     def size(self, queue: str) -> int:
         validate_queue_name(queue)
-        c = self._table.c
-        count = select(func.count()).where(
-            c.queue == queue, c.state == READY, c.due <= DatabaseNow()
-        )
-        return int(self._run(lambda conn: conn.execute(count).scalar_one(), read_only=True))
+        ((count,),) = self._execute(self._sql.size, _READ, q=queue)
+        return int(count)
 
     def purge(self, queue: str) -> int:
         validate_queue_name(queue)
-        c = self._table.c
-        ready = delete(self._table).where(
-            c.queue == queue, c.state == READY, c.due <= DatabaseNow()
-        )
-        return int(self._run(lambda connection: connection.execute(ready).rowcount))
+        return int(self._execute(self._sql.purge, q=queue))
 
     def delete(self, queue: str) -> None:
         validate_queue_name(queue)
-        c = self._table.c
-        # Held rows stay until their holder settles them, as they would on any broker.
-        unheld = delete(self._table).where(c.queue == queue, c.state.in_((READY, DEAD)))
-        self._run(lambda connection: connection.execute(unheld))
+        self._execute(self._sql.delete_queue, q=queue)
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)
-        c = self._table.c
-        query = (
-            select(c.body, c.reason, c.dead_at, c.deliveries)
-            .where(c.queue == queue, c.state == DEAD)
-            .order_by(c.dead_at, c.id)
-            .limit(limit)
-        )
-        rows = self._run(lambda conn: list(conn.execute(query)), read_only=True)
+        rows = self._execute(self._sql.dead_letters, _READ, q=queue, lim=limit)
         return [
             DeadLetter(envelope.unpack(row.body), queue, row.reason, row.dead_at, row.deliveries)
             for row in rows
@@ -428,30 +365,18 @@ class SQLTransport(Transport):
 
     def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
         validate_queue_name(queue)
-        table, c = self._table, self._table.c
-        dead = (c.queue == queue, c.state == DEAD)
-        revived = {
-            "state": READY,
-            "deliveries": 0,
-            "due": DatabaseNow(),
-            "reason": None,
-            "dead_at": None,
-        }
-        wanted = None if ids is None else set(ids)
-
-        def work(connection: Connection) -> int:
-            if wanted is None:
-                return int(connection.execute(update(table).where(*dead).values(revived)).rowcount)
+        sql = self._sql
+        if ids is None:
+            count = int(self._execute(sql.replay_all, q=queue))
+        else:
             # Message ids live inside the packed envelope, so pick the rows here.
-            found = connection.execute(select(c.id, c.body).where(*dead))
-            rows = [row.id for row in found if envelope.unpack(row.body).id in wanted]
-            replay = update(table).where(*dead)
-            return sum(
-                int(connection.execute(replay.where(c.id.in_(chunk)).values(revived)).rowcount)
+            wanted = set(ids)
+            dead = self._execute(sql.dead_bodies, _READ, q=queue)
+            rows = [row.id for row in dead if envelope.unpack(row.body).id in wanted]
+            count = sum(
+                int(self._execute(sql.replay_ids, q=queue, ids=chunk))
                 for chunk in _chunks(rows, _ROWS_PER_STATEMENT)
             )
-
-        count = self._run(work)
         self._wake_local_fetchers()
         return count
 
@@ -467,11 +392,11 @@ class SQLTransport(Transport):
         with self._held_lock:
             ids, self._held = sorted(self._held), set()
         try:
-            self._update_held(ids, self._released())
+            self._update_held(self._sql.release, ids)
         except ConveyorError as exc:
             log.warning("could not return %d messages to %s: %s", len(ids), self.url, exc)
         finally:
-            self._engine.dispose()
+            self._engines.dispose()
 
 
 class SQLiteTransport(SQLTransport):
@@ -481,14 +406,14 @@ class SQLiteTransport(SQLTransport):
 
 
 class PostgreSQLTransport(SQLTransport):
-    capabilities = Capabilities(max_message_size=16 * _MiB, priorities=True)
+    capabilities = Capabilities(max_message_size=16 * _MiB, priorities=True, connection_cut=True)
 
 
 class MySQLTransport(SQLTransport):
     """MySQL 8 or MariaDB 10.6+ (SKIP LOCKED). A body is sent escaped, up to twice its size,
     in one statement, so the limit keeps it within the default 16 MiB max_allowed_packet."""
 
-    capabilities = Capabilities(max_message_size=4 * _MiB, priorities=True)
+    capabilities = Capabilities(max_message_size=4 * _MiB, priorities=True, connection_cut=True)
 
 
 _BY_DIALECT: dict[str, type[SQLTransport]] = {
@@ -498,20 +423,22 @@ _BY_DIALECT: dict[str, type[SQLTransport]] = {
 }
 
 
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start : start + size]
+        yield list(items[start : start + size])
 
 
-def _statement_chunks(rows: list[dict[str, Any]], packed: list[bytes]) -> Iterator[list[Any]]:
+def _insert_chunks(rows: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
     """Split a batch into INSERT statements of bounded row count and byte size."""
-    chunk: list[dict[str, Any]] = []
+    chunk: list[tuple[int, bytes]] = []
     size = 0
-    for row, data in zip(rows, packed, strict=True):
-        if chunk and (len(chunk) == _ROWS_PER_STATEMENT or size + len(data) > _BYTES_PER_STATEMENT):
+    for row in rows:
+        if chunk and (
+            len(chunk) == _ROWS_PER_STATEMENT or size + len(row[1]) > _BYTES_PER_STATEMENT
+        ):
             yield chunk
             chunk, size = [], 0
         chunk.append(row)
-        size += len(data)
+        size += len(row[1])
     if chunk:
         yield chunk

@@ -11,6 +11,8 @@ COMMITTED so that claiming with SKIP LOCKED takes no gap locks.
 from __future__ import annotations
 
 import math
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, event
@@ -37,6 +39,9 @@ DIALECTS = {
 READ_ONLY = "conveyor_read_only"
 """Execution option marking a connection whose SQLite transaction only reads."""
 
+PING_AFTER_IDLE = 1.0
+"""Seconds a pooled connection may sit unused before it is pinged on checkout."""
+_COMMON: dict[str, Any] = {"hide_parameters": True, "pool_size": 5, "max_overflow": 20}
 _MYSQL_AUTH = {1044, 1045, 1698, 1862}
 _MYSQL_RETRY = {1205, 1213}  # lock wait timeout, deadlock
 _PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
@@ -49,12 +54,36 @@ def dialect_of(url: URL) -> str:
         raise InvalidURL(f"{url} is not an SQL URL ({', '.join(DIALECTS)})") from None
 
 
-def build_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> Engine:
-    """An engine for `url`; nothing connects until the first statement."""
+@dataclass(frozen=True)
+class Engines:
+    """Where each kind of work runs.
+
+    atomic: transactions of several statements. single: one statement that writes.
+    read: statements that only read. On PostgreSQL `single` and `read` run in autocommit,
+    saving the BEGIN and COMMIT round trips around a statement that is atomic anyway; a
+    statement lost with its connection there has an unknown outcome (`autocommit_writes`).
+    """
+
+    atomic: Engine
+    single: Engine
+    read: Engine
+
+    @property
+    def autocommit_writes(self) -> bool:
+        return self.single is not self.atomic
+
+    def dispose(self) -> None:
+        self.atomic.dispose()
+        if self.autocommit_writes:
+            self.single.dispose()
+
+
+def build_engines(url: URL, *, connect_timeout: float, busy_timeout: float) -> Engines:
+    """Engines for `url`; nothing connects until the first statement."""
     dialect = dialect_of(url)
-    common: dict[str, Any] = {"hide_parameters": True, "pool_size": 5, "max_overflow": 20}
     if dialect == "sqlite":
-        return _sqlite_engine(url, busy_timeout, common)
+        engine = _sqlite_engine(url, busy_timeout)
+        return Engines(engine, engine, engine.execution_options(**{READ_ONLY: True}))
     if len(url.hosts) != 1:
         raise InvalidURL(f"{url} must name exactly one database host")
     host = url.hosts[0]
@@ -68,19 +97,42 @@ def build_engine(url: URL, *, connect_timeout: float, busy_timeout: float) -> En
             "connect_timeout": max(2, math.ceil(connect_timeout)),
             "application_name": "conveyor",
         }
-        return create_engine(target, connect_args=args, **common)
+        transactional = _server_engine(target, args)
+        autocommit = _server_engine(target, args, isolation_level="AUTOCOMMIT")
+        return Engines(transactional, autocommit, autocommit)
     target = SAURL.create(
         "mysql+pymysql", url.username, url.password, host.name, host.port, database
     )
-    return create_engine(
-        target,
-        connect_args={"connect_timeout": connect_timeout},
-        isolation_level="READ COMMITTED",
-        **common,
+    engine = _server_engine(
+        target, {"connect_timeout": connect_timeout}, isolation_level="READ COMMITTED"
+    )
+    return Engines(engine, engine, engine)
+
+
+def _server_engine(target: SAURL, connect_args: dict[str, Any], **options: Any) -> Engine:
+    engine = create_engine(
+        target, connect_args=connect_args, pool_use_lifo=True, **_COMMON, **options
     )
 
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
 
-def _sqlite_engine(url: URL, busy_timeout: float, common: dict[str, Any]) -> Engine:
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # A connection that sat in the pool may have been closed by the server or cut on
+        # the way; ping it (one round trip) rather than every checkout (pool_pre_ping).
+        if time.monotonic() - record.info.get("idle_since", math.inf) < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure means: replace this connection
+            raise sa_exc.DisconnectionError(str(exc)) from exc
+
+    return engine
+
+
+def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     if url.hosts:
         raise InvalidURL(f"{url}: a SQLite URL has no host (sqlite:///relative or sqlite:////abs)")
     path = url.path[1:]
@@ -92,7 +144,7 @@ def _sqlite_engine(url: URL, busy_timeout: float, common: dict[str, Any]) -> Eng
     engine = create_engine(
         SAURL.create("sqlite+pysqlite", database=path),
         connect_args={"timeout": busy_timeout, "check_same_thread": False},
-        **common,
+        **_COMMON,
     )
 
     @event.listens_for(engine, "connect")
@@ -122,7 +174,7 @@ def retryable(exc: sa_exc.SQLAlchemyError) -> bool:
 
 
 def translate(
-    exc: sa_exc.SQLAlchemyError, url: URL, *, connecting: bool, committing: bool
+    exc: sa_exc.SQLAlchemyError, url: URL, *, connecting: bool, outcome_unknown: bool
 ) -> ConveyorError:
     """The conveyor error for a failed operation on `url`; never leaks the password."""
     detail = _detail(exc)
@@ -131,7 +183,7 @@ def translate(
     if connecting:
         return BrokerUnavailable(f"cannot connect to {url}: {detail}")
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        outcome = " while committing; the outcome is unknown" if committing else ""
+        outcome = "; the outcome of the operation is unknown" if outcome_unknown else ""
         return ConnectionLost(f"lost the connection to {url}{outcome}: {detail}")
     if isinstance(exc, sa_exc.TimeoutError) or "database is locked" in detail:
         return BrokerUnavailable(f"{url} is busy: {detail}")

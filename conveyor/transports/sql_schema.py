@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.names import MAX_LENGTH
@@ -84,7 +84,7 @@ def messages_table(prefix: str) -> Table:
     return table
 
 
-class DatabaseNow(ColumnElement[float]):
+class DatabaseNow(FunctionElement[float]):
     """The database server's current time in seconds since the epoch."""
 
     type = Double()

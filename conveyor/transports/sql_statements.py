@@ -1,0 +1,141 @@
+"""Every statement the SQL transport runs, built once per transport with bound parameters.
+
+Building a SQLAlchemy statement costs more than running a cached one, and a consumer polls
+an idle queue many times a second, so each statement is made once here and executed with
+its parameters. Parameter names differ from column names, which SQLAlchemy reserves in
+SET clauses: q (queue), lim (row limit), who (owner), row and n (one claim: row id and its
+delivery count), ids (expanding list of row ids), lease_s and delay_s (seconds from now),
+why (dead-letter reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Double,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from conveyor.transports.base import MAX_DELIVERIES_REASON
+from conveyor.transports.sql_schema import DEAD, HELD, READY, DatabaseNow
+
+
+class Statements:
+    def __init__(self, table: Table, max_deliveries: int) -> None:
+        self.table = table
+        c, now = table.c, DatabaseNow()
+        queue = c.queue == bindparam("q")
+        due = (queue, c.state == READY, c.due <= now)
+        expired = (queue, c.state == HELD, c.lease_until < now)
+        dead = (queue, c.state == DEAD)
+        limit = bindparam("lim", type_=Integer())
+        seconds: Double[float] = Double()
+
+        self.probe = select(exists().where(*due), exists().where(*expired))
+        self.size = select(func.count()).where(*due)
+        self.purge = delete(table).where(*due)
+        # Held rows stay until their holder settles them, as they would on any broker.
+        self.delete_queue = delete(table).where(queue, c.state.in_((READY, DEAD)))
+
+        # -- claiming: pick due rows in delivery order, mark them held with a lease.
+        self.claimed_columns = (c.id, c.priority, c.due, c.deliveries, c.body)
+        self.pick = (
+            select(*self.claimed_columns)
+            .where(*due)
+            .order_by(c.priority.desc(), c.due, c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        taken = {
+            "state": HELD,
+            "owner": bindparam("who"),
+            "lease_until": now + bindparam("lease_s", type_=seconds),
+            "deliveries": c.deliveries + 1,
+        }
+        picked = self.pick.with_only_columns(c.id).cte("picked")
+        self.claim = (
+            update(table).where(c.id == picked.c.id).values(taken).returning(*self.claimed_columns)
+        )
+        """One statement for databases with UPDATE ... RETURNING (PostgreSQL, SQLite)."""
+        self.take = update(table).where(c.id.in_(bindparam("ids", expanding=True))).values(taken)
+        """The second half of `pick` then `take`, for MySQL."""
+
+        # -- releasing: rows whose holder is gone go back to READY (their due unchanged, so
+        # ahead of later messages) or, once delivered max_deliveries times, to the dead.
+        spent = c.deliveries >= max_deliveries
+        released: dict[str, Any] = {
+            "state": case((spent, DEAD), else_=READY),
+            "reason": case((spent, MAX_DELIVERIES_REASON), else_=None),
+            "dead_at": case((spent, now), else_=None),
+            "owner": None,
+            "lease_until": None,
+        }
+        self.reap = update(table).where(*expired).values(released)
+        held = (c.id.in_(bindparam("ids", expanding=True)), c.owner == bindparam("who"))
+        self.release = update(table).where(*held, c.state == HELD).values(released)
+        self.renew = (
+            update(table)
+            .where(*held, c.state == HELD)
+            .values(lease_until=now + bindparam("lease_s", type_=seconds))
+        )
+
+        # -- settling one claim, identified by row id, owner and delivery count.
+        mine = (
+            c.id == bindparam("row"),
+            c.owner == bindparam("who"),
+            c.deliveries == bindparam("n"),
+            c.state == HELD,
+        )
+        unheld: dict[str, Any] = {"owner": None, "lease_until": None}
+        self.ack = delete(table).where(*mine)
+        self.requeue = update(table).where(*mine).values(state=READY, **unheld)
+        self.requeue_later = (
+            update(table)
+            .where(*mine)
+            .values(state=READY, due=now + bindparam("delay_s", type_=seconds), **unheld)
+        )
+        self.dead_letter = (
+            update(table)
+            .where(*mine)
+            .values(state=DEAD, reason=bindparam("why"), dead_at=now, **unheld)
+        )
+
+        # -- dead letters
+        self.dead_letters = (
+            select(c.body, c.reason, c.dead_at, c.deliveries)
+            .where(*dead)
+            .order_by(c.dead_at, c.id)
+            .limit(limit)
+        )
+        self.dead_bodies = select(c.id, c.body).where(*dead)
+        revived = {"state": READY, "deliveries": 0, "due": now, "reason": None, "dead_at": None}
+        self.replay_all = update(table).where(*dead).values(revived)
+        self.replay_ids = (
+            update(table).where(*dead, c.id.in_(bindparam("ids", expanding=True))).values(revived)
+        )
+
+    def insert(self, queue: str, delay: float, rows: list[tuple[int, bytes]]) -> Any:
+        """One multi-row INSERT of (priority, packed body) rows, due `delay` s from now."""
+        due = DatabaseNow() + bindparam("delay_s", delay, type_=Double())
+        values = [
+            {
+                "queue": queue,
+                "state": READY,
+                "priority": priority,
+                "due": due,
+                "deliveries": 0,
+                "body": body,
+            }
+            for priority, body in rows
+        ]
+        return insert(self.table).values(values)
