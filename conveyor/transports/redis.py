@@ -39,6 +39,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from conveyor.core import envelope
+from conveyor.core.envelope import MAGIC
 from conveyor.core.errors import (
     AuthenticationFailed,
     BrokerError,
@@ -344,23 +345,22 @@ class RedisTransport(Transport):
         if not packed:
             return
         keys = self._queue_keys(queue)
-        elements = [b"1:" + data for data in packed]
         if delay > 0:
             self._run(
                 f"publish to {queue!r}",
                 "publish_delayed",
                 keys.common(),
-                [int(delay * 1000), *elements],
+                [int(delay * 1000), *packed],
             )
             return
 
         def push(client: redis.Redis) -> None:
-            if len(elements) <= PUBLISH_CHUNK:
-                client.lpush(keys.ready, *elements)
+            if len(packed) <= PUBLISH_CHUNK:
+                client.lpush(keys.ready, *packed)
                 return
             pipe = client.pipeline(transaction=False)
-            for start in range(0, len(elements), PUBLISH_CHUNK):
-                pipe.lpush(keys.ready, *elements[start : start + PUBLISH_CHUNK])
+            for start in range(0, len(packed), PUBLISH_CHUNK):
+                pipe.lpush(keys.ready, *packed[start : start + PUBLISH_CHUNK])
             pipe.execute()
 
         self._call(f"publish to {queue!r}", push)
@@ -409,13 +409,13 @@ class RedisTransport(Transport):
         deliveries, malformed = [], []
         unpack = envelope.unpack
         for item in items:
-            colon = item.index(b":")
+            count, data = (1, item) if item.startswith(MAGIC) else _split(item)
             try:
-                message = unpack(item[colon + 1 :])
+                message = unpack(data)
             except DecodeError as exc:
                 malformed.append((item, f"malformed message: {exc}"))
                 continue
-            deliveries.append(Delivery(self, queue, message, int(item[:colon]), item))
+            deliveries.append(Delivery(self, queue, message, count, item))
         with self._state_lock:
             handed = self._handed.setdefault(queue, {})
             for delivery in deliveries:
@@ -616,12 +616,20 @@ def _dead_letter(queue: str, entry: bytes) -> DeadLetter:
     b = entry.index(b":", a + 1)
     start = b + 1
     end = start + int(entry[a + 1 : b])
-    element = entry[end:]
-    colon = element.index(b":")
+    count, data = _split(entry[end:])
     return DeadLetter(
-        message=_unpack(element[colon + 1 :]),
+        message=_unpack(data),
         queue=queue,
         reason=entry[start:end].decode("utf-8", "replace"),
         dead_at=int(entry[:a]) / 1000,
-        delivery_count=int(element[:colon]),
+        delivery_count=count,
     )
+
+
+def _split(element: bytes) -> tuple[int, bytes]:
+    """An element's delivery count and envelope; a bare envelope counts 1."""
+    if not element.startswith(MAGIC):
+        count, colon, data = element.partition(b":")
+        if colon and count.isdigit():
+            return int(count), data
+    return 1, element

@@ -10,16 +10,20 @@ Key layout per queue (the ``{queue}`` hash tag keeps a queue's keys in one clust
 * ``conveyor:{q}:dead``       LIST, oldest on the left: ``<ms>:<len(reason)>:<reason>`` + element.
 
 An element is ``<delivery count>:<packed envelope>``: the count the *next* delivery will
-carry, so scripts raise it without decoding the envelope. Every time is the server's
+carry, so scripts raise it without decoding the envelope. A fresh message is the bare
+envelope (it starts with the envelope's magic, never a digit) and counts 1, which spares a
+copy per message on publish and on fetch. Every time is the server's
 ``TIME``, so clients with skewed clocks agree on leases and due times.
 """
 
 from __future__ import annotations
 
+from conveyor.core.envelope import MAGIC
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 
 _COMMON = f"""
 local MAX_REASON = '{MAX_DELIVERIES_REASON}'
+local MAGIC = '{MAGIC.decode()}'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -27,8 +31,12 @@ local function now_ms()
 end
 
 local function split(e)
-  local i = string.find(e, ':', 1, true)
-  return tonumber(string.sub(e, 1, i - 1)), string.sub(e, i + 1)
+  if string.sub(e, 1, #MAGIC) ~= MAGIC then
+    local i = string.find(e, ':', 1, true)
+    local n = i and tonumber(string.sub(e, 1, i - 1))
+    if n then return n, string.sub(e, i + 1) end
+  end
+  return 1, e
 end
 
 local function bury(dead, e, reason, now)
@@ -204,7 +212,7 @@ local function revive(d)
   local a = string.find(d, ':', 1, true)
   local b = string.find(d, ':', a + 1, true)
   local _, env = split(string.sub(d, b + 1 + tonumber(string.sub(d, a + 1, b - 1))))
-  redis.call('LPUSH', k.ready, '1:' .. env)
+  redis.call('LPUSH', k.ready, env)
 end
 if #ARGV == 0 then
   local all = redis.call('LRANGE', k.dead, 0, -1)
