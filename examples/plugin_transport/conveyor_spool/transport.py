@@ -206,7 +206,8 @@ class SpoolTransport(Transport):
         dead = self._dead(queue)
         os.makedirs(dead, exist_ok=True)
         name = entry._replace(when=stamp()).name
-        write_atomic(self._staging, os.path.join(dead, name + REASON), reason.encode(), fsync=False)
+        why = reason.encode(errors="backslashreplace")
+        write_atomic(self._staging, os.path.join(dead, name + REASON), why, fsync=False)
         try:
             os.rename(held, os.path.join(dead, name))
         except OSError:

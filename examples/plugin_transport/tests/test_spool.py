@@ -123,6 +123,13 @@ def test_os_errors_become_broker_errors(url: str, transport: Transport) -> None:
         transport.publish(QUEUE, Message(b"x"))
 
 
+def test_dead_letter_reason_keeps_any_text(transport: Transport) -> None:
+    reason = "bad body: 東京 / ../etc\nline two " + "x" * 500
+    transport.publish(QUEUE, Message(b"x"))
+    fetch_one(transport).nack(requeue=False, reason=reason)
+    assert [d.reason for d in transport.dead_letters(QUEUE)] == [reason]
+
+
 def test_settling_after_close_raises_lease_lost(transport: Transport, url: str) -> None:
     transport.publish_many(QUEUE, [Message(b"a"), Message(b"b")])
     first = fetch_one(transport)
