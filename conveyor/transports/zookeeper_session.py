@@ -44,6 +44,7 @@ from conveyor.core.errors import (
     BrokerUnavailable,
     ConnectionLost,
     ConveyorError,
+    InvalidURL,
 )
 from conveyor.core.url import URL, Host
 from conveyor.transports.base import TransportOptions
@@ -87,9 +88,23 @@ def translating(what: str) -> Iterator[None]:
 
 
 def root_of(url: URL) -> str:
-    """The root path every node lives under: the URL's path, or /conveyor."""
+    """The root path every node lives under: the URL's path, or /conveyor.
+
+    A path ZooKeeper would refuse is an InvalidURL at construction, before any I/O.
+    """
     path = url.path.rstrip("/")
-    return path if path else DEFAULT_ROOT
+    if not path:
+        return DEFAULT_ROOT
+    segments = path.split("/")[1:]
+    for segment in segments:
+        if segment in ("", ".", "..") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in segment):
+            raise InvalidURL(
+                f"{url}: the root path {path!r} has an empty, '.', '..' or control-character "
+                "segment, which ZooKeeper refuses"
+            )
+    if segments[0] == "zookeeper":
+        raise InvalidURL(f"{url}: the root path may not be under /zookeeper (reserved)")
+    return path
 
 
 def _hosts_text(url: URL) -> str:
@@ -221,13 +236,15 @@ class ZooKeeperSession:
         self._listeners.append(listener)
 
     def session_id(self) -> int | None:
-        """The current session's id, or None while disconnected."""
-        client_id = self.client.client_id
+        """The current session's id, or None while disconnected or closed."""
+        client = self._client
+        client_id = None if client is None else client.client_id
         return None if client_id is None else int(client_id[0])
 
     def await_session(self) -> int | None:
         """The session id once connected again, or None if not within `op_timeout`."""
-        self._connected.wait(self.op_timeout)
+        if not self._closed:
+            self._connected.wait(self.op_timeout)
         return self.session_id()
 
     def wait(self, result: IAsyncResult) -> Any:
