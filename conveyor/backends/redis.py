@@ -143,20 +143,33 @@ class RedisBackend(ResultBackend):
     ) -> ResultRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
         watch = Watch(on_message)
-        failures = 0
+        failing_since: float | None = None
+        subscribed: list[bool] = [False]
+        pause = 0.05
         while True:
             try:
                 with self._errors("wait"):
-                    return self._listen(task_id, deadline, watch, timeout)
+                    return self._listen(task_id, deadline, watch, timeout, subscribed)
             except BackendUnavailable:
-                # The subscription broke: subscribe again and re-read, a few times at most.
-                failures += 1
-                if failures > 3 or (deadline is not None and time.monotonic() >= deadline):
+                # The subscription broke (a server restart, a cut connection): subscribe
+                # again and re-read, with backoff, until `options.timeout` seconds without
+                # a working subscription or the deadline.
+                now = time.monotonic()
+                if subscribed[0] or failing_since is None:
+                    failing_since, pause, subscribed[0] = now, 0.05, False
+                past_deadline = deadline is not None and now >= deadline
+                if past_deadline or now - failing_since > self.options.timeout:
                     raise
-                time.sleep(0.05 * failures)
+                time.sleep(min(pause, self._slice(deadline)))
+                pause = min(pause * 2, 1.0)
 
     def _listen(
-        self, task_id: str, deadline: float | None, watch: Watch, timeout: float | None
+        self,
+        task_id: str,
+        deadline: float | None,
+        watch: Watch,
+        timeout: float | None,
+        subscribed: list[bool],
     ) -> ResultRecord:
         pubsub = self._client.pubsub()
         try:
@@ -165,6 +178,7 @@ class RedisBackend(ResultBackend):
             while not self._confirmed(pubsub.get_message(timeout=self._slice(deadline))):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise ResultTimeout(task_id, timeout)
+            subscribed[0] = True
             record = self.get(task_id)
             while record is None or not watch.saw(record):
                 if deadline is not None and time.monotonic() >= deadline:

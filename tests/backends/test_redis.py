@@ -1,0 +1,137 @@
+"""The Redis result backend beyond the conformance suite: push without polling, TTLs, restarts.
+
+Tests that count commands or restart the server run on their own redis-server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from conveyor.backends.base import PENDING, STARTED, SUCCESS, ResultRecord, ResultTimeout
+from conveyor.backends.redis import COUNTER_PREFIX, RESULT_PREFIX, RedisBackend
+from conveyor.core.errors import BackendUnavailable, ConfigurationError
+from conveyor.core.registry import create_backend
+from conveyor.testing.servers import LocalServer, ServerUnavailable, port_open, start_local_server
+from conveyor.testing.waiting import wait_until
+
+
+@pytest.fixture
+def own_redis() -> Iterator[LocalServer]:
+    try:
+        server = start_local_server("redis")
+    except ServerUnavailable as exc:
+        pytest.skip(f"no redis-server binary: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def shared_backend(redis_url: str) -> Iterator[RedisBackend]:
+    backend: RedisBackend = create_backend(redis_url, result_expires=30)
+    yield backend
+    backend.close()
+
+
+def test_wait_is_pushed_not_polled(own_redis: LocalServer) -> None:
+    backend: RedisBackend = create_backend(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        backend.store(ResultRecord("t", PENDING))
+
+        def processed() -> int:
+            return int(admin.info("stats")["total_commands_processed"])
+
+        before = processed()
+        with pytest.raises(ResultTimeout):
+            backend.wait("t", timeout=2.0)
+        # SUBSCRIBE, GET, UNSUBSCRIBE and the INFO calls: a 10 ms poll would be ~200.
+        assert processed() - before < 10
+    finally:
+        admin.close()
+        backend.close()
+
+
+def test_wait_carries_on_across_a_server_restart(own_redis: LocalServer) -> None:
+    waiter: RedisBackend = create_backend(own_redis.url)
+    writer: RedisBackend = create_backend(own_redis.url)
+    outcome: list[object] = []
+    thread = threading.Thread(target=lambda: outcome.append(_wait(waiter, "t", 30)))
+    try:
+        waiter.store(ResultRecord("t", STARTED))
+        thread.start()
+        assert wait_until(lambda: _subscribers(own_redis, "t") == 1, 5)
+        own_redis.stop()
+        restarted = start_local_server("redis", port=own_redis.port)
+        try:
+            assert wait_until(lambda: port_open("127.0.0.1", own_redis.port), 10)
+            # The restarted server is empty; the waiter subscribes again, then the task ends.
+            assert wait_until(lambda: _subscribers(restarted, "t") == 1, 10)
+            assert writer.store(ResultRecord("t", SUCCESS, result="after restart"))
+            thread.join(15)
+            assert outcome == [ResultRecord("t", SUCCESS, result="after restart")]
+        finally:
+            restarted.stop()
+    finally:
+        thread.join(1)
+        waiter.close()
+        writer.close()
+
+
+def test_a_dead_server_ends_wait_with_backend_unavailable(own_redis: LocalServer) -> None:
+    backend: RedisBackend = create_backend(own_redis.url, timeout=1.0, connect_timeout=1.0)
+    own_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        backend.wait("t", timeout=None)
+    assert time.monotonic() - started < 5
+
+
+def test_records_and_counters_carry_the_expiry(
+    shared_backend: RedisBackend, redis_url: str
+) -> None:
+    task_id, counter = uuid.uuid4().hex, uuid.uuid4().hex
+    shared_backend.store(ResultRecord(task_id, SUCCESS))
+    shared_backend.incr(counter)
+    admin = redis.Redis.from_url(redis_url)
+    keep: RedisBackend = create_backend(redis_url, result_expires=0)
+    try:
+        assert 29_000 < admin.pttl(RESULT_PREFIX + task_id) <= 30_000
+        assert 29_000 < admin.pttl(COUNTER_PREFIX + counter) <= 30_000
+        kept = uuid.uuid4().hex
+        keep.store(ResultRecord(kept, STARTED))
+        assert admin.pttl(RESULT_PREFIX + kept) == -1  # no expiry
+    finally:
+        admin.delete(RESULT_PREFIX + task_id, COUNTER_PREFIX + counter, RESULT_PREFIX + kept)
+        admin.close()
+        keep.close()
+
+
+def test_several_hosts_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="one host"):
+        create_backend("redis://127.0.0.1:6379;127.0.0.1:6380/0")
+
+
+def _wait(backend: RedisBackend, task_id: str, timeout: float) -> object:
+    try:
+        return backend.wait(task_id, timeout=timeout)
+    except Exception as exc:
+        return exc
+
+
+def _subscribers(server: LocalServer, task_id: str) -> int:
+    client = redis.Redis(port=server.port)
+    try:
+        counts = client.pubsub_numsub(f"conveyor-result-events:{task_id}")
+        return int(counts[0][1]) if counts else 0
+    except redis.ConnectionError:
+        return -1
+    finally:
+        client.close()
