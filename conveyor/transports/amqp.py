@@ -6,7 +6,8 @@ stalls acks, and heartbeats are answered while tasks run for minutes.
 
 * Durable queues, persistent messages, a publisher confirm for every message; a batch is
   published whole and then waits for its confirms.
-* `fetch` takes deliveries from a basic_consume buffer bounded by ``prefetch`` (qos).
+* `fetch` takes deliveries from a basic_consume buffer; the broker's qos window grows to
+  what callers ask for and no further (amqp_inbox), so the rest stays ready in the broker.
 * Leases follow the connection: unacked deliveries return when it dies or closes. An ack
   for a delivery from a dead channel raises LeaseLost and is never sent on a new channel.
 * Requeue and dead-letter republish the message (with confirms) and then ack the original,
@@ -24,12 +25,12 @@ import os
 import ssl
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import pika
 import pika.channel
@@ -49,6 +50,7 @@ from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_topology as topo
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
+from conveyor.transports.amqp_inbox import Inbox, Raw
 from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
 from conveyor.transports.base import (
     MAX_DELIVERIES_REASON,
@@ -58,6 +60,7 @@ from conveyor.transports.base import (
 )
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
+MAX_BROWSE = 100_000  # dead letters one replay moves at most
 
 
 @dataclass
@@ -65,7 +68,6 @@ class AMQPOptions(TransportOptions):
     """AMQP options (URL query).
 
     queue_type: "classic" or "quorum".
-    prefetch: unacked deliveries the broker pushes per consumed queue (basic.qos).
     heartbeat: seconds; default half the lease timeout, so a dead peer is noticed in time.
     max_priority: x-max-priority of classic queues (0: no priority queues).
     blocked_connection_timeout: seconds a publish may wait on a blocked connection.
@@ -74,7 +76,6 @@ class AMQPOptions(TransportOptions):
     """
 
     queue_type: str = "classic"
-    prefetch: int = 10
     heartbeat: int | None = None
     max_priority: int = 10
     blocked_connection_timeout: float = 30.0
@@ -85,57 +86,10 @@ class AMQPOptions(TransportOptions):
         super().validate()
         if self.queue_type not in ("classic", "quorum"):
             raise ConfigurationError("queue_type must be 'classic' or 'quorum'")
-        if self.prefetch < 1:
-            raise ConfigurationError("prefetch must be at least 1")
         if not 0 <= self.max_priority <= 255:
             raise ConfigurationError("max_priority must be between 0 and 255")
         if self.blocked_connection_timeout <= 0 or self.confirm_timeout <= 0:
             raise ConfigurationError("timeouts must be positive")
-
-
-class _Tag(NamedTuple):
-    """A delivery's handle: valid only on the channel that delivered it."""
-
-    channel: pika.channel.Channel
-    delivery_tag: int
-
-
-class _Raw(NamedTuple):
-    channel: pika.channel.Channel
-    delivery_tag: int
-    redelivered: bool
-    properties: BasicProperties
-    body: bytes
-
-
-class _Inbox:
-    """Deliveries pushed by the consumer loop thread, taken by `fetch` on any thread."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.ready: defaultdict[str, deque[_Raw]] = defaultdict(deque)
-        self.consuming: dict[str, str] = {}  # queue -> consumer tag
-        self.epoch = 0
-
-    def push(self, queue: str, raw: _Raw) -> None:
-        with self.cond:
-            self.ready[queue].append(raw)
-            self.cond.notify_all()
-
-    def reset(self) -> None:
-        """The channel is gone: what it delivered will come back from the broker."""
-        with self.cond:
-            self.epoch += 1
-            self.ready.clear()
-            self.consuming.clear()
-            self.cond.notify_all()
-
-    def cancelled(self, consumer_tag: str) -> None:
-        with self.cond:
-            for queue, tag in list(self.consuming.items()):
-                if tag == consumer_tag:
-                    del self.consuming[queue]
-            self.cond.notify_all()
 
 
 class AMQPTransport(Transport):
@@ -158,7 +112,7 @@ class AMQPTransport(Transport):
         self._declared: dict[str, float] = {}  # name -> when (monotonic)
         self._delay_queues: defaultdict[str, set[str]] = defaultdict(set)
         self._confirms: dict[pika.channel.Channel, Confirms] = {}
-        self._inbox = _Inbox()
+        self._inbox = Inbox()
         self._queue_arguments = topo.queue_arguments(
             self.options.queue_type, self.options.max_priority
         )
@@ -231,10 +185,12 @@ class AMQPTransport(Transport):
         confirms.attach(channel, ready)
 
     def _setup_consume(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
-        channel.add_on_cancel_callback(
-            lambda frame: self._inbox.cancelled(frame.method.consumer_tag)
-        )
-        channel.basic_qos(prefetch_count=self.options.prefetch, callback=lambda _f: ready())
+        def on_cancel(frame: Any) -> None:
+            for raw in self._inbox.cancelled(frame.method.consumer_tag):
+                channel.basic_nack(raw.delivery_tag, requeue=True)
+
+        channel.add_on_cancel_callback(on_cancel)
+        ready()
 
     def _publisher_lost(self, role: str | None) -> None:
         self._declared.clear()
@@ -337,52 +293,49 @@ class AMQPTransport(Transport):
 
     def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
         validate_queue_name(queue)
-        inbox = self._inbox
         deadline = time.monotonic() + timeout
         while True:
-            self._consume(queue)
-            with inbox.cond:
-                epoch = inbox.epoch
-                ready = inbox.ready[queue]
-                while not ready and inbox.epoch == epoch and queue in inbox.consuming:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    inbox.cond.wait(left)
-                raws = [ready.popleft() for _ in range(min(max_messages, len(ready)))]
+            raws = self._inbox.take(queue, max_messages, 0.0)
+            if not raws:
+                self._open_window(queue, max_messages)
+                raws = self._inbox.take(queue, max_messages, deadline)
             deliveries = self._accept(queue, raws) if raws else []
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
 
-    def _consume(self, queue: str) -> None:
-        """Make sure the consumer link consumes `queue` (declaring it first)."""
+    def _open_window(self, queue: str, max_messages: int) -> None:
+        """Consume `queue` (declaring it first) with room for `max_messages` more."""
         link = self._link(CONSUME)
-        if queue in self._inbox.consuming:
+        inbox = self._inbox
+        epoch = inbox.epoch
+        limit = inbox.credit_needed(queue, max_messages)
+        if not limit:
             return
-        epoch = self._inbox.epoch
+        first = not inbox.consuming(queue)
 
         def on_message(ch: Any, method: Any, properties: BasicProperties, body: bytes) -> None:
-            raw = _Raw(ch, method.delivery_tag, method.redelivered, properties, body)
-            self._inbox.push(queue, raw)
+            raw = Raw(ch, method.delivery_tag, method.redelivered, properties, body)
+            if not inbox.push(queue, method.consumer_tag, raw):
+                ch.basic_nack(method.delivery_tag, requeue=True)  # a consumer we dropped
 
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
-            ch.queue_declare(queue, durable=True, arguments=self._queue_arguments)
+            ch.basic_qos(prefetch_count=limit)
+            if first:
+                ch.queue_declare(queue, durable=True, arguments=self._queue_arguments)
             tag = ch.basic_consume(queue, on_message, callback=reply(fut))
-            with self._inbox.cond:
-                if self._inbox.epoch == epoch:
-                    self._inbox.consuming[queue] = tag
+            inbox.started(queue, tag, limit, epoch)
 
         link.call(CONSUME, work, self.options.confirm_timeout)
 
-    def _count(self, raw: _Raw) -> int:
+    def _count(self, raw: Raw) -> int:
         """The delivery count of `raw`, this delivery included."""
         return codec.previous_deliveries(raw.properties) + 1
 
-    def _counted_by_broker(self, raw: _Raw) -> bool:
+    def _counted_by_broker(self, raw: Raw) -> bool:
         """Whether the count of `raw` already includes broker redeliveries (quorum only)."""
         return not raw.redelivered
 
-    def _accept(self, queue: str, raws: list[_Raw]) -> list[Delivery]:
+    def _accept(self, queue: str, raws: list[Raw]) -> list[Delivery]:
         """Deliveries for the caller; settles internally those that must not be handed out.
 
         A classic queue only flags a broker redelivery (a consumer died holding it), so
@@ -394,19 +347,18 @@ class AMQPTransport(Transport):
         for raw in raws:
             message = codec.decode(raw.properties, raw.body)
             count = self._count(raw)
-            tag = _Tag(raw.channel, raw.delivery_tag)
             if not self._counted_by_broker(raw):
                 requeue = count < limit
                 reason = "" if requeue else MAX_DELIVERIES_REASON
-                self._move(queue, message, tag, count, requeue, 0.0, reason)
+                self._move(queue, message, raw, count, requeue, 0.0, reason)
             elif count > limit:
-                self._move(queue, message, tag, count - 1, False, 0.0, MAX_DELIVERIES_REASON)
+                self._move(queue, message, raw, count - 1, False, 0.0, MAX_DELIVERIES_REASON)
             else:
-                deliveries.append(Delivery(self, queue, message, count, tag))
+                deliveries.append(Delivery(self, queue, message, count, raw))
         return deliveries
 
-    def _held_tag(self, delivery: Delivery) -> _Tag:
-        tag: _Tag = delivery.tag
+    def _held_tag(self, delivery: Delivery) -> Raw:
+        tag: Raw = delivery.tag
         link = self._links[CONSUME]
         if link is None or not link.alive or link.channel(CONSUME) is not tag.channel:
             raise LeaseLost(
@@ -417,9 +369,10 @@ class AMQPTransport(Transport):
     def ack(self, delivery: Delivery) -> None:
         self._settle(self._held_tag(delivery))
 
-    def _settle(self, tag: _Tag) -> None:
+    def _settle(self, tag: Raw) -> None:
         """Ack on the delivering channel only: a tag is meaningless on any other."""
         link = self._links[CONSUME]
+        self._inbox.settled(tag)
 
         def send() -> None:
             if tag.channel.is_open:
@@ -439,7 +392,7 @@ class AMQPTransport(Transport):
         self,
         queue: str,
         message: Message,
-        tag: _Tag,
+        tag: Raw,
         count: int,
         requeue: bool,
         delay: float,
@@ -494,8 +447,21 @@ class AMQPTransport(Transport):
         self._call(PUBLISH, PUBLISH, lambda ch, fut: _run_steps(ch, fut, steps))
         for name in (*names, exchange):
             self._declared.pop(name, None)
+        self._return_buffered(self._inbox.forget(queue))
 
-    def _browse(self, queue: str, limit: int | None) -> list[_Raw]:
+    def _return_buffered(self, raws: list[Raw]) -> None:
+        """Give back deliveries that were buffered but never handed out."""
+        link = self._links[CONSUME]
+
+        def send() -> None:
+            for raw in raws:
+                if raw.channel.is_open:
+                    raw.channel.basic_nack(raw.delivery_tag, requeue=True)
+
+        if raws and link is not None:
+            link.later(send)
+
+    def _browse(self, queue: str, limit: int | None) -> list[Raw]:
         """Get (without ack) up to `limit` dead letters of `queue`, on the admin channel.
 
         The caller must `_release` them: acked ones leave, the others return in place.
@@ -504,7 +470,7 @@ class AMQPTransport(Transport):
         self._ensure({queue: self._queue_steps(queue)})
 
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
-            got: list[_Raw] = []
+            got: list[Raw] = []
             ch.add_callback(lambda _frame: resolve(fut, got), [pika.spec.Basic.GetEmpty])
 
             def take(left: int) -> None:
@@ -513,22 +479,23 @@ class AMQPTransport(Transport):
                     return
 
                 def on_get(ch: Any, method: Any, properties: Any, body: bytes) -> None:
-                    got.append(_Raw(ch, method.delivery_tag, False, properties, body))
+                    got.append(Raw(ch, method.delivery_tag, False, properties, body))
                     take(left - 1)
 
                 ch.basic_get(dlq, on_get)
 
-            def on_count(frame: Any) -> None:
-                count = frame.method.message_count
-                take(count if limit is None else min(count, limit))
-
+            # Not the declare's message_count: messages just returned by a nack may not be
+            # counted yet, while a basic.get sees them (same channel, same order).
             ch.queue_declare(
-                dlq, durable=True, arguments=topo.DEAD_LETTER_ARGUMENTS, callback=on_count
+                dlq,
+                durable=True,
+                arguments=topo.DEAD_LETTER_ARGUMENTS,
+                callback=lambda _frame: take(MAX_BROWSE if limit is None else limit),
             )
 
         return list(self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout))
 
-    def _release(self, acked: list[_Raw], returned: list[_Raw]) -> None:
+    def _release(self, acked: list[Raw], returned: list[Raw]) -> None:
         """Ack the replayed gets and put the others back where they were."""
         link = self._link(PUBLISH)
 
@@ -597,11 +564,11 @@ class QuorumAMQPTransport(AMQPTransport):
 
     capabilities = Capabilities(max_message_size=64 * 1024 * 1024, priorities=False)
 
-    def _count(self, raw: _Raw) -> int:
+    def _count(self, raw: Raw) -> int:
         returns = (raw.properties.headers or {}).get("x-delivery-count", 0)
         return super()._count(raw) + (returns if isinstance(returns, int) else 0)
 
-    def _counted_by_broker(self, raw: _Raw) -> bool:
+    def _counted_by_broker(self, raw: Raw) -> bool:
         return True
 
 
