@@ -119,7 +119,7 @@ def test_an_oversized_progress_raises_and_keeps_the_task_running() -> None:
 )
 def test_bad_options_are_refused(option: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
-        memory(**option)
+        create_backend("memory://bad-options", **option)
 
 
 def test_unknown_url_option_is_refused() -> None:
