@@ -122,6 +122,7 @@ class _Scripts:
         self.fetch = register(redis_scripts.FETCH)
         self.heartbeat = register(redis_scripts.HEARTBEAT)
         self.publish_delayed = register(redis_scripts.PUBLISH_DELAYED)
+        self.ack = register(redis_scripts.ACK)
         self.settle = register(redis_scripts.SETTLE)
         self.release = register(redis_scripts.RELEASE)
         self.size = register(redis_scripts.SIZE)
@@ -452,13 +453,15 @@ class RedisTransport(Transport):
                 )
             self._strays.discard(queue)
 
-    def _forget(self, queue: str, tag: bytes, lost: bool) -> None:
+    def _forget(self, queue: str, tags: Iterable[bytes], lost: bool) -> None:
+        """Settled (or, when `lost`, of unknown fate: the next fetch reconciles)."""
         with self._state_lock:
             handed = self._handed.get(queue)
             if handed is not None:
-                left = handed.pop(tag, 0) - 1
-                if left > 0:
-                    handed[tag] = left
+                for tag in tags:
+                    left = handed.pop(tag, 0) - 1
+                    if left > 0:
+                        handed[tag] = left
             if lost:
                 self._strays.add(queue)
 
@@ -487,24 +490,19 @@ class RedisTransport(Transport):
                 self._ack_now(batch)
 
     def _ack_now(self, deliveries: list[Delivery]) -> None:
-        def remove(client: redis.Redis) -> list[int]:
-            if len(deliveries) == 1:
-                d = deliveries[0]
-                return [
-                    client.lrem(self._queue_keys(d.queue).held_prefix + self._consumer, -1, d.tag)
-                ]
-            pipe = client.pipeline(transaction=False)
-            for d in deliveries:
-                pipe.lrem(self._queue_keys(d.queue).held_prefix + self._consumer, -1, d.tag)
-            return pipe.execute()
-
-        removed: list[int] = []
-        try:
-            removed = self._call("ack", remove)
-        finally:
-            for d in deliveries:
-                self._forget(d.queue, d.tag, lost=not removed)
-        lost = [d.message.id for d, n in zip(deliveries, removed, strict=True) if not n]
+        by_queue: dict[str, list[Delivery]] = {}
+        for delivery in deliveries:
+            by_queue.setdefault(delivery.queue, []).append(delivery)
+        lost: list[str] = []
+        for queue, group in by_queue.items():
+            tags = [d.tag for d in group]
+            held = self._queue_keys(queue).held_prefix + self._consumer
+            removed: list[int] = []
+            try:
+                removed = self._run(f"ack on {queue!r}", "ack", [held], tags)
+            finally:
+                self._forget(queue, tags, lost=not removed)
+            lost += [d.message.id for d, n in zip(group, removed, strict=True) if not n]
         if lost:
             raise LeaseLost(f"messages {', '.join(lost)} are no longer held by this consumer")
 
@@ -523,7 +521,7 @@ class RedisTransport(Transport):
         try:
             done = bool(self._run(f"nack on {queue!r}", "settle", [*keys.common(), held], args))
         finally:
-            self._forget(queue, item, lost=not done)
+            self._forget(queue, (item,), lost=not done)
         return done
 
     # -- administration -------------------------------------------------------------

@@ -133,6 +133,13 @@ for i = 2, #ARGV do schedule(k.delayed, k.seq, ARGV[i], due) end
 """
 )
 
+# KEYS: held. ARGV: element... Removes each element once; returns 1 or 0 for each.
+ACK = """
+local removed = {}
+for i, e in ipairs(ARGV) do removed[i] = redis.call('LREM', KEYS[1], -1, e) end
+return removed
+"""
+
 # ARGV: element, requeue (1|0), delay ms, reason, max deliveries.
 # Settles one held element (nack); returns 0 when the consumer no longer holds it.
 SETTLE = (
