@@ -49,12 +49,19 @@ from conveyor.core.retry import Backoff
 from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_topology as topo
+from conveyor.transports.amqp_broadcast import (
+    SUBSCRIBE,
+    AMQPSubscription,
+    broadcast_exchange,
+    declare_exchange,
+)
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
 from conveyor.transports.amqp_inbox import Inbox, Raw
 from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
 from conveyor.transports.base import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    Subscription,
     Transport,
     TransportOptions,
 )
@@ -96,7 +103,9 @@ class AMQPTransport(Transport):
     """RabbitMQ through pika; see the module docstring."""
 
     Options = AMQPOptions
-    capabilities = Capabilities(max_message_size=64 * 1024 * 1024, priorities=True)
+    capabilities = Capabilities(
+        max_message_size=64 * 1024 * 1024, priorities=True, broadcast=True, connection_cut=True
+    )
     options: AMQPOptions
 
     def __new__(cls, url: URL, options: TransportOptions) -> AMQPTransport:
@@ -260,6 +269,14 @@ class AMQPTransport(Transport):
     def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
         validate_queue_name(queue)
         routing_key, prepare = self._route(queue, delay)
+        items = self._encode("", routing_key, messages)
+        if items:
+            self._publish(items, prepare)
+
+    def _encode(
+        self, exchange: str, routing_key: str, messages: Sequence[Message]
+    ) -> list[Outgoing]:
+        """Encode every message, refusing the batch before any I/O if one is too large."""
         items = []
         limit = self.capabilities.max_message_size
         for message in messages:
@@ -269,9 +286,18 @@ class AMQPTransport(Transport):
                     f"message {message.id} is {size} bytes, over the AMQP transport's limit of "
                     f"{limit} bytes; nothing was sent"
                 )
-            items.append(("", routing_key, properties, message.body))
-        if items:
-            self._publish(items, prepare)
+            items.append((exchange, routing_key, properties, message.body))
+        return items
+
+    def broadcast(self, channel: str, message: Message) -> None:
+        validate_queue_name(channel)
+        exchange = broadcast_exchange(channel)
+        items = self._encode(exchange, "", (message,))
+        self._publish(items, lambda: self._ensure({exchange: [declare_exchange(exchange)]}))
+
+    def subscribe(self, channel: str) -> Subscription:
+        validate_queue_name(channel)
+        return AMQPSubscription(self._parameters(SUBSCRIBE), self.options.connect_timeout, channel)
 
     def _publish(self, items: list[Outgoing], prepare: Callable[[], None]) -> None:
         """Publish and wait for every confirm; unroutable messages get one redeclared retry."""
@@ -562,7 +588,9 @@ class AMQPTransport(Transport):
 class QuorumAMQPTransport(AMQPTransport):
     """``?queue_type=quorum``: replicated queues; no priorities (RabbitMQ 3.x)."""
 
-    capabilities = Capabilities(max_message_size=64 * 1024 * 1024, priorities=False)
+    capabilities = Capabilities(
+        max_message_size=64 * 1024 * 1024, priorities=False, broadcast=True, connection_cut=True
+    )
 
     def _count(self, raw: Raw) -> int:
         returns = (raw.properties.headers or {}).get("x-delivery-count", 0)

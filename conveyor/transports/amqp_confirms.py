@@ -59,7 +59,10 @@ class Confirms:
     ) -> None:
         batch = _Batch(future, items, len(items))
         for exchange, routing_key, properties, body in items:
-            channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+            # Straight to a queue: mandatory, so a vanished queue is noticed, not a silent loss.
+            # Through an exchange (broadcast): no subscriber is a valid outcome.
+            mandatory = not exchange
+            channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
             self._waiting[self._next_tag] = batch
             self._next_tag += 1
 
