@@ -1,0 +1,283 @@
+"""RabbitMQ-specific behaviour beyond the conformance suite, against the real broker.
+
+Each test uses its own queue names and connection names, deletes its queues, and closes
+only connections it opened (found through their client-provided connection name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pika
+import pytest
+
+from conveyor.core.errors import ConveyorError, LeaseLost
+from conveyor.core.message import Delivery, Message
+from conveyor.core.producer import Producer
+from conveyor.core.registry import create_transport
+from conveyor.core.retry import Backoff
+from conveyor.core.url import parse_url
+from conveyor.testing.waiting import wait_until
+from conveyor.transports import amqp_codec as codec
+from conveyor.transports.amqp import AMQPTransport
+from conveyor.transports.amqp_topology import delay_bucket
+from conveyor.transports.base import MAX_DELIVERIES_REASON
+
+Make = Callable[..., AMQPTransport]
+
+
+@pytest.fixture
+def make(amqp_url: str) -> Iterator[Make]:
+    made: list[AMQPTransport] = []
+
+    def build(url: str | None = None, **options: object) -> AMQPTransport:
+        options = {"lease_timeout": 2.0, "max_deliveries": 3, **options}
+        transport = create_transport(url or amqp_url, **options)
+        made.append(transport)
+        return transport
+
+    yield build
+    for transport in reversed(made):
+        with contextlib.suppress(ConveyorError):
+            transport.close()
+
+
+@pytest.fixture
+def queue(make: Make) -> Iterator[str]:
+    name = f"amqp-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    cleaner = make()
+    with contextlib.suppress(ConveyorError):
+        cleaner.delete(name)
+
+
+def fetch_one(transport: AMQPTransport, queue: str, timeout: float = 10.0) -> Delivery:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = transport.fetch(queue, timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+        if got:
+            return got[0]
+    raise AssertionError(f"nothing arrived on {queue!r} within {timeout} s")
+
+
+def rabbitmqctl(*args: str) -> str:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not available")
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=30, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"rabbitmqctl failed: {done.stderr.strip()[:200]}")
+    return done.stdout
+
+
+def connection_pids(name_prefix: str) -> list[str]:
+    rows = rabbitmqctl("list_connections", "pid", "client_properties", "--no-table-headers")
+    return [row.split("\t")[0] for row in rows.splitlines() if name_prefix in row]
+
+
+def queue_names() -> set[str]:
+    rows = rabbitmqctl("list_queues", "name", "--no-table-headers")
+    return {row.strip() for row in rows.splitlines() if row.strip()}
+
+
+# -- the long task and heartbeats -------------------------------------------------------
+
+
+def test_task_longer_than_heartbeat_is_not_redelivered(make: Make, queue: str) -> None:
+    """The I/O thread answers heartbeats while the caller is busy for 3 heartbeat timeouts."""
+    worker, other = make(heartbeat=1), make()
+    worker.publish(queue, Message(b"long"))
+    held = fetch_one(worker, queue)
+    busy_until = time.monotonic() + 5.0
+    while time.monotonic() < busy_until:  # keep the GIL busy, as a CPU-bound task would
+        sum(range(10_000))
+        assert other.fetch(queue, timeout=0.01) == []
+    held.ack()
+    assert other.fetch(queue, timeout=1.0) == []
+    assert other.size(queue) == 0
+
+
+# -- delays --------------------------------------------------------------------------
+
+
+def test_short_delay_published_after_long_one_arrives_first(make: Make, queue: str) -> None:
+    transport = make()
+    started = time.monotonic()
+    transport.publish(queue, Message(b"sixty"), delay=60.0)
+    transport.publish(queue, Message(b"one"), delay=1.0)
+    transport.publish(queue, Message(b"one-and-a-half"), delay=1.5)
+    first = fetch_one(transport, queue, timeout=5.0)
+    assert first.message.body == b"one"
+    assert 0.95 <= time.monotonic() - started <= 2.0
+    second = fetch_one(transport, queue, timeout=5.0)
+    assert second.message.body == b"one-and-a-half"
+    for delivery in (first, second):
+        delivery.ack()
+    assert transport.size(queue) == 0  # "sixty" still waits in the broker
+
+
+def test_delay_buckets_round_up_never_early() -> None:
+    assert delay_bucket(0.001) == 10
+    assert delay_bucket(1.0) == 1000
+    assert delay_bucket(1.0001) == 1010
+    assert delay_bucket(99.999) == 100_000
+    assert delay_bucket(3600.0) == 3_600_000
+    assert delay_bucket(3601.5) == 3_610_000  # three significant digits: at most 1% late
+
+
+def test_delete_removes_delay_queues(make: Make, queue: str) -> None:
+    transport = make()
+    transport.publish(queue, Message(b"later"), delay=30.0)
+    delay_queue = f"conveyor.delay.{queue}.30000"
+    assert delay_queue in queue_names()
+    transport.delete(queue)
+    names = queue_names()
+    assert delay_queue not in names
+    assert queue not in names
+    assert f"conveyor.dlq.{queue}" not in names
+
+
+# -- delivery counts ---------------------------------------------------------------
+
+
+def test_classic_counts_redeliveries_after_consumers_die(make: Make, queue: str) -> None:
+    """A closed consumer's message comes back counted; past max_deliveries it is dead."""
+    make().publish(queue, Message(b"crashy"))
+    counts = []
+    for _ in range(2):
+        consumer = make(max_deliveries=2)
+        counts.append(fetch_one(consumer, queue).delivery_count)
+        consumer.close()  # dies holding it
+    assert counts == [1, 2]
+    survivor = make(max_deliveries=2)
+    assert survivor.fetch(queue, timeout=1.5) == []
+    (dead,) = survivor.dead_letters(queue)
+    assert dead.reason == MAX_DELIVERIES_REASON
+    assert dead.message.body == b"crashy"
+    assert dead.delivery_count == 2
+
+
+def test_quorum_delivery_counts(make: Make, amqp_url: str, queue: str) -> None:
+    url = str(parse_url(amqp_url).with_query(queue_type="quorum").unredacted())
+    transport = make(url)
+    assert not transport.capabilities.priorities
+    transport.publish(queue, Message(b"q"))
+    first = fetch_one(transport, queue)
+    assert first.delivery_count == 1
+    first.nack(requeue=True)
+    second = fetch_one(transport, queue)
+    assert second.delivery_count == 2
+    transport.close()  # returned by the broker: quorum counts it in x-delivery-count
+    again = make(url)
+    third = fetch_one(again, queue)
+    assert third.delivery_count == 3
+    third.ack()
+    assert again.fetch(queue, timeout=0.5) == []
+
+
+# -- connections ---------------------------------------------------------------------
+
+
+def test_recovers_when_its_connection_is_closed_by_the_broker(make: Make, queue: str) -> None:
+    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
+    transport = make(connection_name=name)
+    producer = Producer(transport, Backoff(budget=20))
+    producer.publish(queue, Message(b"before"))
+    held = fetch_one(transport, queue)
+    pids = connection_pids(name)
+    assert len(pids) == 2  # publish and consume
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "closed by test_amqp_specific")
+    assert wait_until(lambda: not transport._links["consume"].alive, 10)  # type: ignore[union-attr]
+    with pytest.raises(LeaseLost):
+        held.ack()  # its channel is gone: never sent on a new one
+    producer.publish(queue, Message(b"after"))
+    got = [fetch_one(transport, queue), fetch_one(transport, queue)]
+    assert sorted(d.message.body for d in got) == [b"after", b"before"]
+    assert {d.message.body: d.delivery_count for d in got}[b"before"] == 2
+    for delivery in got:
+        delivery.ack()
+    assert transport.fetch(queue, timeout=0.5) == []
+
+
+def test_failover_to_the_next_host(make: Make, amqp_url: str, queue: str) -> None:
+    url = parse_url(amqp_url)
+    assert url.host is not None
+    with_dead_first = str(url).replace("***", url.password or "")
+    first = f"127.0.0.1:1;{url.host}"
+    transport = make(with_dead_first.replace(str(url.host), first, 1))
+    transport.publish(queue, Message(b"failover"))
+    fetch_one(transport, queue).ack()
+
+
+def test_vhost_from_the_url_path() -> None:
+    def vhost(text: str) -> str:
+        transport = create_transport(text)
+        return str(transport._parameters("publish")[0].virtual_host)
+
+    assert vhost("amqp://127.0.0.1//") == "/"
+    assert vhost("amqp://127.0.0.1") == "/"
+    assert vhost("amqp://127.0.0.1/sales") == "sales"
+    assert vhost("amqp://127.0.0.1/%2Fx") == "/x"
+
+
+def test_close_returns_unacked_at_once(make: Make, queue: str) -> None:
+    holder, other = make(), make()
+    holder.publish(queue, Message(b"held"))
+    held = fetch_one(holder, queue)
+    holder.close()
+    back = fetch_one(other, queue, timeout=2.0)
+    assert back.message.body == b"held"
+    back.ack()
+    with pytest.raises(LeaseLost):
+        held.ack()
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def test_properties_beyond_amqp_limits_round_trip(make: Make, queue: str) -> None:
+    transport = make()
+    message = Message(
+        b"",
+        headers={"x-custom": "kept", "deep": {"a": [1.5, None, True]}},
+        content_type="application/" + "x" * 300,
+        correlation_id="é" * 200,  # 400 bytes: over AMQP's short string
+        priority=300,
+        timestamp=12.345,
+    )
+    transport.publish(queue, message)
+    got = fetch_one(transport, queue)
+    assert got.message == message
+    got.ack()
+
+
+def test_foreign_messages_are_read_from_native_properties(make: Make, queue: str) -> None:
+    transport = make()
+    assert transport.size(queue) == 0  # declares the queue
+    params = transport._parameters("foreign-producer")[0]
+    with contextlib.closing(pika.BlockingConnection(params)) as connection:
+        channel = connection.channel()
+        properties = pika.BasicProperties(
+            message_id="foreign-1", content_type="text/plain", headers={"k": b"v", "n": 3}
+        )
+        channel.basic_publish("", queue, b"hello", properties)
+    got = fetch_one(transport, queue)
+    assert got.message.id == "foreign-1"
+    assert got.message.headers == {"k": "v", "n": 3}
+    assert got.message.content_type == "text/plain"
+    got.ack()
+
+
+def test_encode_keeps_bookkeeping_out_of_message_headers() -> None:
+    message = Message(b"x", headers={"user": 1})
+    properties, _ = codec.encode(message, previous=2, dead=("why", 5.0))
+    assert codec.previous_deliveries(properties) == 2
+    assert codec.dead_letter_info(properties) == ("why", 5.0)
+    assert codec.decode(properties, b"x") == message
