@@ -139,7 +139,10 @@ class SQLBackend(ResultBackend):
         super().__init__(url, options)
         self._dialect = dialect_of(url)
         self._engines = build_engines(
-            url, connect_timeout=options.connect_timeout, busy_timeout=options.timeout
+            url,
+            name="conveyor-results",
+            connect_timeout=options.connect_timeout,
+            busy_timeout=options.timeout,
         )
         self.networked = self.authenticates = self._dialect != "sqlite"
         self.max_value_size = _LIMITS[self._dialect]
