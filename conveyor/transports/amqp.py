@@ -126,6 +126,7 @@ class AMQPTransport(Transport):
             self.options.queue_type, self.options.max_priority
         )
         self._admin_lock = threading.Lock()
+        self._local = threading.local()
         if not url.hosts:
             raise ConfigurationError(f"AMQP URL {url} names no host")
 
@@ -395,14 +396,35 @@ class AMQPTransport(Transport):
     def ack(self, delivery: Delivery) -> None:
         self._settle(self._held_tag(delivery))
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack `deliveries` with one hand-over to the I/O thread (each settled as by ack)."""
+        batch: list[Raw] = []
+        self._local.batch = batch
+        try:
+            for delivery in deliveries:
+                delivery.ack()
+        finally:
+            self._local.batch = None
+            if batch:  # also when one was already settled: the others still go
+                self._send_acks(batch)
+
     def _settle(self, tag: Raw) -> None:
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append(tag)
+        else:
+            self._send_acks([tag])
+
+    def _send_acks(self, tags: list[Raw]) -> None:
         """Ack on the delivering channel only: a tag is meaningless on any other."""
         link = self._links[CONSUME]
-        self._inbox.settled(tag)
+        for tag in tags:
+            self._inbox.settled(tag)
 
         def send() -> None:
-            if tag.channel.is_open:
-                tag.channel.basic_ack(tag.delivery_tag)
+            for tag in tags:
+                if tag.channel.is_open:
+                    tag.channel.basic_ack(tag.delivery_tag)
 
         if link is None or not link.later(send):
             raise LeaseLost("the consumer connection is gone; the broker redelivers the message")

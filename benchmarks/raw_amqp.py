@@ -1,0 +1,70 @@
+"""The raw pika baseline for transport_bench.py: the same work, no conveyor.
+
+Publish: a durable queue, persistent messages, the channel in confirm mode, so every
+basic_publish waits for its broker confirm (pika's BlockingChannel confirms one message at
+a time; `batch` does not change that). Consume: basic_consume with a prefetch of `batch`,
+one basic_ack(multiple=True) per `batch` messages.
+"""
+
+from __future__ import annotations
+
+import pika
+
+from conveyor.core.url import parse_url
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+def _connection(url: str) -> pika.BlockingConnection:
+    parsed = parse_url(url)
+    host = parsed.host
+    vhost = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+    params = pika.ConnectionParameters(
+        host=host.name if host else "127.0.0.1",
+        port=(host.port if host else None) or 5672,
+        virtual_host=vhost or "/",
+        credentials=pika.PlainCredentials(parsed.username or "guest", parsed.password or "guest"),
+    )
+    return pika.BlockingConnection(params)
+
+
+def _declare(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> None:
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "classic"})
+
+
+def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
+    connection = _connection(url)
+    channel = connection.channel()
+    _declare(channel, queue)
+    channel.confirm_delivery()
+    for body in bodies:
+        channel.basic_publish("", queue, body, PERSISTENT, mandatory=True)
+    connection.close()
+
+
+def consume(url: str, queue: str, n: int, batch: int) -> None:
+    connection = _connection(url)
+    channel = connection.channel()
+    _declare(channel, queue)
+    channel.basic_qos(prefetch_count=batch)
+    received = unacked = 0
+    last_tag = 0
+    for method, _properties, _body in channel.consume(queue, inactivity_timeout=1.0):
+        if method is None:
+            continue
+        received += 1
+        unacked += 1
+        last_tag = method.delivery_tag
+        if unacked >= batch or received >= n:
+            channel.basic_ack(last_tag, multiple=True)
+            unacked = 0
+        if received >= n:
+            break
+    channel.cancel()
+    connection.close()
+
+
+def cleanup(url: str, queue: str) -> None:
+    connection = _connection(url)
+    connection.channel().queue_delete(queue)
+    connection.close()
