@@ -2,7 +2,7 @@
 
     redis://[user[:password]@]host[:port][;host2[:port]...][/db][?lease_timeout=30&...]
 
-Design (redis_scripts.py holds the key layout and the scripts):
+Design (redis_scripts.py holds the key layout and the scripts, redis_link.py the connection):
 
 * Fetch is one script: it renews this consumer's lease, returns the holdings of consumers
   whose lease lapsed, promotes due delayed messages and moves up to k ready messages into
@@ -28,107 +28,33 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, cast
 
 import redis
-from redis.backoff import NoBackoff
-from redis.commands.core import Script
-from redis.retry import Retry
 
 from conveyor.core import envelope
 from conveyor.core.envelope import MAGIC
 from conveyor.core.errors import (
-    AuthenticationFailed,
-    BrokerError,
     BrokerUnavailable,
-    ConfigurationError,
     ConnectionLost,
     ConveyorError,
     DecodeError,
-    InvalidURL,
     LeaseLost,
 )
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.url import URL, Host
-from conveyor.transports import redis_scripts
+from conveyor.core.url import URL
 from conveyor.transports.base import Capabilities, Subscription, Transport, TransportOptions
+from conveyor.transports.redis_link import RedisLink, RedisOptions
+from conveyor.transports.redis_scripts import Keys, keys_for
 
 log = logging.getLogger("conveyor.transports.redis")
-T = TypeVar("T")
 
-DEFAULT_PORT = 6379
 BLOCK_CAP = 0.5  # longest single BLMOVE, seconds: bounds how late a delay can be seen
 FETCH_CAP = 1000  # most messages one fetch takes
 PUBLISH_CHUNK = 1000  # values per LPUSH
-_AUTH_ERRORS = (
-    redis.AuthenticationError,
-    redis.exceptions.AuthorizationError,
-    redis.exceptions.NoPermissionError,
-)
-_CERT_REQS = ("required", "optional", "none")
-
-
-@dataclass
-class RedisOptions(TransportOptions):
-    """Redis options on top of the common ones.
-
-    socket_timeout: seconds a reply may take before the connection counts as lost.
-    ssl_*: TLS settings for ``rediss://`` (CA bundle, client certificate, verification).
-    """
-
-    socket_timeout: float = 10.0
-    ssl_cert_reqs: str = "required"
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-
-    def validate(self) -> None:
-        super().validate()
-        if self.socket_timeout < 2 * BLOCK_CAP:
-            raise ConfigurationError(f"socket_timeout must be at least {2 * BLOCK_CAP} s")
-        if self.ssl_cert_reqs not in _CERT_REQS:
-            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
-
-
-class _Keys(NamedTuple):
-    ready: bytes
-    delayed: bytes
-    seq: bytes
-    dead: bytes
-    consumers: bytes
-    held_prefix: bytes
-
-    def common(self) -> list[bytes]:
-        return [self.ready, self.delayed, self.seq, self.dead, self.consumers]
-
-
-def _keys_for(queue: str) -> _Keys:
-    parts = ("ready", "delayed", "seq", "dead", "consumers", "held:")
-    ready, delayed, seq, dead, consumers, held = (
-        f"conveyor:{{{queue}}}:{p}".encode() for p in parts
-    )
-    return _Keys(ready, delayed, seq, dead, consumers, held)
-
-
-class _Scripts:
-    """The Lua scripts, registered once per client: redis-py sends EVALSHA and loads on miss."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        register = client.register_script
-        self.fetch = register(redis_scripts.FETCH)
-        self.heartbeat = register(redis_scripts.HEARTBEAT)
-        self.publish_delayed = register(redis_scripts.PUBLISH_DELAYED)
-        self.ack = register(redis_scripts.ACK)
-        self.settle = register(redis_scripts.SETTLE)
-        self.release = register(redis_scripts.RELEASE)
-        self.size = register(redis_scripts.SIZE)
-        self.purge = register(redis_scripts.PURGE)
-        self.delete = register(redis_scripts.DELETE)
-        self.replay = register(redis_scripts.REPLAY)
 
 
 class _Heartbeat(threading.Thread):
@@ -157,14 +83,13 @@ class _Heartbeat(threading.Thread):
 
 class _RedisSubscription(Subscription):
     def __init__(self, transport: RedisTransport, channel: bytes) -> None:
-        self._transport = transport
-        self._pubsub = transport._call("subscribe", lambda c: c.pubsub())
-        self._channel = channel
+        self._link = link = transport.link
+        self._pubsub = link.call("subscribe", lambda c: c.pubsub())
         deadline = time.monotonic() + transport.options.connect_timeout
-        transport._call("subscribe", lambda _: self._pubsub.subscribe(channel))
+        link.call("subscribe", lambda _: self._pubsub.subscribe(channel))
         # Wait for the confirmation, so a broadcast sent after subscribe() returns arrives.
         while time.monotonic() < deadline:
-            reply = transport._call("subscribe", lambda _: self._pubsub.get_message(timeout=0.1))
+            reply = link.call("subscribe", lambda _: self._pubsub.get_message(timeout=0.1))
             if reply is not None and reply["type"] == "subscribe":
                 return
         self.close()
@@ -174,7 +99,7 @@ class _RedisSubscription(Subscription):
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(0.0, deadline - time.monotonic())
-            reply = self._transport._call("receive a broadcast", partial(self._next, remaining))
+            reply = self._link.call("receive a broadcast", partial(self._next, remaining))
             if reply is not None and reply["type"] == "message":
                 return _unpack(reply["data"])
             if remaining <= 0:
@@ -212,17 +137,11 @@ class RedisTransport(Transport):
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
-        if url.scheme not in ("redis", "rediss"):
-            raise InvalidURL(f"{url} is not a redis:// or rediss:// URL")
-        self._db = self._parse_db(url)
-        self._hosts = url.hosts or (Host("localhost", DEFAULT_PORT),)
-        self._client: redis.Redis | None = None
-        self._scripts: _Scripts | None = None
-        self._connect_lock = threading.Lock()
+        self.link = RedisLink(url, self.options)
         self._fetch_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._local = threading.local()
-        self._keys: dict[str, _Keys] = {}
+        self._keys: dict[str, Keys] = {}
         self._reset_consumer()
 
     def _reset_consumer(self) -> None:
@@ -234,110 +153,16 @@ class RedisTransport(Transport):
         self._strays: set[str] = set()  # queues whose held list a lost reply left unknown
         self._heartbeat: _Heartbeat | None = None
 
-    @staticmethod
-    def _parse_db(url: URL) -> int:
-        text = url.path.strip("/")
-        if not text:
-            return 0
-        if not text.isdigit():
-            raise InvalidURL(f"{url}: the path must be a database number, like /0")
-        return int(text)
-
-    # -- connection ------------------------------------------------------------------
-
-    def connection_kwargs(self, host: Host) -> dict[str, Any]:
-        """The redis-py ConnectionPool arguments for `host` (no I/O)."""
-        options, url = self.options, self.url
-        kwargs: dict[str, Any] = {
-            "host": host.name,
-            "port": host.port or DEFAULT_PORT,
-            "db": self._db,
-            "username": url.username,
-            "password": url.password,
-            "socket_connect_timeout": options.connect_timeout,
-            "socket_timeout": options.socket_timeout,
-            "socket_keepalive": True,
-            "retry": Retry(NoBackoff(), 0),  # a blind retry could run a script twice
-            # RESP2: with RESP3, redis-py 8 skips its check for connections closed while idle
-            # in the pool, so the first command after a cut connection would fail.
-            "protocol": 2,
-        }
-        if url.scheme == "rediss":
-            kwargs.update(
-                connection_class=redis.SSLConnection,
-                ssl_cert_reqs=options.ssl_cert_reqs,
-                ssl_ca_certs=options.ssl_ca_certs,
-                ssl_certfile=options.ssl_certfile,
-                ssl_keyfile=options.ssl_keyfile,
-            )
-        return kwargs
-
-    def _connect(self) -> redis.Redis:
-        """Try the hosts in order; the first that answers PING becomes the connection."""
-        with self._connect_lock:
-            if self._client is not None:
-                return self._client
-            failures = []
-            for host in self._hosts:
-                client = redis.Redis(
-                    connection_pool=redis.ConnectionPool(**self.connection_kwargs(host))
-                )
-                try:
-                    client.ping()
-                except _AUTH_ERRORS as exc:
-                    client.close()
-                    raise AuthenticationFailed(
-                        f"Redis at {host} refused the credentials of {self.url}: {exc}"
-                    ) from exc
-                except (redis.RedisError, OSError) as exc:
-                    client.close()
-                    failures.append(f"{host}: {exc}")
-                    continue
-                self._scripts = _Scripts(client)
-                self._client = client
-                return client
-            raise BrokerUnavailable(f"cannot reach Redis for {self.url}: {'; '.join(failures)}")
-
-    def _call(self, what: str, operation: Callable[[redis.Redis], T]) -> T:
-        """Run `operation` on the client, translating every redis-py error."""
-        client = self._client or self._connect()
-        try:
-            return operation(client)
-        except (redis.RedisError, OSError) as exc:
-            raise self._translate(exc, what) from exc
-
-    def _translate(self, exc: BaseException, what: str) -> ConveyorError:
-        if isinstance(exc, _AUTH_ERRORS):
-            return AuthenticationFailed(f"{what}: Redis refused {self.url}: {exc}")
-        lost = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
-        if lost or isinstance(exc, redis.ReadOnlyError):
-            if len(self._hosts) > 1:
-                self._drop_client()  # the next call tries the hosts in order again
-            kind = ConnectionLost if lost else BrokerUnavailable
-            return kind(f"{what}: connection to Redis for {self.url} failed: {exc}")
-        return BrokerError(f"{what}: Redis error: {exc}")
-
-    def _drop_client(self) -> None:
-        with self._connect_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def _queue_keys(self, queue: str) -> _Keys:
+    def _queue_keys(self, queue: str) -> Keys:
         keys = self._keys.get(queue)
         if keys is None:
             validate_queue_name(queue)
-            keys = self._keys[queue] = _keys_for(queue)
+            keys = self._keys[queue] = keys_for(queue)
         return keys
 
-    def _script(self, name: str) -> Script:
-        if self._scripts is None:
-            self._connect()
-        return getattr(self._scripts, name)
-
-    def _run(self, what: str, name: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        script = self._script(name)
-        return self._call(what, lambda client: script(keys, args, client=client))
+    def _held(self, keys: Keys) -> bytes:
+        """This consumer's held list in the queue of `keys`."""
+        return keys.held_prefix + self._consumer
 
     # -- producing -------------------------------------------------------------------
 
@@ -347,7 +172,7 @@ class RedisTransport(Transport):
             return
         keys = self._queue_keys(queue)
         if delay > 0:
-            self._run(
+            self.link.run(
                 f"publish to {queue!r}",
                 "publish_delayed",
                 keys.common(),
@@ -364,7 +189,7 @@ class RedisTransport(Transport):
                 pipe.lpush(keys.ready, *packed[start : start + PUBLISH_CHUNK])
             pipe.execute()
 
-        self._call(f"publish to {queue!r}", push)
+        self.link.call(f"publish to {queue!r}", push)
 
     # -- consuming -------------------------------------------------------------------
 
@@ -383,13 +208,13 @@ class RedisTransport(Transport):
                 raise
         return self._deliver(queue, keys, items)
 
-    def _take(self, queue: str, keys: _Keys, want: int, deadline: float) -> list[bytes]:
+    def _take(self, queue: str, keys: Keys, want: int, deadline: float) -> list[bytes]:
         args = [self._consumer, want, self._lease_ms, self.options.max_deliveries, keys.held_prefix]
-        held = keys.held_prefix + self._consumer
+        held = self._held(keys)
         script_keys = [*keys.common(), held]
         what = f"fetch from {queue!r}"
         while True:
-            reply = self._run(what, "fetch", script_keys, args)
+            reply = self.link.run(what, "fetch", script_keys, args)
             if len(reply) > 1:
                 return reply[1:]
             remaining = deadline - time.monotonic()
@@ -398,15 +223,15 @@ class RedisTransport(Transport):
             block = min(remaining, BLOCK_CAP)
             if reply[0] >= 0:
                 block = max(0.001, min(block, reply[0] / 1000))
-            item = self._call(what, partial(_blmove, keys.ready, held, block))
+            item = self.link.call(what, partial(_blmove, keys.ready, held, block))
             if item is not None:
                 if want == 1:
                     return [item]
                 args[1] = want - 1
-                more = self._run(what, "fetch", script_keys, args)
+                more = self.link.run(what, "fetch", script_keys, args)
                 return [item, *more[1:]]
 
-    def _deliver(self, queue: str, keys: _Keys, items: list[bytes]) -> list[Delivery]:
+    def _deliver(self, queue: str, keys: Keys, items: list[bytes]) -> list[Delivery]:
         deliveries, malformed = [], []
         unpack = envelope.unpack
         for item in items:
@@ -425,7 +250,7 @@ class RedisTransport(Transport):
             self._settle(queue, keys, item, requeue=False, delay=0.0, reason=reason)
         return deliveries
 
-    def _join(self, queue: str, keys: _Keys) -> None:
+    def _join(self, queue: str, keys: Keys) -> None:
         """Start the heartbeat, and return strays a lost reply left behind on `queue`."""
         if self._pid != os.getpid():
             self._reset_consumer()
@@ -434,8 +259,8 @@ class RedisTransport(Transport):
             self._heartbeat.start()
         self._handed.setdefault(queue, {})
         if queue in self._strays:
-            held = keys.held_prefix + self._consumer
-            listed = self._call("reconcile", partial(_lrange, held, 0, -1))
+            held = self._held(keys)
+            listed = self.link.call("reconcile", partial(_lrange, held, 0, -1))
             with self._state_lock:
                 known = dict(self._handed[queue])
             strays = []
@@ -445,7 +270,7 @@ class RedisTransport(Transport):
                 else:
                     strays.append(item)
             if strays:
-                self._run(
+                self.link.run(
                     "reconcile",
                     "release",
                     [*keys.common(), held],
@@ -468,7 +293,9 @@ class RedisTransport(Transport):
     def _renew_leases(self) -> None:
         for queue in list(self._handed):
             keys = self._queue_keys(queue)
-            self._run("renew lease", "heartbeat", keys.common(), [self._consumer, self._lease_ms])
+            self.link.run(
+                "renew lease", "heartbeat", keys.common(), [self._consumer, self._lease_ms]
+            )
 
     def ack(self, delivery: Delivery) -> None:
         batch = getattr(self._local, "batch", None)
@@ -496,10 +323,10 @@ class RedisTransport(Transport):
         lost: list[str] = []
         for queue, group in by_queue.items():
             tags = [d.tag for d in group]
-            held = self._queue_keys(queue).held_prefix + self._consumer
+            held = self._held(self._queue_keys(queue))
             removed: list[int] = []
             try:
-                removed = self._run(f"ack on {queue!r}", "ack", [held], tags)
+                removed = self.link.run(f"ack on {queue!r}", "ack", [held], tags)
             finally:
                 self._forget(queue, tags, lost=not removed)
             lost += [d.message.id for d, n in zip(group, removed, strict=True) if not n]
@@ -513,13 +340,13 @@ class RedisTransport(Transport):
             raise LeaseLost(f"message {delivery.message.id} is no longer held by this consumer")
 
     def _settle(
-        self, queue: str, keys: _Keys, item: bytes, *, requeue: bool, delay: float, reason: str
+        self, queue: str, keys: Keys, item: bytes, *, requeue: bool, delay: float, reason: str
     ) -> bool:
-        held = keys.held_prefix + self._consumer
+        held = self._held(keys)
         args = [item, 1 if requeue else 0, int(delay * 1000), reason, self.options.max_deliveries]
         done = False
         try:
-            done = bool(self._run(f"nack on {queue!r}", "settle", [*keys.common(), held], args))
+            done = bool(self.link.run(f"nack on {queue!r}", "settle", [*keys.common(), held], args))
         finally:
             self._forget(queue, (item,), lost=not done)
         return done
@@ -527,20 +354,22 @@ class RedisTransport(Transport):
     # -- administration -------------------------------------------------------------
 
     def size(self, queue: str) -> int:
-        return int(self._run(f"size of {queue!r}", "size", self._queue_keys(queue).common(), []))
+        return int(
+            self.link.run(f"size of {queue!r}", "size", self._queue_keys(queue).common(), [])
+        )
 
     def purge(self, queue: str) -> int:
-        return int(self._run(f"purge {queue!r}", "purge", self._queue_keys(queue).common(), []))
+        return int(self.link.run(f"purge {queue!r}", "purge", self._queue_keys(queue).common(), []))
 
     def delete(self, queue: str) -> None:
         keys = self._queue_keys(queue)
-        self._run(f"delete {queue!r}", "delete", keys.common(), [keys.held_prefix])
+        self.link.run(f"delete {queue!r}", "delete", keys.common(), [keys.held_prefix])
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         keys = self._queue_keys(queue)
         if limit < 1:
             return []
-        entries = self._call(
+        entries = self.link.call(
             f"list dead letters of {queue!r}", partial(_lrange, keys.dead, 0, limit - 1)
         )
         return [_dead_letter(queue, entry) for entry in entries]
@@ -549,19 +378,21 @@ class RedisTransport(Transport):
         keys = self._queue_keys(queue)
         what = f"replay dead letters of {queue!r}"
         if ids is None:
-            return int(self._run(what, "replay", keys.common(), []))
+            return int(self.link.run(what, "replay", keys.common(), []))
         wanted = set(ids)
-        entries = self._call(what, partial(_lrange, keys.dead, 0, -1))
+        entries = self.link.call(what, partial(_lrange, keys.dead, 0, -1))
         chosen = [e for e in entries if _dead_letter(queue, e).message.id in wanted]
         if not chosen:
             return 0
-        return int(self._run(what, "replay", keys.common(), chosen))
+        return int(self.link.run(what, "replay", keys.common(), chosen))
 
     # -- broadcast -------------------------------------------------------------------
 
     def broadcast(self, channel: str, message: Message) -> None:
         data = self.check_publish(channel, (message,))[0]
-        self._call(f"broadcast on {channel!r}", lambda c: c.publish(_channel_key(channel), data))
+        self.link.call(
+            f"broadcast on {channel!r}", lambda c: c.publish(_channel_key(channel), data)
+        )
 
     def subscribe(self, channel: str) -> Subscription:
         validate_queue_name(channel)
@@ -578,21 +409,21 @@ class RedisTransport(Transport):
         if heartbeat is not None:
             heartbeat.stopped.set()
             heartbeat.join(timeout=5)
-        if self._pid == os.getpid() and self._client is not None:
+        if self._pid == os.getpid() and self.link.connected:
             for queue in list(self._handed):
                 keys = self._queue_keys(queue)
                 try:
-                    self._run(
+                    self.link.run(
                         f"release holdings on {queue!r}",
                         "release",
-                        [*keys.common(), keys.held_prefix + self._consumer],
+                        [*keys.common(), self._held(keys)],
                         [self._consumer, self.options.max_deliveries],
                     )
                 except ConveyorError as exc:
                     log.warning("close: %s; they come back when the lease lapses", exc)
         self._handed.clear()
         self._strays.clear()
-        self._drop_client()
+        self.link.close()
 
 
 def _lrange(key: bytes, start: int, stop: int, client: redis.Redis) -> list[bytes]:

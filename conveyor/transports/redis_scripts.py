@@ -18,8 +18,34 @@ copy per message on publish and on fetch. Every time is the server's
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from conveyor.core.envelope import MAGIC
 from conveyor.transports.base import MAX_DELIVERIES_REASON
+
+
+class Keys(NamedTuple):
+    """A queue's keys; `common()` is the KEYS prefix every script takes."""
+
+    ready: bytes
+    delayed: bytes
+    seq: bytes
+    dead: bytes
+    consumers: bytes
+    held_prefix: bytes  # + consumer id
+
+    def common(self) -> list[bytes]:
+        return [self.ready, self.delayed, self.seq, self.dead, self.consumers]
+
+
+def keys_for(queue: str) -> Keys:
+    """The keys of a (validated) queue name."""
+    parts = ("ready", "delayed", "seq", "dead", "consumers", "held:")
+    ready, delayed, seq, dead, consumers, held = (
+        f"conveyor:{{{queue}}}:{p}".encode() for p in parts
+    )
+    return Keys(ready, delayed, seq, dead, consumers, held)
+
 
 _COMMON = f"""
 local MAX_REASON = '{MAX_DELIVERIES_REASON}'
@@ -237,3 +263,16 @@ end
 return n
 """
 )
+
+SCRIPTS = {
+    "fetch": FETCH,
+    "heartbeat": HEARTBEAT,
+    "publish_delayed": PUBLISH_DELAYED,
+    "ack": ACK,
+    "settle": SETTLE,
+    "release": RELEASE,
+    "size": SIZE,
+    "purge": PURGE,
+    "delete": DELETE,
+    "replay": REPLAY,
+}

@@ -296,14 +296,14 @@ def test_rediss_url_maps_to_an_ssl_connection() -> None:
     url = "rediss://alice:s3cret@cache.example:6380/2?ssl_cert_reqs=none&ssl_ca_certs=/ca.pem"
     transport = create_transport(url)
     assert isinstance(transport, RedisTransport)
-    kwargs = transport.connection_kwargs(transport.url.hosts[0])
+    kwargs = transport.link.connection_kwargs(transport.url.hosts[0])
     assert kwargs["connection_class"] is redis.SSLConnection
     assert (kwargs["ssl_cert_reqs"], kwargs["ssl_ca_certs"]) == ("none", "/ca.pem")
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6380, 2)
     assert (kwargs["username"], kwargs["password"]) == ("alice", "s3cret")
     assert "s3cret" not in repr(transport)
     plain = create_transport("redis://localhost")
-    assert "connection_class" not in plain.connection_kwargs(plain.url.hosts[0])
+    assert "connection_class" not in plain.link.connection_kwargs(plain.url.hosts[0])
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,161 @@
+"""The Redis transport's connection: hosts tried in order, one pool, the Lua scripts, and
+the translation of every redis-py error into conveyor's own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from conveyor.core.errors import (
+    AuthenticationFailed,
+    BrokerError,
+    BrokerUnavailable,
+    ConfigurationError,
+    ConnectionLost,
+    ConveyorError,
+    InvalidURL,
+)
+from conveyor.core.url import URL, Host
+from conveyor.transports.base import TransportOptions
+from conveyor.transports.redis_scripts import SCRIPTS
+
+T = TypeVar("T")
+DEFAULT_PORT = 6379
+MIN_SOCKET_TIMEOUT = 1.0  # must outlast the longest blocking read the transport issues
+_AUTH_ERRORS = (
+    redis.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.NoPermissionError,
+)
+_CERT_REQS = ("required", "optional", "none")
+
+
+@dataclass
+class RedisOptions(TransportOptions):
+    """Redis options on top of the common ones.
+
+    socket_timeout: seconds a reply may take before the connection counts as lost.
+    ssl_*: TLS settings for ``rediss://`` (CA bundle, client certificate, verification).
+    """
+
+    socket_timeout: float = 10.0
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        if self.socket_timeout < MIN_SOCKET_TIMEOUT:
+            raise ConfigurationError(f"socket_timeout must be at least {MIN_SOCKET_TIMEOUT} s")
+        if self.ssl_cert_reqs not in _CERT_REQS:
+            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
+
+
+class RedisLink:
+    """Connects lazily on first use; after a connection error with several hosts, the next
+    call tries them in order again."""
+
+    def __init__(self, url: URL, options: RedisOptions) -> None:
+        if url.scheme not in ("redis", "rediss"):
+            raise InvalidURL(f"{url} is not a redis:// or rediss:// URL")
+        db = url.path.strip("/") or "0"
+        if not db.isdigit():
+            raise InvalidURL(f"{url}: the path must be a database number, like /0")
+        self.url, self.options, self._db = url, options, int(db)
+        self._hosts = url.hosts or (Host("localhost", DEFAULT_PORT),)
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def connection_kwargs(self, host: Host) -> dict[str, Any]:
+        """The redis-py ConnectionPool arguments for `host` (no I/O)."""
+        options, url = self.options, self.url
+        kwargs: dict[str, Any] = {
+            "host": host.name,
+            "port": host.port or DEFAULT_PORT,
+            "db": self._db,
+            "username": url.username,
+            "password": url.password,
+            "socket_connect_timeout": options.connect_timeout,
+            "socket_timeout": options.socket_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),  # a blind retry could run a script twice
+            # RESP2: with RESP3, redis-py 8 skips its check for connections closed while idle
+            # in the pool, so the first command after a cut connection would fail.
+            "protocol": 2,
+        }
+        if url.scheme == "rediss":
+            kwargs.update(
+                connection_class=redis.SSLConnection,
+                ssl_cert_reqs=options.ssl_cert_reqs,
+                ssl_ca_certs=options.ssl_ca_certs,
+                ssl_certfile=options.ssl_certfile,
+                ssl_keyfile=options.ssl_keyfile,
+            )
+        return kwargs
+
+    def _connect(self) -> redis.Redis:
+        """Try the hosts in order; the first that answers PING becomes the connection."""
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            failures = []
+            for host in self._hosts:
+                pool = redis.ConnectionPool(**self.connection_kwargs(host))
+                client = redis.Redis(connection_pool=pool)
+                try:
+                    client.ping()
+                except _AUTH_ERRORS as exc:
+                    client.close()
+                    raise AuthenticationFailed(
+                        f"Redis at {host} refused the credentials of {self.url}: {exc}"
+                    ) from exc
+                except (redis.RedisError, OSError) as exc:
+                    client.close()
+                    failures.append(f"{host}: {exc}")
+                    continue
+                self._scripts = {name: client.register_script(s) for name, s in SCRIPTS.items()}
+                self._client = client
+                return client
+            raise BrokerUnavailable(f"cannot reach Redis for {self.url}: {'; '.join(failures)}")
+
+    def call(self, what: str, operation: Callable[[redis.Redis], T]) -> T:
+        """Run `operation` on the client; every redis-py error becomes a conveyor error."""
+        client = self._client or self._connect()
+        try:
+            return operation(client)
+        except (redis.RedisError, OSError) as exc:
+            raise self._translate(exc, what) from exc
+
+    def run(self, what: str, script: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+        """Run one of redis_scripts.SCRIPTS by name (EVALSHA, loaded on a miss)."""
+        return self.call(what, lambda client: self._scripts[script](keys, args, client=client))
+
+    def _translate(self, exc: BaseException, what: str) -> ConveyorError:
+        if isinstance(exc, _AUTH_ERRORS):
+            return AuthenticationFailed(f"{what}: Redis refused {self.url}: {exc}")
+        lost = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+        if lost or isinstance(exc, redis.ReadOnlyError):
+            if len(self._hosts) > 1:
+                self.close()  # the next call tries the hosts in order again
+            kind = ConnectionLost if lost else BrokerUnavailable
+            return kind(f"{what}: connection to Redis for {self.url} failed: {exc}")
+        return BrokerError(f"{what}: Redis error: {exc}")
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
