@@ -65,6 +65,26 @@ def _send_links(app: Conveyor, links: list[dict[str, Any]], arg: Any, msg: TaskM
             log.exception("sending callback %r of task %s failed", data.get("task"), msg.id)
 
 
+def _failed(
+    app: Conveyor,
+    task: Task,
+    msg: TaskMessage,
+    args: tuple[Any, ...],
+    exc: BaseException,
+    *,
+    store: bool,
+) -> ExceptionInfo:
+    """FAILURE: store it (unless already stored or results are ignored), then on_failure
+    and the errbacks."""
+    einfo = ExceptionInfo(exc, results.traceback_text(exc))
+    if store:
+        results.store_failure(app, msg.id, exc, msg.parent_id)
+    log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
+    _hook(task, "on_failure", exc, msg.id, args, msg.kwargs, einfo)
+    _send_links(app, msg.errbacks, msg.id, msg)
+    return einfo
+
+
 def make_context(job: Job, hostname: str) -> context.Context:
     msg = job.message
     return context.Context(
@@ -126,21 +146,14 @@ def execute(app: Conveyor, job: Job, hostname: str, *, hard_limit_outside: bool 
         log.info("task %s[%s] retry in %.3g s: %s", msg.task, msg.id, retry.when, cause)
         _hook(task, "on_retry", cause, msg.id, args, kwargs, einfo)
     except Exception as exc:
-        state, retval = states.FAILURE, exc
-        einfo = ExceptionInfo(exc, results.traceback_text(exc))
-        if keep:
-            results.store_failure(app, msg.id, exc, msg.parent_id)
-        log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
-        _hook(task, "on_failure", exc, msg.id, args, kwargs, einfo)
-        _send_links(app, msg.errbacks, msg.id, msg)
+        state, retval, einfo = states.FAILURE, exc, _failed(app, task, msg, args, exc, store=keep)
     else:
         state = states.SUCCESS
         problem = results.store_success(app, msg.id, retval, msg.parent_id) if keep else None
         if problem is not None:
+            # Already stored as FAILURE by store_success.
             state, retval = states.FAILURE, problem
-            einfo = ExceptionInfo(problem, results.traceback_text(problem))
-            _hook(task, "on_failure", problem, msg.id, args, kwargs, einfo)
-            _send_links(app, msg.errbacks, msg.id, msg)
+            einfo = _failed(app, task, msg, args, problem, store=False)
         else:
             log.info("task %s[%s] succeeded", msg.task, msg.id)
             _hook(task, "on_success", retval, msg.id, args, kwargs)

@@ -134,8 +134,11 @@ class Worker:
         self.app.close()
 
     def cold_stop(self) -> None:
-        log.warning("cold shutdown: unacked messages return to the broker")
+        """Kill what can be killed, return every unfinished message to the broker, exit."""
+        log.warning("cold shutdown: unfinished messages go back to the broker")
         self.pool.kill()
+        for work in [*self.pool.active(), *self.pool.drain()]:
+            work.give_back()
         self.app.close()
         os._exit(1)
 

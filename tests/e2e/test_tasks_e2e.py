@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ import pytest
 
 from conveyor import Conveyor, states
 from conveyor.app.exceptions import NotRegistered, TaskRevokedError, TimeLimitExceeded
+from conveyor.core.errors import Unsupported
 from conveyor.testing.waiting import wait_until
 from tests.e2e import e2e_tasks
 from tests.e2e.conftest import WorkerProcess, client_app, start_worker
@@ -151,4 +153,46 @@ def test_sigterm_is_a_warm_shutdown(e2e_url: str, tmp_path: Path) -> None:
         assert app.transport.size(queue) == 3, "prefetched messages went back to the broker"
     finally:
         app.transport.delete(queue)
+        app.close()
+
+
+def test_second_sigterm_is_a_cold_shutdown(e2e_url: str, tmp_path: Path) -> None:
+    queue = f"e2e_cold_{uuid.uuid4().hex[:12]}"
+    process = start_worker(e2e_url, queue, tmp_path / "cold.log", "-c", "1")
+    app = client_app(e2e_url, queue)
+    try:
+        running = e2e_tasks.sleep.delay(60.0)
+        assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), TIMEOUT)
+        process.process.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: "warm shutdown" in process.output(), TIMEOUT)
+        process.process.send_signal(signal.SIGTERM)
+        assert process.process.wait(10) != 0, "a cold shutdown does not wait for the task"
+        assert not running.ready()
+        assert wait_until(lambda: app.transport.size(queue) == 1, TIMEOUT), (
+            "the unfinished message went back to the broker"
+        )
+    finally:
+        app.transport.delete(queue)
+        app.close()
+
+
+def test_revoke_terminate_kills_the_running_task(
+    process_worker: WorkerProcess, e2e_url: str
+) -> None:
+    app = client_app(e2e_url, process_worker.queue)
+    try:
+        if not app.transport.capabilities.broadcast:
+            with pytest.raises(Unsupported):
+                app.control.revoke("x", terminate=True)
+            return
+        running = e2e_tasks.sleep.delay(60.0)
+        assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), TIMEOUT)
+        started = time.monotonic()
+        running.revoke(terminate=True)
+        assert e2e_tasks.add.delay(5, 5).get(timeout=TIMEOUT) == 10
+        with pytest.raises(TaskRevokedError):
+            running.get(timeout=1)
+        assert time.monotonic() - started < TIMEOUT
+        assert wait_until(lambda: app.transport.size(process_worker.queue) == 0, TIMEOUT)
+    finally:
         app.close()
