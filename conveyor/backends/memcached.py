@@ -13,6 +13,7 @@ as "unknown id"; here a key whose host is down raises BackendUnavailable instead
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import defaultdict
@@ -43,6 +44,7 @@ from conveyor.core.errors import BackendError, BackendUnavailable, Configuration
 from conveyor.core.url import URL
 
 T = TypeVar("T")
+log = logging.getLogger("conveyor.backends.memcached")
 DEFAULT_PORT = 11211
 RESULT_PREFIX = "conveyor-result:"
 COUNTER_PREFIX = "conveyor-counter:"
@@ -180,10 +182,19 @@ class MemcachedBackend(ResultBackend):
                 ):
                     return max(amount, 0)
                 if value is not None:
-                    if expire:
-                        client.touch(name, expire=expire, noreply=False)
+                    self._refresh(client, name, expire)
                     return int(value)
         raise BackendError(f"incr on {self.url}: counter {key!r} kept vanishing")
+
+    def _refresh(self, client: PooledClient, name: str, expire: int) -> None:
+        """Restart a counter's expiry. The increment is done by now, so a failure here is
+        logged, not raised: raising would invite a retry that counts twice."""
+        if not expire:
+            return
+        try:
+            client.touch(name, expire=expire, noreply=False)
+        except (MemcacheError, OSError) as exc:
+            log.warning("counter %r on %s: its expiry was not refreshed: %r", name, self.url, exc)
 
     def close(self) -> None:
         for client in self._clients.values():
