@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,29 @@ class Delivery:
             self._transport.nack(self, requeue=requeue, delay=delay, reason=reason)
         finally:
             self._notify()
+
+    @staticmethod
+    def ack_all(deliveries: Sequence[Delivery], send: Callable[[list[Delivery]], None]) -> None:
+        """Settle `deliveries` as acked and hand them to `send` at once (a batched ack).
+
+        Deliveries settled before are left out and raise AlreadySettled after the rest went.
+        """
+        fresh: list[Delivery] = []
+        twice: list[str] = []
+        for delivery in deliveries:
+            if delivery._settled:
+                twice.append(delivery.message.id)
+            else:
+                delivery._settled = True
+                fresh.append(delivery)
+        try:
+            if fresh:
+                send(fresh)
+        finally:
+            for delivery in fresh:
+                delivery._notify()
+        if twice:
+            raise AlreadySettled(f"messages {', '.join(twice)} were already settled")
 
     def _settle(self) -> None:
         if self._settled:

@@ -117,9 +117,13 @@ class Transport(ABC):
         """Remove the delivered message for good. Called through `Delivery.ack`."""
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack each delivery (settling it); transports that can batch do it in one round trip."""
+        """Ack every delivery, settling each; one round trip where the transport batches."""
+        Delivery.ack_all(deliveries, self.ack_batch)
+
+    def ack_batch(self, deliveries: list[Delivery]) -> None:
+        """Remove several delivered messages for good. Override to batch the round trips."""
         for delivery in deliveries:
-            delivery.ack()
+            self.ack(delivery)
 
     @abstractmethod
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:

@@ -140,7 +140,6 @@ class RedisTransport(Transport):
         self.link = RedisLink(url, self.options)
         self._fetch_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._local = threading.local()
         self._keys: dict[str, Keys] = {}
         self._reset_consumer()
 
@@ -298,25 +297,10 @@ class RedisTransport(Transport):
             )
 
     def ack(self, delivery: Delivery) -> None:
-        batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.append(delivery)
-            return
-        self._ack_now([delivery])
+        self.ack_batch([delivery])
 
-    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack `deliveries` in one round trip (each is settled, as by `Delivery.ack`)."""
-        batch: list[Delivery] = []
-        self._local.batch = batch
-        try:
-            for delivery in deliveries:
-                delivery.ack()
-        finally:
-            self._local.batch = None
-            if batch:  # also when a delivery was already settled: the others still go
-                self._ack_now(batch)
-
-    def _ack_now(self, deliveries: list[Delivery]) -> None:
+    def ack_batch(self, deliveries: list[Delivery]) -> None:
+        """One script call per queue removes the whole batch from the held list."""
         by_queue: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
             by_queue.setdefault(delivery.queue, []).append(delivery)

@@ -22,6 +22,7 @@ import redis
 
 from conveyor.core import envelope
 from conveyor.core.errors import (
+    AlreadySettled,
     AuthenticationFailed,
     BrokerUnavailable,
     ConfigurationError,
@@ -275,6 +276,20 @@ def test_ack_many_settles_and_reports_lost_leases(
     with pytest.raises(LeaseLost):
         transport.ack_many(got)
     assert settled == got and all(d.settled for d in got)
+
+
+def test_ack_many_skips_settled_deliveries_but_acks_the_rest(
+    make_transport: MakeTransport, raw: redis.Redis, queue: str
+) -> None:
+    transport = make_transport()
+    transport.publish_many(queue, [Message(b"one"), Message(b"two"), Message(b"three")])
+    first, *rest = fetch_n(transport, queue, 3)
+    first.ack()
+    with pytest.raises(AlreadySettled):
+        transport.ack_many([first, *rest])
+    held = f"conveyor:{{{queue}}}:held:".encode() + transport._consumer
+    assert raw.llen(held) == 0
+    assert transport.fetch(queue, timeout=0.2) == []
 
 
 def test_idle_fetch_loop_stays_under_five_percent_cpu(
