@@ -256,6 +256,9 @@ class Watch:
         return record.ready
 
 
+READY_MARK, NOT_READY_MARK = b"R", b"N"
+
+
 def marked(record: ResultRecord, data: bytes) -> bytes:
     """`data` behind one marker byte telling whether the record is ready.
 
@@ -268,9 +271,6 @@ def marked(record: ResultRecord, data: bytes) -> bytes:
 def unmarked(value: bytes | str | None) -> ResultRecord | None:
     """The record behind a marker byte; None for None."""
     return None if value is None else ResultRecord.from_bytes(value[1:])
-
-
-READY_MARK, NOT_READY_MARK = b"R", b"N"
 
 
 def bounded_key(prefix: str, name: str, max_bytes: int, *, plain_ascii: bool = False) -> str:

@@ -1,10 +1,10 @@
 """The Redis result backend (redis-py): atomic stores by Lua script, `wait` by pub/sub push.
 
-A record is one string key, ``conveyor-result:<task id>``, holding one marker byte (``R`` for
-a ready state, ``N`` otherwise) and then the JSON record. The store script reads the marker,
-refuses to overwrite a ready record, SETs with a PX expiry and PUBLISHes the value on the
-task's channel, all in one atomic step. `wait` subscribes first, then reads, then listens, so
-no state written in between is missed; it never polls.
+A record is one string key, ``conveyor-result:<task id>`` (long ids hashed), holding one
+marker byte (``R`` for a ready state, ``N`` otherwise) and then the JSON record. The store
+script reads the marker, refuses to overwrite a ready record, SETs with a PX expiry and
+PUBLISHes the value on the task's channel, all in one atomic step. `wait` subscribes first,
+then reads, then listens, so no state written in between is missed; it never polls.
 
 Client retries are off (a retried INCRBY could count twice); idempotent reads and stores
 retry once here, on a fresh connection.
@@ -28,6 +28,7 @@ from conveyor.backends.base import (
     ResultRecord,
     ResultTimeout,
     Watch,
+    bounded_key,
     call_idempotent,
     marked,
     unmarked,
@@ -44,8 +45,15 @@ T = TypeVar("T")
 RESULT_PREFIX = "conveyor-result:"
 CHANNEL_PREFIX = "conveyor-result-events:"
 COUNTER_PREFIX = "conveyor-counter:"
+_MAX_KEY = 1024
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
+
+
+def _key(prefix: str, name: str) -> str:
+    """Keys and channels: binary-safe in Redis, but long or unprintable names are hashed."""
+    return bounded_key(prefix, name, _MAX_KEY)
+
 
 # KEYS[1] record key; ARGV[1] marker+record, ARGV[2] expiry in ms (0: never), ARGV[3] channel.
 _STORE = """
@@ -110,32 +118,34 @@ class RedisBackend(ResultBackend):
         value = marked(record, data)
         ttl_ms = round(self.options.result_expires * 1000)
         task_id = record.task_id
-        keys = [RESULT_PREFIX + task_id]
-        args: list[bytes | str | int] = [value, ttl_ms, CHANNEL_PREFIX + task_id]
+        keys = [_key(RESULT_PREFIX, task_id)]
+        args: list[bytes | str | int] = [value, ttl_ms, _key(CHANNEL_PREFIX, task_id)]
         return bool(self._idempotent("store", lambda: self._store_script(keys=keys, args=args)))
 
     def get(self, task_id: str) -> ResultRecord | None:
-        return unmarked(self._idempotent("get", lambda: self._client.get(RESULT_PREFIX + task_id)))
+        key = _key(RESULT_PREFIX, task_id)
+        return unmarked(self._idempotent("get", lambda: self._client.get(key)))
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return {}
-        keys = [RESULT_PREFIX + task_id for task_id in ids]
+        keys = [_key(RESULT_PREFIX, task_id) for task_id in ids]
         values = self._idempotent("get_many", lambda: self._client.mget(keys))
         return {task_id: unmarked(value) for task_id, value in zip(ids, values, strict=True)}
 
     def forget(self, task_id: str) -> None:
-        self._idempotent("forget", lambda: self._client.delete(RESULT_PREFIX + task_id))
+        self._idempotent("forget", lambda: self._client.delete(_key(RESULT_PREFIX, task_id)))
 
     def incr(self, key: str, amount: int = 1) -> int:
         """INCRBY and PEXPIRE in one MULTI; not retried, since a repeat could count twice."""
         ttl_ms = round(self.options.result_expires * 1000)
         with self._errors("incr"):
             pipe = self._client.pipeline(transaction=True)
-            pipe.incrby(COUNTER_PREFIX + key, amount)
+            name = _key(COUNTER_PREFIX, key)
+            pipe.incrby(name, amount)
             if ttl_ms:
-                pipe.pexpire(COUNTER_PREFIX + key, ttl_ms)
+                pipe.pexpire(name, ttl_ms)
             return int(pipe.execute()[0])
 
     def wait(
@@ -173,7 +183,7 @@ class RedisBackend(ResultBackend):
     ) -> ResultRecord:
         pubsub = self._client.pubsub()
         try:
-            pubsub.subscribe(CHANNEL_PREFIX + task_id)
+            pubsub.subscribe(_key(CHANNEL_PREFIX, task_id))
             # Wait for the confirmation: only then is every later PUBLISH sure to reach us.
             while not self._confirmed(pubsub.get_message(timeout=self._slice(deadline))):
                 if deadline is not None and time.monotonic() >= deadline:

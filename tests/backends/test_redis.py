@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from conveyor.backends.base import PENDING, STARTED, SUCCESS, ResultRecord, ResultTimeout
-from conveyor.backends.redis import COUNTER_PREFIX, RESULT_PREFIX, RedisBackend
+from conveyor.backends.redis import CHANNEL_PREFIX, COUNTER_PREFIX, RESULT_PREFIX, RedisBackend
 from conveyor.core.errors import BackendUnavailable, ConfigurationError
 from conveyor.core.registry import create_backend
 from conveyor.testing.servers import LocalServer, ServerUnavailable, port_open, start_local_server
@@ -114,6 +114,15 @@ def test_records_and_counters_carry_the_expiry(
         keep.close()
 
 
+def test_long_and_unprintable_ids(shared_backend: RedisBackend) -> None:
+    ids = ["x" * 5000 + uuid.uuid4().hex, f"line\nbreak {uuid.uuid4()}", f"\ud800{uuid.uuid4()}"]
+    for task_id in ids[:2]:
+        assert shared_backend.store(ResultRecord(task_id, SUCCESS, result=len(task_id)))
+        assert shared_backend.wait(task_id, timeout=5).result == len(task_id)
+        shared_backend.forget(task_id)
+    assert shared_backend.get(ids[2]) is None  # a lone surrogate: hashed, not a client error
+
+
 def test_several_hosts_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="one host"):
         create_backend("redis://127.0.0.1:6379;127.0.0.1:6380/0")
@@ -129,7 +138,7 @@ def _wait(backend: RedisBackend, task_id: str, timeout: float) -> object:
 def _subscribers(server: LocalServer, task_id: str) -> int:
     client = redis.Redis(port=server.port)
     try:
-        counts = client.pubsub_numsub(f"conveyor-result-events:{task_id}")
+        counts = client.pubsub_numsub(CHANNEL_PREFIX + task_id)
         return int(counts[0][1]) if counts else 0
     except redis.ConnectionError:
         return -1
