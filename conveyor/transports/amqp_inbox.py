@@ -58,8 +58,10 @@ class Inbox:
         with self.cond:
             if consumer_tag not in self._consumers.get(queue, ()):
                 return False
-            self._ready[queue].append(raw._replace(epoch=self.epoch, queue=queue))
-            self.cond.notify_all()
+            ready = self._ready[queue]
+            ready.append(raw._replace(epoch=self.epoch, queue=queue))
+            if len(ready) == 1:  # takers only wait on an empty buffer
+                self.cond.notify_all()
             return True
 
     def reset(self) -> None:
