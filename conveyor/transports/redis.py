@@ -292,9 +292,8 @@ class RedisTransport(Transport):
     def _renew_leases(self) -> None:
         for queue in list(self._handed):
             keys = self._queue_keys(queue)
-            self.link.run(
-                "renew lease", "heartbeat", keys.common(), [self._consumer, self._lease_ms]
-            )
+            script_keys = [*keys.common(), self._held(keys)]
+            self.link.run("renew lease", "heartbeat", script_keys, [self._consumer, self._lease_ms])
 
     def ack(self, delivery: Delivery) -> None:
         self.ack_batch([delivery])

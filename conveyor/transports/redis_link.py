@@ -142,8 +142,9 @@ class RedisLink:
     def _translate(self, exc: BaseException, what: str) -> ConveyorError:
         if isinstance(exc, _AUTH_ERRORS):
             return AuthenticationFailed(f"{what}: Redis refused {self.url}: {exc}")
-        lost = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
-        if lost or isinstance(exc, redis.ReadOnlyError):
+        refused = isinstance(exc, (redis.BusyLoadingError, redis.ReadOnlyError))  # not run
+        lost = not refused and isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+        if lost or refused:
             if len(self._hosts) > 1:
                 self.close()  # the next call tries the hosts in order again
             kind = ConnectionLost if lost else BrokerUnavailable

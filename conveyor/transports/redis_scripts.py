@@ -142,11 +142,15 @@ return taken
 """
 )
 
-# ARGV: consumer id, lease ms. Keeps this consumer's lease alive.
+# ARGV: consumer id, lease ms. Keeps this consumer's lease alive. It registers again only
+# while it holds something (a lapsed lease meanwhile), so a deleted queue stays deleted.
 HEARTBEAT = (
     _COMMON
     + """
-redis.call('ZADD', k.consumers, now_ms() + tonumber(ARGV[2]), ARGV[1])
+local cid = ARGV[1]
+if redis.call('ZSCORE', k.consumers, cid) or redis.call('EXISTS', k.held) == 1 then
+  redis.call('ZADD', k.consumers, now_ms() + tonumber(ARGV[2]), cid)
+end
 """
 )
 

@@ -390,7 +390,19 @@ class OwnRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        assert wait_until(lambda: port_open("127.0.0.1", self.port), 20)
+        assert wait_until(self.ready, 20)
+
+    def ready(self) -> bool:
+        """Accepting commands: the port is open and the append-only file is loaded."""
+        if not port_open("127.0.0.1", self.port):
+            return False
+        client = redis.Redis.from_url(self.url)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def kill(self) -> None:
         if self.process is not None:
