@@ -139,6 +139,7 @@ class RedisTransport(Transport):
         super().__init__(url, options)
         self.link = RedisLink(url, self.options)
         self._fetch_lock = threading.Lock()
+        self._closing = False  # set by close(): a blocked fetch gives up at its next turn
         self._state_lock = threading.Lock()
         self._keys: dict[str, Keys] = {}
         self._reset_consumer()
@@ -217,7 +218,7 @@ class RedisTransport(Transport):
             if len(reply) > 1:
                 return reply[1:]
             remaining = deadline - time.monotonic()
-            if remaining <= 0.001:
+            if remaining <= 0.001 or self._closing:
                 return []
             block = min(remaining, BLOCK_CAP)
             if reply[0] >= 0:
@@ -386,27 +387,34 @@ class RedisTransport(Transport):
     def close(self) -> None:
         """Stop renewing leases and return what this transport holds, counts raised.
 
-        If Redis cannot be reached the holdings come back anyway when the lease lapses.
+        A fetch blocked in another thread returns within BLOCK_CAP; what it took is returned
+        too. If Redis cannot be reached the holdings come back when the lease lapses.
         """
-        heartbeat, self._heartbeat = self._heartbeat, None
-        if heartbeat is not None:
-            heartbeat.stopped.set()
-            heartbeat.join(timeout=5)
-        if self._pid == os.getpid() and self.link.connected:
-            for queue in list(self._handed):
-                keys = self._queue_keys(queue)
-                try:
-                    self.link.run(
-                        f"release holdings on {queue!r}",
-                        "release",
-                        [*keys.common(), self._held(keys)],
-                        [self._consumer, self.options.max_deliveries],
-                    )
-                except ConveyorError as exc:
-                    log.warning("close: %s; they come back when the lease lapses", exc)
-        self._handed.clear()
-        self._strays.clear()
-        self.link.close()
+        self._closing = True
+        with self._fetch_lock:
+            heartbeat, self._heartbeat = self._heartbeat, None
+            if heartbeat is not None:
+                heartbeat.stopped.set()
+                heartbeat.join(timeout=5)
+            if self._pid == os.getpid() and self.link.connected:
+                for queue in list(self._handed):
+                    self._release_all(queue)
+            self._handed.clear()
+            self._strays.clear()
+            self.link.close()
+            self._closing = False
+
+    def _release_all(self, queue: str) -> None:
+        keys = self._queue_keys(queue)
+        try:
+            self.link.run(
+                f"release holdings on {queue!r}",
+                "release",
+                [*keys.common(), self._held(keys)],
+                [self._consumer, self.options.max_deliveries],
+            )
+        except ConveyorError as exc:
+            log.warning("close: %s; they come back when the lease lapses", exc)
 
 
 def _lrange(key: bytes, start: int, stop: int, client: redis.Redis) -> list[bytes]:

@@ -132,6 +132,23 @@ def test_close_returns_holdings_at_once_and_leaves_no_keys(
     assert queue_keys(raw, queue) == set()
 
 
+def test_close_interrupts_a_blocked_fetch_and_unregisters(
+    make_transport: MakeTransport, raw: redis.Redis, queue: str
+) -> None:
+    transport = make_transport()
+    results: list[list[Delivery]] = []
+    waiter = threading.Thread(target=lambda: results.append(transport.fetch(queue, timeout=30)))
+    waiter.start()
+    consumers = f"conveyor:{{{queue}}}:consumers".encode()
+    assert wait_until(lambda: raw.zcard(consumers) == 1, 5)
+    started = time.monotonic()
+    transport.close()
+    waiter.join(5)
+    assert results == [[]]
+    assert time.monotonic() - started < 2.0
+    assert queue_keys(raw, queue) == set()
+
+
 # -- leases -----------------------------------------------------------------------------
 
 
