@@ -56,7 +56,7 @@ from conveyor.transports.amqp_broadcast import (
     declare_exchange,
 )
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
-from conveyor.transports.amqp_inbox import Inbox, Raw
+from conveyor.transports.amqp_inbox import Inbox, Raw, Unacked
 from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
 from conveyor.transports.base import (
     MAX_DELIVERIES_REASON,
@@ -121,6 +121,7 @@ class AMQPTransport(Transport):
         self._declared: dict[str, float] = {}  # name -> when (monotonic)
         self._delay_queues: defaultdict[str, set[str]] = defaultdict(set)
         self._confirms: dict[pika.channel.Channel, Confirms] = {}
+        self._unacked: dict[pika.channel.Channel, Unacked] = {}
         self._inbox = Inbox()
         self._queue_arguments = topo.queue_arguments(
             self.options.queue_type, self.options.max_priority
@@ -195,9 +196,11 @@ class AMQPTransport(Transport):
         confirms.attach(channel, ready)
 
     def _setup_consume(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        unacked = self._unacked[channel] = Unacked(channel)
+
         def on_cancel(frame: Any) -> None:
-            for raw in self._inbox.cancelled(frame.method.consumer_tag):
-                channel.basic_nack(raw.delivery_tag, requeue=True)
+            dropped = self._inbox.cancelled(frame.method.consumer_tag)
+            unacked.requeue([raw.delivery_tag for raw in dropped])
 
         channel.add_on_cancel_callback(on_cancel)
         ready()
@@ -208,6 +211,7 @@ class AMQPTransport(Transport):
             self._confirms.clear()
 
     def _consumer_lost(self, _role: str | None) -> None:
+        self._unacked.clear()
         self._inbox.reset()
 
     def _call(self, kind: str, role: str, work: Callable[..., None]) -> Any:
@@ -342,7 +346,9 @@ class AMQPTransport(Transport):
 
         def on_message(ch: Any, method: Any, properties: BasicProperties, body: bytes) -> None:
             raw = Raw(ch, method.delivery_tag, method.redelivered, properties, body)
-            if not inbox.push(queue, method.consumer_tag, raw):
+            if inbox.push(queue, method.consumer_tag, raw):
+                self._unacked[ch].delivered(method.delivery_tag)
+            else:
                 ch.basic_nack(method.delivery_tag, requeue=True)  # a consumer we dropped
 
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
@@ -422,9 +428,9 @@ class AMQPTransport(Transport):
             self._inbox.settled(tag)
 
         def send() -> None:
-            for tag in tags:
-                if tag.channel.is_open:
-                    tag.channel.basic_ack(tag.delivery_tag)
+            for channel, delivery_tags in _by_channel(tags).items():
+                if channel.is_open and channel in self._unacked:
+                    self._unacked[channel].ack(delivery_tags)
 
         if link is None or not link.later(send):
             raise LeaseLost("the consumer connection is gone; the broker redelivers the message")
@@ -502,9 +508,9 @@ class AMQPTransport(Transport):
         link = self._links[CONSUME]
 
         def send() -> None:
-            for raw in raws:
-                if raw.channel.is_open:
-                    raw.channel.basic_nack(raw.delivery_tag, requeue=True)
+            for channel, delivery_tags in _by_channel(raws).items():
+                if channel.is_open and channel in self._unacked:
+                    self._unacked[channel].requeue(delivery_tags)
 
         if raws and link is not None:
             link.later(send)
@@ -624,6 +630,13 @@ class QuorumAMQPTransport(AMQPTransport):
 
 def _declare(name: str, arguments: dict[str, Any]) -> Callable[[pika.channel.Channel, Any], None]:
     return lambda ch, cb: ch.queue_declare(name, durable=True, arguments=arguments, callback=cb)
+
+
+def _by_channel(raws: list[Raw]) -> dict[pika.channel.Channel, list[int]]:
+    grouped: dict[pika.channel.Channel, list[int]] = {}
+    for raw in raws:
+        grouped.setdefault(raw.channel, []).append(raw.delivery_tag)
+    return grouped
 
 
 def _delete(name: str) -> Callable[[pika.channel.Channel, Any], None]:
