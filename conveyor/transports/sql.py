@@ -36,6 +36,7 @@ from conveyor.core.errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
+    ConnectionLost,
     ConveyorError,
     LeaseLost,
 )
@@ -111,12 +112,15 @@ class SQLTransport(Transport):
             options = SQLOptions(**vars(options))
             options.validate()
         super().__init__(url, options)
+        self._owner = uuid.uuid4().hex
         self._engines = build_engines(
-            url, connect_timeout=options.connect_timeout, busy_timeout=options.busy_timeout
+            url,
+            name=f"conveyor-{self._owner}",
+            connect_timeout=options.connect_timeout,
+            busy_timeout=options.busy_timeout,
         )
         self._sql = Statements(messages_table(options.table_prefix), options.max_deliveries)
         self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
-        self._owner = uuid.uuid4().hex
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._held: set[int] = set()
@@ -126,6 +130,7 @@ class SQLTransport(Transport):
         self._generation = 0
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._batch = threading.local()
 
     # -- running statements ------------------------------------------------------------
 
@@ -280,38 +285,62 @@ class SQLTransport(Transport):
     # -- settling ----------------------------------------------------------------------
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, self._sql.ack)
+        batch: list[Delivery] | None = getattr(self._batch, "acks", None)
+        if batch is None:
+            self._settle([delivery], self._sql.ack)
+        else:
+            batch.append(delivery)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack `deliveries` in one statement per 500 (each is settled, as by `Delivery.ack`)."""
+        batch: list[Delivery] = []
+        self._batch.acks = batch
+        try:
+            for delivery in deliveries:
+                delivery.ack()  # settles it and lands in `batch`, through ack() above
+        finally:
+            self._batch.acks = None
+            for chunk in _chunks(batch, _ROWS_PER_STATEMENT):
+                self._settle(chunk, self._sql.ack)
 
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
-        sql = self._sql
+        sql, one = self._sql, [delivery]
         if requeue and delivery.delivery_count >= self.options.max_deliveries:
-            self._settle(delivery, sql.dead_letter, why=MAX_DELIVERIES_REASON)
+            self._settle(one, sql.dead_letter, why=MAX_DELIVERIES_REASON)
         elif requeue and delay > 0:
-            self._settle(delivery, sql.requeue_later, delay_s=float(delay))
+            self._settle(one, sql.requeue_later, delay_s=float(delay))
         elif requeue:
             # With no delay the message keeps its place in the queue, ahead of later ones.
-            self._settle(delivery, sql.requeue)
+            self._settle(one, sql.requeue)
         else:
-            self._settle(delivery, sql.dead_letter, why=reason)
+            self._settle(one, sql.dead_letter, why=reason)
         if requeue:
             self._wake_local_fetchers()
 
-    def _settle(self, delivery: Delivery, statement: Any, **params: Any) -> None:
-        """Delete or update the claimed row, if this claim still holds it."""
-        row_id, count = delivery.tag
+    def _settle(self, deliveries: list[Delivery], statement: Any, **params: Any) -> None:
+        """Delete or update the claimed rows, where these claims still hold them."""
+        claims = [tuple(delivery.tag) for delivery in deliveries]
+        params.update(ids=[row for row, _ in claims], claims=claims, who=self._owner)
         try:
-            changed = self._execute(
-                statement, _ONCE, row=row_id, who=self._owner, n=count, **params
-            )
+            try:
+                changed = self._execute(statement, _ONCE, **params)
+            except ConnectionLost as lost:
+                # Send it again: if it changes every row now, the first one never applied;
+                # if not, the first one may have applied, and nobody can tell.
+                changed = self._execute(statement, _WRITE, **params)
+                if changed < len(claims):
+                    raise lost
         finally:
             # Settled or not, stop renewing: if the outcome was lost the lease runs out and
             # the message comes back, which is at-least-once.
             with self._held_lock:
-                self._held.discard(row_id)
-        if not changed:
+                self._held.difference_update(params["ids"])
+        if changed < len(claims):
+            lost_ids = ", ".join(d.message.id for d in deliveries[:3])
             raise LeaseLost(
-                f"message {delivery.message.id} on {delivery.queue!r} is no longer held by this "
-                "consumer (its lease ran out and it was returned to the queue)"
+                f"{len(claims) - changed} of {len(claims)} deliveries ({lost_ids}...) on "
+                f"{deliveries[0].queue!r} are no longer held by this consumer (the lease ran "
+                "out and the message was returned to the queue)"
             )
 
     # -- leases ------------------------------------------------------------------------

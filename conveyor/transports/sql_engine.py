@@ -11,6 +11,7 @@ COMMITTED so that claiming with SKIP LOCKED takes no gap locks.
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +79,12 @@ class Engines:
             self.single.dispose()
 
 
-def build_engines(url: URL, *, connect_timeout: float, busy_timeout: float) -> Engines:
-    """Engines for `url`; nothing connects until the first statement."""
+def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: float) -> Engines:
+    """Engines for `url`; nothing connects until the first statement.
+
+    `name` labels the connections on the server (PostgreSQL's application_name, MySQL's
+    program_name), so an operator can match them with the owner of held messages.
+    """
     dialect = dialect_of(url)
     if dialect == "sqlite":
         engine = _sqlite_engine(url, busy_timeout)
@@ -95,7 +100,7 @@ def build_engines(url: URL, *, connect_timeout: float, busy_timeout: float) -> E
         # libpq takes whole seconds and treats anything under 2 as 2.
         args = {
             "connect_timeout": max(2, math.ceil(connect_timeout)),
-            "application_name": "conveyor",
+            "application_name": name,
         }
         transactional = _server_engine(target, args)
         autocommit = _server_engine(target, args, isolation_level="AUTOCOMMIT")
@@ -104,7 +109,12 @@ def build_engines(url: URL, *, connect_timeout: float, busy_timeout: float) -> E
         "mysql+pymysql", url.username, url.password, host.name, host.port, database
     )
     engine = _server_engine(
-        target, {"connect_timeout": connect_timeout}, isolation_level="READ COMMITTED"
+        target,
+        {"connect_timeout": connect_timeout, "program_name": name},
+        isolation_level="READ COMMITTED",
+        # Every transaction ends in COMMIT or ROLLBACK before the connection goes back;
+        # PyMySQL would send one more ROLLBACK round trip to "reset" it.
+        pool_reset_on_return=None,
     )
     return Engines(engine, engine, engine)
 
@@ -150,9 +160,17 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
+        # Switching a new file to WAL needs it to itself, and SQLite reports "locked" at
+        # once rather than waiting when another process is switching it too.
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                dbapi_connection.execute("PRAGMA journal_mode=WAL").close()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:

@@ -3,9 +3,9 @@
 Building a SQLAlchemy statement costs more than running a cached one, and a consumer polls
 an idle queue many times a second, so each statement is made once here and executed with
 its parameters. Parameter names differ from column names, which SQLAlchemy reserves in
-SET clauses: q (queue), lim (row limit), who (owner), row and n (one claim: row id and its
-delivery count), ids (expanding list of row ids), lease_s and delay_s (seconds from now),
-why (dead-letter reason).
+SET clauses: q (queue), lim (row limit), who (owner), ids (expanding list of row ids),
+claims (expanding list of (row id, delivery count) pairs), lease_s and delay_s (seconds
+from now), why (dead-letter reason).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 
@@ -89,24 +90,25 @@ class Statements:
             .values(lease_until=now + bindparam("lease_s", type_=seconds))
         )
 
-        # -- settling one claim, identified by row id, owner and delivery count.
-        mine = (
-            c.id == bindparam("row"),
+        # -- settling claims, each identified by row id, owner and delivery count. The
+        # plain `id IN` lets SQLite use the primary key; the pairs make each claim exact.
+        claims = (
+            c.id.in_(bindparam("ids", expanding=True)),
+            tuple_(c.id, c.deliveries).in_(bindparam("claims", expanding=True)),
             c.owner == bindparam("who"),
-            c.deliveries == bindparam("n"),
             c.state == HELD,
         )
         unheld: dict[str, Any] = {"owner": None, "lease_until": None}
-        self.ack = delete(table).where(*mine)
-        self.requeue = update(table).where(*mine).values(state=READY, **unheld)
+        self.ack = delete(table).where(*claims)
+        self.requeue = update(table).where(*claims).values(state=READY, **unheld)
         self.requeue_later = (
             update(table)
-            .where(*mine)
+            .where(*claims)
             .values(state=READY, due=now + bindparam("delay_s", type_=seconds), **unheld)
         )
         self.dead_letter = (
             update(table)
-            .where(*mine)
+            .where(*claims)
             .values(state=DEAD, reason=bindparam("why"), dead_at=now, **unheld)
         )
 

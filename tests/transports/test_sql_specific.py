@@ -1,0 +1,377 @@
+"""SQL transport behaviour beyond the conformance suite, on real SQLite, PostgreSQL, MariaDB.
+
+Tables live in the shared `test` database under the default prefix (queues are unique per
+test); tests that need their own tables use a unique prefix and drop only those tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conveyor.core.errors import ConfigurationError, ConnectionLost, ConveyorError, LeaseLost
+from conveyor.core.message import Delivery, Message
+from conveyor.core.registry import create_transport
+from conveyor.core.url import parse_url
+from conveyor.testing.waiting import wait_until
+from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
+from conveyor.transports.sql import SQLTransport
+
+DATABASES = ["sqlite", "postgres", "mysql"]
+MakeTransport = Callable[..., Transport]
+
+
+@pytest.fixture(params=DATABASES)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'conveyor.db'}"
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"sqltest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make(url: str) -> Iterator[MakeTransport]:
+    made: list[Transport] = []
+
+    def factory(**options: object) -> Transport:
+        transport = create_transport(url, **options)
+        made.append(transport)
+        return transport
+
+    yield factory
+    for transport in made:
+        with contextlib.suppress(ConveyorError):
+            transport.close()
+
+
+def raw_engine(url: str) -> sa.Engine:
+    """A plain SQLAlchemy engine on the same database, for looking behind the transport."""
+    parsed = parse_url(url)
+    if parsed.scheme == "sqlite":
+        return sa.create_engine(f"sqlite:///{parsed.path[1:]}")
+    driver = "postgresql+psycopg" if parsed.scheme == "sql+postgresql" else "mysql+pymysql"
+    host = parsed.hosts[0]
+    return sa.create_engine(
+        sa.URL.create(
+            driver, parsed.username, parsed.password, host.name, host.port, parsed.path[1:]
+        )
+    )
+
+
+def run_python(code: str, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_dialect_subclasses_declare_their_capabilities(tmp_path: Path) -> None:
+    sqlite = create_transport(f"sqlite:///{tmp_path / 'a.db'}")
+    postgres = create_transport("sql+postgresql://postgres@127.0.0.1:5432/test")
+    mysql = create_transport("sql+mysql://root@127.0.0.1:3306/test")
+    assert all(isinstance(t, SQLTransport) for t in (sqlite, postgres, mysql))
+    assert not sqlite.capabilities.networked
+    assert postgres.capabilities.networked and mysql.capabilities.connection_cut
+    assert mysql.capabilities.max_message_size < postgres.capabilities.max_message_size
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["sqlite://", "sqlite:///:memory:", "sqlite://host/x.db", "sql+postgresql://a;b/test"],
+)
+def test_unusable_urls_are_refused_before_io(bad: str) -> None:
+    with pytest.raises(ConfigurationError):
+        create_transport(bad)
+
+
+@pytest.mark.parametrize("prefix", ["", "1abc", "a-b", "x; DROP TABLE t", "a" * 41])
+def test_table_prefix_must_be_an_identifier(tmp_path: Path, prefix: str) -> None:
+    with pytest.raises(ConfigurationError, match="table_prefix"):
+        create_transport(f"sqlite:///{tmp_path / 'p.db'}", table_prefix=prefix)
+
+
+def test_idle_consumer_picks_up_a_message_from_another_transport(
+    make: MakeTransport, queue: str
+) -> None:
+    consumer, producer = make(), make()
+    consumer.size(queue)  # schema and connections ready before the measurement
+    producer.size(queue)
+    got: list[Delivery] = []
+    waiting = threading.Event()
+
+    def consume() -> None:
+        waiting.set()
+        got.extend(consumer.fetch(queue, timeout=10.0))
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    waiting.wait(5)
+    time.sleep(0.3)  # let the consumer settle into its idle poll
+    producer.publish(queue, Message(b"wake up"))
+    published = time.monotonic()
+    assert wait_until(lambda: bool(got), 5.0)
+    latency = time.monotonic() - published
+    thread.join(5)
+    assert got[0].message.body == b"wake up"
+    assert latency < 0.5, f"picked up after {latency * 1000:.0f} ms"
+    got[0].ack()
+
+
+def test_close_returns_unacked_messages_at_once(make: MakeTransport, queue: str) -> None:
+    first, second = make(lease_timeout=30.0), make(lease_timeout=30.0)
+    first.publish_many(queue, [Message(b"a"), Message(b"b")])
+    held = first.fetch(queue, max_messages=2, timeout=5.0)
+    assert len(held) == 2
+    first.close()
+    started = time.monotonic()
+    back = second.fetch(queue, max_messages=2, timeout=5.0)
+    assert time.monotonic() - started < 2.0  # far below the 30 s lease
+    assert sorted(d.message.body for d in back) == [b"a", b"b"]
+    assert [d.delivery_count for d in back] == [2, 2]
+    for delivery in back:
+        delivery.ack()
+
+
+def test_settling_twice_after_close_is_lease_lost(make: MakeTransport, queue: str) -> None:
+    first, second = make(), make()
+    first.publish(queue, Message(b"x"))
+    (held,) = first.fetch(queue, timeout=5.0)
+    first.close()
+    (again,) = second.fetch(queue, timeout=5.0)
+    with pytest.raises(LeaseLost):
+        held.ack()
+    again.ack()
+    assert second.size(queue) == 0
+
+
+def test_nack_without_delay_keeps_the_place_in_the_queue(make: MakeTransport, queue: str) -> None:
+    transport = make()
+    transport.publish_many(queue, [Message(b"first"), Message(b"second")])
+    (first,) = transport.fetch(queue, timeout=5.0)
+    first.nack(requeue=True)
+    (again,) = transport.fetch(queue, timeout=5.0)
+    assert (again.message.body, again.delivery_count) == (b"first", 2)
+    again.ack()
+
+
+def test_large_binary_body_round_trips(make: MakeTransport, queue: str) -> None:
+    transport = make()
+    # Zero bytes cost the most to escape on MySQL: the worst case must fit in one statement.
+    body = b"\x00'\\\"" * ((transport.capabilities.max_message_size - 1024) // 4)
+    transport.publish(queue, Message(body))
+    (delivery,) = transport.fetch(queue, timeout=10.0)
+    assert delivery.message.body == body
+    delivery.ack()
+
+
+def test_prefixes_isolate_tables_and_schema_creation_races(url: str, queue: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    # Four processes create the schema at the same moment, then publish.
+    start_at = str(time.time() + 1.5)
+    children = [run_python(_RACER, url, prefix, queue, start_at) for _ in range(4)]
+    try:
+        for child in children:
+            out, err = child.communicate(timeout=60)
+            assert child.returncode == 0, err
+            assert out.strip() == "published"
+        mine = create_transport(url, table_prefix=prefix)
+        default = create_transport(url)
+        assert mine.size(queue) == 4
+        assert default.size(queue) == 0
+        mine.close()
+        default.close()
+    finally:
+        engine = raw_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"DROP TABLE IF EXISTS {prefix}messages"))
+        engine.dispose()
+
+
+_RACER = """
+import sys, time
+from conveyor.core.message import Message
+from conveyor.core.registry import create_transport
+url, prefix, queue, start_at = sys.argv[1:]
+transport = create_transport(url, table_prefix=prefix)
+time.sleep(max(0.0, float(start_at) - time.time()))
+transport.publish(queue, Message(b"x"))
+transport.close()
+print("published")
+"""
+
+
+def test_processes_share_one_sqlite_file(tmp_path: Path, queue: str) -> None:
+    """Two producer and two consumer processes on one file: no loss, no duplicate, no
+    "database is locked"."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stop = tmp_path / "producers-done"
+    consumers = [run_python(_CONSUMER, url, queue, str(stop)) for _ in range(2)]
+    producers = [run_python(_PRODUCER, url, queue, str(n)) for n in range(2)]
+    try:
+        for producer in producers:
+            _, err = producer.communicate(timeout=120)
+            assert producer.returncode == 0, err
+        stop.touch()
+        seen: list[str] = []
+        for consumer in consumers:
+            out, err = consumer.communicate(timeout=120)
+            assert consumer.returncode == 0, err
+            seen += out.split()
+    finally:
+        for child in producers + consumers:
+            if child.poll() is None:
+                child.kill()
+    assert len(seen) == len(set(seen)) == 200
+    assert set(seen) == {f"{p}-{i}" for p in range(2) for i in range(100)}
+
+
+_PRODUCER = """
+import sys
+from conveyor.core.message import Message
+from conveyor.core.registry import create_transport
+url, queue, name = sys.argv[1:]
+transport = create_transport(url)
+for i in range(0, 100, 10):
+    transport.publish(queue, Message(f"{name}-{i}".encode()))
+    transport.publish_many(queue, [Message(f"{name}-{j}".encode()) for j in range(i + 1, i + 10)])
+transport.close()
+"""
+
+_CONSUMER = """
+import os, sys, time
+from conveyor.core.registry import create_transport
+url, queue, stop = sys.argv[1:]
+transport = create_transport(url)
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline:
+    producers_done = os.path.exists(stop)
+    batch = transport.fetch(queue, max_messages=7, timeout=0.2)
+    for delivery in batch:
+        print(delivery.message.body.decode(), flush=True)
+        delivery.ack()
+    if producers_done and not batch and transport.size(queue) == 0:
+        break
+transport.close()
+"""
+
+
+def test_frozen_consumer_loses_its_lease(url: str, queue: str) -> None:
+    """A consumer that stops renewing (SIGSTOP) loses the message; its late ack is refused."""
+    transport = create_transport(url, lease_timeout=1.0)
+    try:
+        transport.publish(queue, Message(b"slow"))
+        child = run_python(_FROZEN, url, queue, stdin=subprocess.PIPE)
+        assert child.stdout is not None and child.stdin is not None
+        try:
+            assert child.stdout.readline().strip() == "held 1"
+            os.kill(child.pid, signal.SIGSTOP)
+            stopped = time.monotonic()
+            (taken,) = transport.fetch(queue, timeout=10.0)
+            assert time.monotonic() - stopped < 4.0
+            assert taken.delivery_count == 2
+            os.kill(child.pid, signal.SIGCONT)
+            child.stdin.write("ack\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "LeaseLost"
+            taken.ack()
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+            child.kill()
+            child.wait(10)
+    finally:
+        transport.close()
+
+
+_FROZEN = """
+import sys
+from conveyor.core.errors import LeaseLost
+from conveyor.core.registry import create_transport
+url, queue = sys.argv[1:]
+transport = create_transport(url, lease_timeout=1.0)
+(delivery,) = transport.fetch(queue, timeout=10.0)
+print("held", delivery.delivery_count, flush=True)
+sys.stdin.readline()
+try:
+    delivery.ack()
+    print("acked", flush=True)
+except LeaseLost:
+    print("LeaseLost", flush=True)
+"""
+
+
+def test_dead_consumer_at_max_deliveries_is_dead_lettered(url: str, queue: str) -> None:
+    transport = create_transport(url, lease_timeout=1.0, max_deliveries=1)
+    try:
+        transport.publish(queue, Message(b"poison"))
+        child = run_python(_FROZEN, url, queue, stdin=subprocess.PIPE)
+        assert child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "held 1"
+        finally:
+            child.kill()
+            child.wait(10)
+        assert transport.fetch(queue, timeout=3.0) == []  # reaped into the dead letters
+        assert wait_until(lambda: len(transport.dead_letters(queue)) == 1, 5.0)
+        (dead,) = transport.dead_letters(queue)
+        assert dead.reason == MAX_DELIVERIES_REASON
+        assert (dead.message.body, dead.delivery_count) == (b"poison", 1)
+    finally:
+        transport.close()
+
+
+def test_terminated_backend_recovers_with_conveyor_errors(postgres_url: str, queue: str) -> None:
+    """Kill this transport's own PostgreSQL sessions server-side, mid-work."""
+    transport = create_transport(postgres_url, lease_timeout=5.0)
+    admin = raw_engine(postgres_url)
+    try:
+        transport.publish_many(queue, [Message(f"m{i}".encode()) for i in range(4)])
+        held = transport.fetch(queue, max_messages=2, timeout=5.0)
+        assert len(held) == 2
+        with admin.begin() as connection:
+            owner = connection.execute(
+                sa.text(
+                    "SELECT DISTINCT owner FROM conveyor_messages "
+                    "WHERE queue = :q AND owner IS NOT NULL"
+                ),
+                {"q": queue},
+            ).scalar_one()
+            killed = connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": f"conveyor-{owner}"},
+            ).all()
+        assert killed, "the transport's sessions were not found"
+        # Held messages survive their connection: the lease belongs to the transport.
+        for delivery in held:
+            delivery.ack()
+        try:
+            transport.publish(queue, Message(b"after"))
+        except ConnectionLost:  # the only error allowed: a publish whose outcome is unknown
+            transport.publish(queue, Message(b"after"))
+        rest = transport.fetch(queue, max_messages=10, timeout=5.0)
+        assert {b"m2", b"m3", b"after"} <= {d.message.body for d in rest}
+        for delivery in rest:
+            delivery.ack()
+    finally:
+        transport.close()
+        admin.dispose()
