@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from conveyor.transports.base import MAX_DELIVERIES_REASON
 from conveyor.transports.redis import RedisTransport
 
 REDIS_SERVER = "/usr/bin/redis-server"
+OPENSSL = "/usr/bin/openssl"
 MakeTransport = Callable[..., RedisTransport]
 
 
@@ -379,33 +381,41 @@ def test_wrong_password_is_authentication_failed_without_the_password(redis_url:
 
 
 class OwnRedis:
-    """redis-server on a free port in a temp dir, append-only with fsync on every write."""
+    """redis-server on a free port in a temp dir, append-only with fsync on every write.
 
-    def __init__(self) -> None:
+    With `tls` it speaks only TLS, with a self-signed certificate for 127.0.0.1.
+    """
+
+    def __init__(self, tls: bool = False) -> None:
         self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="conveyor-redis-fault-"))
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = Path(tempfile.mkdtemp(prefix="conveyor-redis-"))
+        self.cert = self.dir / "cert.pem"
+        listen = ["--port", str(self.port)]
+        if tls:
+            key = self.dir / "key.pem"
+            subprocess.run(
+                [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                 "-keyout", str(key), "-out", str(self.cert), "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no",
+                      "--tls-cert-file", str(self.cert), "--tls-key-file", str(key)]  # fmt: skip
+        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
+        self.command = [REDIS_SERVER, *listen, "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "yes", "--appendfsync", "always",
+                        "--dir", str(self.dir)]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
+
+    def client(self) -> redis.Redis:
+        if self.url.startswith("rediss"):
+            return redis.Redis.from_url(self.url, ssl_ca_certs=str(self.cert))
+        return redis.Redis.from_url(self.url)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         assert wait_until(self.ready, 20)
 
@@ -413,7 +423,7 @@ class OwnRedis:
         """Accepting commands: the port is open and the append-only file is loaded."""
         if not port_open("127.0.0.1", self.port):
             return False
-        client = redis.Redis.from_url(self.url)
+        client = self.client()
         try:
             return bool(client.ping())
         except redis.RedisError:
@@ -429,13 +439,67 @@ class OwnRedis:
 
 
 @pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
+def start_redis() -> Iterator[Callable[..., OwnRedis]]:
     if not Path(REDIS_SERVER).exists():
         pytest.skip(f"{REDIS_SERVER} is not installed")
-    server = OwnRedis()
-    server.start()
-    yield server
-    server.kill()
+    started: list[OwnRedis] = []
+
+    def start(tls: bool = False) -> OwnRedis:
+        server = OwnRedis(tls)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_redis(start_redis: Callable[..., OwnRedis]) -> OwnRedis:
+    return start_redis()
+
+
+def test_rediss_round_trip_through_a_tls_server(start_redis: Callable[..., OwnRedis]) -> None:
+    if not Path(OPENSSL).exists():
+        pytest.skip(f"{OPENSSL} is not installed")
+    server = start_redis(tls=True)
+    transport = create_transport(f"{server.url}?ssl_ca_certs={server.cert}")
+    try:
+        transport.publish("tls", Message(b"over tls"))
+        (delivery,) = fetch_n(transport, "tls", 1)
+        assert delivery.message.body == b"over tls"
+        delivery.ack()
+    finally:
+        transport.close()
+    unverified = create_transport(server.url, connect_timeout=2.0)  # no CA: self-signed
+    with pytest.raises(BrokerUnavailable, match="certificate"):
+        unverified.size("tls")
+
+
+def test_acl_user_works_and_a_missing_permission_is_a_conveyor_error(
+    own_redis: OwnRedis,
+) -> None:
+    admin = own_redis.client()
+    admin.acl_setuser("worker", enabled=True, passwords=["+s3cret"], keys=["conveyor:*"],
+                      channels=["*"], commands=["+@all"])  # fmt: skip
+    admin.acl_setuser("no-scripts", enabled=True, passwords=["+s3cret"], keys=["conveyor:*"],
+                      commands=["+@all", "-evalsha", "-eval"])  # fmt: skip
+    admin.close()
+    address = own_redis.url.removeprefix("redis://")
+    worker = create_transport(f"redis://worker:s3cret@{address}")
+    limited = create_transport(f"redis://no-scripts:s3cret@{address}")
+    try:
+        worker.publish("acl", Message(b"allowed"))
+        (delivery,) = fetch_n(worker, "acl", 1)
+        delivery.nack(requeue=False, reason="checked")
+        assert [d.reason for d in worker.dead_letters("acl")] == ["checked"]
+        with pytest.raises(AuthenticationFailed, match="permission"):
+            limited.fetch("acl", timeout=0.1)
+    finally:
+        worker.close()
+        limited.close()
 
 
 def test_server_killed_mid_run_raises_conveyor_errors_and_recovers(
