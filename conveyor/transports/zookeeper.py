@@ -20,24 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from kazoo.client import TransactionRequest
-from kazoo.exceptions import (
-    BadVersionError,
-    ConnectionClosedError,
-    ConnectionLoss,
-    NodeExistsError,
-    NoNodeError,
-    OperationTimeoutError,
-    RolledBackError,
-    RuntimeInconsistency,
-    SessionExpiredError,
-)
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.exceptions import NoNodeError, SessionExpiredError
 
 from conveyor.core import envelope
-from conveyor.core.errors import LeaseLost
+from conveyor.core.errors import ConnectionLost, LeaseLost
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
@@ -48,6 +36,7 @@ from conveyor.transports.base import (
     Transport,
     TransportOptions,
 )
+from conveyor.transports.zookeeper_batch import OUTCOME_UNKNOWN, commit_each, committed
 from conveyor.transports.zookeeper_broadcast import ZooKeeperSubscription, send_broadcast
 from conveyor.transports.zookeeper_layout import (
     DEAD_PREFIX,
@@ -63,18 +52,6 @@ from conveyor.transports.zookeeper_view import QueueView, ensure_queue, now_ms
 # ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default) by dropping the
 # connection; this leaves room for paths, ACLs and the dead-letter header.
 MAX_MESSAGE_SIZE = 1_000_000
-_BATCH_BYTES = 900_000
-_OP_OVERHEAD = 256
-# A transaction that lost a race: the failing op's error, RolledBack for the ops before it,
-# RuntimeInconsistency for the ops after it.
-_CONTENTION = (
-    NodeExistsError,
-    NoNodeError,
-    BadVersionError,
-    RolledBackError,
-    RuntimeInconsistency,
-)
-_OUTCOME_UNKNOWN = (ConnectionLoss, OperationTimeoutError, KazooTimeoutError)
 
 
 @dataclass(frozen=True)
@@ -92,27 +69,63 @@ class _Tag:
         return self.entry.base + self.version
 
 
-def _committed(results: list[Any]) -> bool:
-    """True if a transaction committed; False if it lost a race; raises anything else."""
-    failures = [r for r in results if isinstance(r, Exception)]
-    for failure in failures:
-        if not isinstance(failure, _CONTENTION):
-            raise failure
-    return not failures
+_Build = Callable[[TransactionRequest, _Tag], None]
 
 
-def _batches(packed: Sequence[bytes]) -> list[list[bytes]]:
-    """Split `packed` into transactions that each stay well under jute.maxbuffer."""
-    batches: list[list[bytes]] = [[]]
-    size = 0
-    for data in packed:
-        cost = len(data) + _OP_OVERHEAD
-        if batches[-1] and size + cost > _BATCH_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(data)
-        size += cost
-    return batches
+def _tag_size(tag: _Tag) -> int:
+    return len(tag.data)
+
+
+def _data_size(item: tuple[str, bytes]) -> int:
+    return len(item[1])
+
+
+def _create_ops(paths: QueuePaths) -> Callable[[TransactionRequest, tuple[str, bytes]], None]:
+    def build(tx: TransactionRequest, item: tuple[str, bytes]) -> None:
+        tx.create(paths.entry(item[0]), item[1], sequence=True)
+
+    return build
+
+
+def _take_ops(tx: TransactionRequest, tag: _Tag) -> None:
+    """Lock the entry (fails if held) and bump its version (fails if taken since we read it)."""
+    tx.create(tag.paths.lock(tag.entry.name), ephemeral=True)
+    tx.set_data(tag.paths.entry(tag.entry.name), tag.data, version=tag.version)
+
+
+def _ack_ops(tx: TransactionRequest, tag: _Tag) -> None:
+    """Delete the entry, at the version our take gave it, and our lock, together."""
+    tx.delete(tag.paths.entry(tag.entry.name), version=tag.version)
+    tx.delete(tag.paths.lock(tag.entry.name))
+
+
+def _dead_letter_ops(reason: str) -> _Build:
+    """Remove the entry (at the tag's version) and its lock; add a dead letter with `reason`."""
+
+    def build(tx: TransactionRequest, tag: _Tag) -> None:
+        tx.delete(tag.paths.entry(tag.entry.name), version=tag.version)
+        tx.delete(tag.paths.lock(tag.entry.name))
+        dead = pack_dead(tag.data, reason, time.time(), tag.count)
+        tx.create(f"{tag.paths.dead}/{DEAD_PREFIX}", dead, sequence=True)
+
+    return build
+
+
+def _exhausted_ops(tx: TransactionRequest, tag: _Tag) -> None:
+    """Dead-letter an entry delivered max_deliveries times whose holder died.
+
+    Taking the lock first keeps an entry someone holds from being dead-lettered under them.
+    """
+    tx.create(tag.paths.lock(tag.entry.name), ephemeral=True)
+    _dead_letter_ops(MAX_DELIVERIES_REASON)(tx, tag)
+
+
+def _lease_lost(deliveries: Sequence[Delivery]) -> LeaseLost:
+    ids = ", ".join(d.message.id for d in deliveries)
+    return LeaseLost(
+        f"message(s) {ids} on {deliveries[0].queue!r} no longer held by this consumer: its "
+        "ZooKeeper session ended or the message was taken again"
+    )
 
 
 class ZooKeeperTransport(Transport):
@@ -138,6 +151,7 @@ class ZooKeeperTransport(Transport):
         self._views: dict[str, QueueView] = {}
         self._known: set[str] = set()
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._session.on_state_change(self._on_state_change)
 
     def _paths(self, queue: str) -> QueuePaths:
@@ -158,39 +172,24 @@ class ZooKeeperTransport(Transport):
     def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
         packed = self.check_publish(queue, messages)
         paths = self._paths(queue)
-        if not messages:
-            return
         due = now_ms() + int(delay * 1000) if delay > 0 else 0
-        names = [EntryName.prefix(m.priority, due, 0) for m in messages]
-        items = list(zip(names, packed, strict=True))
-        with translating(f"publish to {queue!r}"):
-            self._ensure(queue, paths)
-            failed = self._create_entries(paths, items)
-            if failed:  # the queue was deleted meanwhile: recreate it, send the rest again
-                self._known.discard(queue)
+        items = [
+            (EntryName.prefix(m.priority, due, 0), data)
+            for m, data in zip(messages, packed, strict=True)
+        ]
+        what = f"publish to {queue!r}"
+        with translating(what):
+            for _attempt in (1, 2):
+                if not items:
+                    return
                 self._ensure(queue, paths)
-                if self._create_entries(paths, failed):
-                    raise translate(NoNodeError(), f"publish to {queue!r}")
-
-    def _create_entries(
-        self, paths: QueuePaths, items: list[tuple[str, bytes]]
-    ) -> list[tuple[str, bytes]]:
-        """Create the entries in pipelined transactions; return the items of failed ones."""
-        client = self._session.client
-        sent = []
-        start = 0
-        for batch in _batches([data for _, data in items]):
-            chunk = items[start : start + len(batch)]
-            start += len(batch)
-            tx = client.transaction()
-            for name, data in chunk:
-                tx.create(paths.entry(name), data, sequence=True)
-            sent.append((chunk, tx.commit_async()))
-        failed: list[tuple[str, bytes]] = []
-        for chunk, result in sent:
-            if not _committed(self._session.wait(result)):
-                failed += chunk
-        return failed
+                outcome = commit_each(self._session, items, _create_ops(paths), _data_size)
+                if None in outcome:
+                    raise ConnectionLost(f"{what}: the connection dropped; outcome unknown")
+                # Lost only if the queue was deleted meanwhile: recreate it, send the rest.
+                items = [item for item, won in zip(items, outcome, strict=True) if not won]
+                self._known.discard(queue)
+            raise translate(NoNodeError(), what)
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -226,108 +225,109 @@ class ZooKeeperTransport(Transport):
         client = session.client
         session_id = session.session_id()
         reads = [(entry, client.get_async(paths.entry(entry.name))) for entry in chosen]
-        attempts = []
+        takes: list[_Tag] = []
+        exhausted: list[_Tag] = []
         for entry, read in reads:
             try:
                 data, stat = session.wait(read)
             except NoNodeError:
                 continue
-            tx = client.transaction()
-            tx.create(paths.lock(entry.name), ephemeral=True)
-            if entry.base + stat.version >= self.options.max_deliveries:
-                self._dead_letter(tx, paths, entry, stat.version, data, MAX_DELIVERIES_REASON)
-                _committed(session.wait(tx.commit_async()))  # won or lost: nothing to deliver
-                continue
-            tx.set_data(paths.entry(entry.name), data, version=stat.version)
-            attempts.append((entry, data, stat.version + 1, tx.commit_async()))
+            tag = _Tag(paths, entry, stat.version, session_id or 0, data)
+            over = tag.count >= self.options.max_deliveries
+            (exhausted if over else takes).append(tag)
+        if exhausted:  # won or lost: nothing to deliver
+            commit_each(session, exhausted, _exhausted_ops, _tag_size)
         deliveries = []
-        for entry, data, version, result in attempts:
-            try:
-                won = _committed(session.wait(result))
-            except _OUTCOME_UNKNOWN:  # did it commit? then our session holds the lock
-                won = self._lock_owner(paths, entry) == session.await_session()
-            if not won:
-                continue
+        for tag, won in zip(takes, commit_each(session, takes, _take_ops, _tag_size), strict=True):
+            if won is None:  # the reply was lost: if it committed, our session holds the lock
+                won = self._lock_owner(tag) == session.await_session()
             owner = session_id
-            if session.session_id() != session_id:  # the session changed under the take
-                owner = self._lock_owner(paths, entry)
-            if owner is not None:
-                tag = _Tag(paths, entry, version, owner, data)
-                deliveries.append(Delivery(self, queue, envelope.unpack(data), tag.count, tag))
+            if won and session.session_id() != session_id:  # the session changed meanwhile
+                owner = self._lock_owner(tag)
+            if won and owner is not None:
+                tag = replace(tag, version=tag.version + 1, session=owner)
+                deliveries.append(Delivery(self, queue, envelope.unpack(tag.data), tag.count, tag))
         return deliveries
 
-    def _lock_owner(self, paths: QueuePaths, entry: EntryName) -> int | None:
+    def _lock_owner(self, tag: _Tag) -> int | None:
         """The session holding the entry's lock, if anyone does."""
         session = self._session
-        stat = session.wait(session.client.exists_async(paths.lock(entry.name)))
+        stat = session.wait(session.client.exists_async(tag.paths.lock(tag.entry.name)))
         return None if stat is None else int(stat.ephemeralOwner)
-
-    @staticmethod
-    def _dead_letter(
-        tx: TransactionRequest,
-        paths: QueuePaths,
-        entry: EntryName,
-        version: int,
-        data: bytes,
-        reason: str,
-    ) -> None:
-        """Add to `tx`: remove the entry (at `version`) and its lock, add a dead letter."""
-        tx.delete(paths.entry(entry.name), version=version)
-        tx.delete(paths.lock(entry.name))
-        dead = pack_dead(data, reason, time.time(), entry.base + version)
-        tx.create(f"{paths.dead}/{DEAD_PREFIX}", dead, sequence=True)
 
     # -- settling ------------------------------------------------------------------------
 
-    def _settle(
-        self, delivery: Delivery, build: Callable[[TransactionRequest, _Tag], None]
-    ) -> None:
+    def _settle(self, delivery: Delivery, build: _Build, *, replied: bool = True) -> None:
         """Commit the settling transaction `build` makes, iff this consumer still holds it.
 
         A reply lost to a dropped connection is retried once in the same session: while the
         session lives, our lock keeps everyone else off the entry, so a retry that fails
-        means the first attempt committed.
+        means the first attempt committed. `replied=False` says a first attempt was made
+        elsewhere (a batch) and its reply was lost.
         """
         tag: _Tag = delivery.tag
-        what = f"settle message {delivery.message.id} on {delivery.queue!r}"
-        lost = LeaseLost(
-            f"message {delivery.message.id} on {delivery.queue!r} is no longer held by this "
-            "consumer: its ZooKeeper session ended, and the message may have gone to another"
-        )
         session = self._session
-        with translating(what):
-            for attempt in (1, 2):
+        with translating(f"settle message {delivery.message.id} on {delivery.queue!r}"):
+            for attempt in (1, 2) if replied else (2,):
                 if session.await_session() != tag.session:
-                    raise lost
+                    raise _lease_lost([delivery])
                 tx = session.client.transaction()
                 build(tx, tag)
                 try:
                     results = session.wait(tx.commit_async())
                 except SessionExpiredError:
-                    raise lost from None
-                except (*_OUTCOME_UNKNOWN, ConnectionClosedError):
+                    raise _lease_lost([delivery]) from None
+                except OUTCOME_UNKNOWN:
                     continue
-                if _committed(results) or attempt == 2:
+                if committed(results) or attempt == 2:
                     return
-                raise lost
-            raise lost
+                raise _lease_lost([delivery])
+            raise _lease_lost([delivery])
 
     def ack(self, delivery: Delivery) -> None:
-        def build(tx: TransactionRequest, tag: _Tag) -> None:
-            tx.delete(tag.paths.entry(tag.entry.name), version=tag.version)
-            tx.delete(tag.paths.lock(tag.entry.name))
+        batch: list[Delivery] | None = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append(delivery)
+        else:
+            self._settle(delivery, _ack_ops)
 
-        self._settle(delivery, build)
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Ack `deliveries` with pipelined transactions: one round trip for the batch."""
+        batch: list[Delivery] = []
+        self._local.batch = batch
+        try:
+            for delivery in deliveries:
+                delivery.ack()
+        finally:
+            self._local.batch = None
+            if batch:  # also when a delivery was already settled: the others still go
+                self._ack_now(batch)
+
+    def _ack_now(self, deliveries: list[Delivery]) -> None:
+        session = self._session
+        with translating(f"ack {len(deliveries)} messages"):
+            current = session.await_session()
+            lost = [d for d in deliveries if d.tag.session != current]
+            held = [d for d in deliveries if d.tag.session == current]
+            outcome = commit_each(session, [d.tag for d in held], _ack_ops)
+        for delivery, won in zip(held, outcome, strict=True):
+            if won is None:  # the reply was lost: find out, one by one
+                try:
+                    self._settle(delivery, _ack_ops, replied=False)
+                except LeaseLost:
+                    lost.append(delivery)
+            elif not won:
+                lost.append(delivery)
+        if lost:
+            raise _lease_lost(lost)
 
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
         def build(tx: TransactionRequest, tag: _Tag) -> None:
             entry, paths = tag.entry, tag.paths
             if not requeue or tag.count >= self.options.max_deliveries:
-                why = reason if not requeue else MAX_DELIVERIES_REASON
-                self._dead_letter(tx, paths, entry, tag.version, tag.data, why)
+                _dead_letter_ops(reason if not requeue else MAX_DELIVERIES_REASON)(tx, tag)
             elif delay > 0:
-                tx.delete(paths.entry(entry.name), version=tag.version)
-                tx.delete(paths.lock(entry.name))
+                _ack_ops(tx, tag)
                 name = EntryName.prefix(entry.priority, now_ms() + int(delay * 1000), tag.count)
                 tx.create(paths.entry(name), tag.data, sequence=True)
             else:
@@ -361,15 +361,13 @@ class ZooKeeperTransport(Transport):
         paths = self._paths(queue)
         with translating(f"purge {queue!r}"):
             ready, _ = self._listing(paths)
-            client = self._session.client
-            pending = []
-            for entry in ready:  # lock, delete, unlock: never removes a held entry
-                tx = client.transaction()
-                tx.create(paths.lock(entry.name), ephemeral=True)
+
+            def build(tx: TransactionRequest, entry: EntryName) -> None:
+                tx.create(paths.lock(entry.name), ephemeral=True)  # fails if held
                 tx.delete(paths.entry(entry.name))
                 tx.delete(paths.lock(entry.name))
-                pending.append(tx.commit_async())
-            return sum(_committed(self._session.wait(result)) for result in pending)
+
+            return sum(bool(won) for won in commit_each(self._session, ready, build))
 
     def delete(self, queue: str) -> None:
         paths = self._paths(queue)
@@ -410,20 +408,20 @@ class ZooKeeperTransport(Transport):
         wanted = None if ids is None else set(ids)
         with translating(f"replay dead letters of {queue!r}"):
             self._ensure(queue, paths)
-            client = self._session.client
-            pending = []
+            chosen = []
             for name, data, version in self._dead_nodes(paths):
                 packed = unpack_dead(data)[0]
                 message = envelope.unpack(packed)
-                if wanted is not None and message.id not in wanted:
-                    continue
-                tx = client.transaction()
+                if wanted is None or message.id in wanted:
+                    chosen.append((name, version, message.priority, packed))
+
+            def build(tx: TransactionRequest, item: tuple[str, int, int, bytes]) -> None:
+                name, version, priority, packed = item
                 tx.delete(f"{paths.dead}/{name}", version=version)
-                tx.create(
-                    paths.entry(EntryName.prefix(message.priority, 0, 0)), packed, sequence=True
-                )
-                pending.append(tx.commit_async())
-            return sum(_committed(self._session.wait(result)) for result in pending)
+                tx.create(paths.entry(EntryName.prefix(priority, 0, 0)), packed, sequence=True)
+
+            outcome = commit_each(self._session, chosen, build, lambda item: len(item[3]))
+            return sum(bool(won) for won in outcome)
 
     # -- broadcast -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from conveyor.core.errors import DecodeError
 
@@ -59,9 +60,11 @@ class ChannelPaths:
         return cls(base, f"{base}/s", f"{base}/i")
 
 
-@dataclass(frozen=True, order=True)
-class EntryName:
-    """A parsed entry name. Sorting gives delivery order: priority first, then publish order."""
+class EntryName(NamedTuple):
+    """A parsed entry name. Sorting gives delivery order: priority first, then publish order.
+
+    A tuple, so that sorting a long listing compares in C.
+    """
 
     sort_priority: int  # the negated priority, so that higher priorities sort first
     sequence: int

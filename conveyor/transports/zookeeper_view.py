@@ -71,7 +71,8 @@ class QueueView:
             self.signal.mark()
             ensure_queue(self._session, self.paths)
             return
-        parsed = (EntryName.parse(name) for name in names)
+        known = {entry.name: entry for entry in self._entries}  # parse only the new names
+        parsed = (known.get(name) or EntryName.parse(name) for name in names)
         self._entries = sorted(entry for entry in parsed if entry is not None)
         self._locked = frozenset(locked)
 

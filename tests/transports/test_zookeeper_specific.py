@@ -197,6 +197,25 @@ def test_closing_a_consumer_returns_its_messages_at_once(
         held[0].ack()
 
 
+def test_ack_many_acks_the_held_and_names_the_lost(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    first, second = make_transport(), make_transport()
+    first.publish_many(queue, [Message(b"a"), Message(b"b"), Message(b"c")])
+    held = first.fetch(queue, max_messages=3, timeout=5)
+    assert len(held) == 3
+    stale = held[2]
+    first.nack(stale, requeue=True, delay=0.0, reason="")  # behind its back: no longer held
+    taken = fetch_one(second, queue)
+    with pytest.raises(LeaseLost) as info:
+        first.ack_many(held)
+    assert stale.message.id in str(info.value)
+    assert all(d.settled for d in held)
+    taken.ack()
+    assert second.fetch(queue, timeout=0.5) == []
+    assert second.size(queue) == 0
+
+
 def test_a_message_past_max_deliveries_held_by_a_dead_consumer_is_dead_lettered(
     make_transport: MakeTransport, queue: str
 ) -> None:
