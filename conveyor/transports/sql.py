@@ -21,9 +21,11 @@ row per message, created on first use.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -122,15 +124,27 @@ class SQLTransport(Transport):
         self._sql = Statements(messages_table(options.table_prefix), options.max_deliveries)
         self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
         self._schema_ready = False
+        self._next_reap: dict[str, float] = {}
+        self._generation = 0
+        self._closed = threading.Event()
+        self._reset_process_state()
+        _live.add(self)
+
+    def _reset_process_state(self) -> None:
+        """Locks, threads and claims belong to one process; a forked child starts afresh."""
         self._schema_lock = threading.Lock()
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
-        self._next_reap: dict[str, float] = {}
         self._published = threading.Condition()
-        self._generation = 0
-        self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._batch = threading.local()
+
+    def _after_fork_in_child(self) -> None:
+        """Leave the parent's connections and claims to the parent (a worker's prefork
+        pool forks after the app made its transport); take a consumer identity of its own."""
+        self._engines.dispose(close=False)
+        self._owner = uuid.uuid4().hex
+        self._reset_process_state()
 
     # -- running statements ------------------------------------------------------------
 
@@ -416,6 +430,7 @@ class SQLTransport(Transport):
         if self._closed.is_set():
             return
         self._closed.set()
+        _live.discard(self)
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=self.options.connect_timeout)
         with self._held_lock:
@@ -444,6 +459,16 @@ class MySQLTransport(SQLTransport):
 
     capabilities = Capabilities(max_message_size=4 * _MiB, priorities=True, connection_cut=True)
 
+
+_live: weakref.WeakSet[SQLTransport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for transport in list(_live):
+        transport._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _BY_DIALECT: dict[str, type[SQLTransport]] = {
     "sqlite": SQLiteTransport,

@@ -73,10 +73,11 @@ class Engines:
     def autocommit_writes(self) -> bool:
         return self.single is not self.atomic
 
-    def dispose(self) -> None:
-        self.atomic.dispose()
+    def dispose(self, *, close: bool = True) -> None:
+        """Drop the pools; close=False leaves the connections alone (a forked child's copy)."""
+        self.atomic.dispose(close=close)
         if self.autocommit_writes:
-            self.single.dispose()
+            self.single.dispose(close=close)
 
 
 def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: float) -> Engines:

@@ -7,6 +7,7 @@ test); tests that need their own tables use a unique prefix and drop only those 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -170,6 +171,49 @@ def test_nack_without_delay_keeps_the_place_in_the_queue(make: MakeTransport, qu
     (again,) = transport.fetch(queue, timeout=5.0)
     assert (again.message.body, again.delivery_count) == (b"first", 2)
     again.ack()
+
+
+def test_ack_many_settles_a_batch_and_reports_lost_leases(make: MakeTransport, queue: str) -> None:
+    first, second = make(), make()
+    first.publish_many(queue, [Message(f"m{i}".encode()) for i in range(6)])
+    batch = first.fetch(queue, max_messages=5, timeout=5.0)
+    assert len(batch) == 5
+    first.ack_many(batch[:3])
+    assert all(d.settled for d in batch[:3])
+    (stale, kept) = batch[3:]
+    first.close()  # returns the two unacked ones; `stale` no longer holds its message
+    taken = second.fetch(queue, max_messages=3, timeout=5.0)
+    assert sorted(d.message.body for d in taken) == [b"m3", b"m4", b"m5"]
+    with pytest.raises(LeaseLost, match="1 of 1"):
+        first.ack_many([stale])
+    second.ack_many(taken)
+    assert second.size(queue) == 0
+    assert second.fetch(queue, timeout=0.3) == []
+    assert not kept.settled
+
+
+def _use_in_forked_child(transport: Transport, queue: str) -> None:
+    transport.publish(queue, Message(b"from child"))
+    (delivery,) = transport.fetch(queue, timeout=5.0)
+    delivery.ack()
+    transport.close()
+    os._exit(0 if delivery.message.body == b"from child" else 1)
+
+
+def test_forked_child_gets_its_own_connections_and_identity(
+    make: MakeTransport, queue: str
+) -> None:
+    transport = make()
+    transport.publish(queue, Message(b"parent's"))
+    (held,) = transport.fetch(queue, timeout=5.0)
+    child = multiprocessing.get_context("fork").Process(
+        target=_use_in_forked_child, args=(transport, queue)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    held.ack()  # the parent's claim and connections survived the child
+    assert transport.fetch(queue, timeout=0.3) == []
 
 
 def test_large_binary_body_round_trips(make: MakeTransport, queue: str) -> None:
