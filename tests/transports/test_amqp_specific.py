@@ -7,21 +7,25 @@ only connections it opened (found through their client-provided connection name)
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pika
 import pytest
 
-from conveyor.core.errors import ConveyorError, LeaseLost
+from conveyor.core.errors import ConnectionLost, ConveyorError, LeaseLost
 from conveyor.core.message import Delivery, Message
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
 from conveyor.core.url import parse_url
+from conveyor.testing.servers import LocalServer, free_port, port_open
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp import AMQPTransport
@@ -281,3 +285,62 @@ def test_encode_keeps_bookkeeping_out_of_message_headers() -> None:
     assert codec.previous_deliveries(properties) == 2
     assert codec.dead_letter_info(properties) == ("why", 5.0)
     assert codec.decode(properties, b"x") == message
+
+
+# -- a broker in a memory alarm (our own node: the shared one is never touched) --------------
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+@pytest.fixture
+def alarmed_broker_url() -> Iterator[str]:
+    """A private RabbitMQ node whose memory watermark (1 byte) keeps publishers blocked."""
+    if not Path(RABBITMQ_SERVER).exists():
+        pytest.skip("rabbitmq-server is not installed")
+    port, dist_port = free_port(), free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="conveyor-rabbitmq-"))
+    (workdir / "rabbitmq.conf").write_text(
+        f"listeners.tcp.1 = 127.0.0.1:{port}\nvm_memory_high_watermark.absolute = 1\n"
+    )
+    (workdir / "enabled_plugins").write_text("[].\n")
+    env = {
+        **os.environ,
+        "HOME": str(workdir),
+        "RABBITMQ_NODENAME": f"conveyor-test-{port}@localhost",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq"),
+        "RABBITMQ_ADVANCED_CONFIG_FILE": str(workdir / "advanced.config"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+        "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(workdir / "log"),
+        "RABBITMQ_GENERATED_CONFIG_DIR": str(workdir / "generated"),
+        "RABBITMQ_PID_FILE": str(workdir / "pid"),
+    }
+    with open(workdir / "server.log", "wb") as log:
+        process = subprocess.Popen(
+            [RABBITMQ_SERVER],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    server = LocalServer("amqp", f"amqp://guest:guest@127.0.0.1:{port}//", port, process, workdir)
+    try:
+        if not wait_until(lambda: port_open("127.0.0.1", port), 90, interval=0.25):
+            pytest.skip("a private rabbitmq-server did not start within 90 s")
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_blocked_connection_makes_publish_raise_in_time(
+    make: Make, alarmed_broker_url: str
+) -> None:
+    transport = make(alarmed_broker_url, blocked_connection_timeout=2.0)
+    assert transport.size("blocked") == 0  # connected; only publishing is blocked
+    started = time.monotonic()
+    with pytest.raises(ConnectionLost, match="blocked"):
+        transport.publish("blocked", Message(b"stuck"))
+    assert time.monotonic() - started < 6.0
