@@ -2,7 +2,7 @@
 
 Each subscription has its own connection and an exclusive, auto-deleted, server-named
 queue bound to ``conveyor.broadcast.<channel>``: every live subscriber gets each message
-once, and a subscriber that goes away leaves nothing behind. Broadcasts are fire-and-forget
+once, and when the last subscriber goes away the exchange goes too. Broadcasts are fire-and-forget
 signals (auto-ack); a message sent while nobody listens reaches nobody.
 """
 
@@ -29,7 +29,10 @@ def broadcast_exchange(channel: str) -> str:
 
 
 def declare_exchange(name: str) -> Callable[[pika.channel.Channel, Any], None]:
-    return lambda ch, cb: ch.exchange_declare(name, "fanout", durable=True, callback=cb)
+    """Transient and auto-deleted: it goes away with its last subscriber."""
+    return lambda ch, cb: ch.exchange_declare(
+        name, "fanout", durable=False, auto_delete=True, callback=cb
+    )
 
 
 class AMQPSubscription(Subscription):

@@ -11,9 +11,11 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pika
@@ -24,7 +26,8 @@ from conveyor.core.message import Delivery, Message
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
-from conveyor.core.url import parse_url
+from conveyor.core.url import Host, parse_url
+from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.servers import LocalServer, free_port, port_open
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
@@ -124,6 +127,8 @@ def test_short_delay_published_after_long_one_arrives_first(make: Make, queue: s
     for delivery in (first, second):
         delivery.ack()
     assert transport.size(queue) == 0  # "sixty" still waits in the broker
+    transport.delete(queue)  # this transport knows its delay queues: they go too
+    assert not {name for name in queue_names() if name.startswith(f"conveyor.delay.{queue}.")}
 
 
 def test_delay_buckets_round_up_never_early() -> None:
@@ -208,6 +213,43 @@ def test_recovers_when_its_connection_is_closed_by_the_broker(make: Make, queue:
     for delivery in got:
         delivery.ack()
     assert transport.fetch(queue, timeout=0.5) == []
+
+
+def test_cut_mid_publish_raises_connection_lost_and_retry_keeps_ids(
+    make: Make, amqp_url: str, queue: str
+) -> None:
+    url = parse_url(amqp_url)
+    assert url.host is not None and url.host.port is not None
+    proxy = TCPProxy(url.host.name, url.host.port)
+    try:
+        proxied = make(replace(url, hosts=(Host("127.0.0.1", proxy.port),)).unredacted())
+        proxied.size(queue)  # connected before the clock starts
+        sent = [Message(b"x" * 512) for _ in range(20_000)]
+        errors: list[BaseException] = []
+
+        def publish() -> None:
+            try:
+                proxied.publish_many(queue, sent)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=publish)
+        thread.start()
+        assert wait_until(lambda: make().size(queue) > 0 or not thread.is_alive(), 10)
+        assert proxy.cut() > 0
+        thread.join(30)
+        assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
+        Producer(proxied, Backoff(budget=20)).publish_many(queue, sent)  # the same ids again
+    finally:
+        proxy.close()
+    reader = make()
+    ids = set()
+    while len(ids) < len(sent):
+        batch = reader.fetch(queue, max_messages=1000, timeout=2.0)
+        assert batch, f"only {len(ids)} of {len(sent)} ids arrived"
+        ids.update(d.message.id for d in batch)
+        reader.ack_many(batch)
+    assert ids == {m.id for m in sent}
 
 
 def test_failover_to_the_next_host(make: Make, amqp_url: str, queue: str) -> None:
