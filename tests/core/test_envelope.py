@@ -29,3 +29,18 @@ def test_garbage_is_a_decode_error(data: bytes) -> None:
 def test_headers_must_be_json() -> None:
     with pytest.raises(EncodeError):
         envelope.pack(Message(b"", headers={"x": object()}))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(b"x"),
+        Message(b"", headers={'q"\\\n': ["é", "\u2028", 1.5, None, True]}, id='a"b'),
+        Message(b"", correlation_id="c\x00", reply_to="✓🚚", priority=-3, timestamp=1e300),
+        Message(b"", priority=True, timestamp=7),  # unusual types: the general path
+        Message(b"", timestamp=float("nan")),
+    ],
+)
+def test_fast_head_writes_what_the_json_encoder_writes(message: Message) -> None:
+    data = envelope.pack(message)
+    assert data[7:].removesuffix(message.body) == envelope._dumps(envelope._meta(message)).encode()
