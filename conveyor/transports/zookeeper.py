@@ -210,7 +210,7 @@ class ZooKeeperTransport(Transport):
             while True:
                 candidates = view.candidates()
                 if candidates:
-                    taken = self._take(queue, paths, candidates[:max_messages])
+                    taken = self._take(queue, view, view.choose(candidates, max_messages))
                     if taken:
                         return taken
                 remaining = deadline - time.monotonic()
@@ -219,8 +219,9 @@ class ZooKeeperTransport(Transport):
                 due = view.next_due()
                 view.signal.wait(remaining if due is None else min(remaining, due))
 
-    def _take(self, queue: str, paths: QueuePaths, chosen: list[EntryName]) -> list[Delivery]:
+    def _take(self, queue: str, view: QueueView, chosen: list[EntryName]) -> list[Delivery]:
         """Try to take each chosen entry; return the deliveries of those that were won."""
+        paths = view.paths
         session = self._session
         client = session.client
         session_id = session.session_id()
@@ -238,7 +239,10 @@ class ZooKeeperTransport(Transport):
         if exhausted:  # won or lost: nothing to deliver
             commit_each(session, exhausted, _exhausted_ops, _tag_size)
         deliveries = []
-        for tag, won in zip(takes, commit_each(session, takes, _take_ops, _tag_size), strict=True):
+        outcome = commit_each(session, takes, _take_ops, _tag_size)
+        if len(takes) < len(chosen) or False in outcome:
+            view.note_contention()
+        for tag, won in zip(takes, outcome, strict=True):
             if won is None:  # the reply was lost: if it committed, our session holds the lock
                 won = self._lock_owner(tag) == session.await_session()
             owner = session_id

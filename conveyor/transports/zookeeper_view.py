@@ -8,6 +8,7 @@ fires, the earliest delayed entry falls due, or its timeout passes: no polling.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -15,6 +16,11 @@ from kazoo.exceptions import NoNodeError
 
 from conveyor.transports.zookeeper_layout import EntryName, QueuePaths
 from conveyor.transports.zookeeper_session import ZooKeeperSession
+
+# After consumers collide on the head of a queue, each takes a random spread of the first
+# SPREAD windows for CONTENTION_MEMORY seconds; a lone consumer keeps strict order.
+SPREAD = 8
+CONTENTION_MEMORY = 1.0
 
 
 def now_ms() -> int:
@@ -58,6 +64,7 @@ class QueueView:
         self.signal = ChangeSignal()
         self._entries: list[EntryName] = []
         self._locked: frozenset[str] = frozenset()
+        self._contended_until = 0.0
 
     def _refresh(self) -> None:
         self.signal.clear()
@@ -87,6 +94,16 @@ class QueueView:
             for entry in self._entries
             if entry.due_ms <= now and entry.name not in locked and entry.name not in exclude
         ]
+
+    def note_contention(self) -> None:
+        """Another consumer won a race for an entry this one chose."""
+        self._contended_until = time.monotonic() + CONTENTION_MEMORY
+
+    def choose(self, candidates: list[EntryName], count: int) -> list[EntryName]:
+        """The entries to try: the first `count`, or a spread of them while contended."""
+        if len(candidates) <= count or time.monotonic() >= self._contended_until:
+            return candidates[:count]
+        return sorted(random.sample(candidates[: count * SPREAD], count))
 
     def next_due(self) -> float | None:
         """Seconds until the earliest not-yet-due unlocked entry falls due, if any."""

@@ -285,6 +285,31 @@ def test_an_idle_consumer_waits_for_the_earliest_due_time(
     assert fetch_one(transport, queue, timeout=5.0).message.body == b"late"
 
 
+# -- broadcast ------------------------------------------------------------------------
+
+
+def test_broadcast_skips_and_clears_the_inbox_of_a_dead_subscriber(
+    make_transport: MakeTransport, base_url: URL
+) -> None:
+    channel = f"bc-{uuid.uuid4().hex[:8]}"
+    live = make_transport().subscribe(channel)
+    doomed_transport = make_transport()
+    doomed_transport.subscribe(channel)
+    doomed_transport.close()  # dies without unsubscribing: its inbox stays behind
+    sender = make_transport()
+    sender.broadcast(channel, Message(b"one"))
+    assert (message := live.get(timeout=5)) is not None and message.body == b"one"
+    assert live.get(timeout=0.2) is None
+    raw = _raw_client(base_url)
+    try:
+        assert len(raw.get_children(f"{base_url.path}/channels/{channel}/i")) == 1
+    finally:
+        raw.stop()
+        raw.close()
+    live.close()
+    sender.broadcast(channel, Message(b"to nobody"))
+
+
 # -- digest credentials and ACLs ------------------------------------------------------
 
 
