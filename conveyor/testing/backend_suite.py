@@ -16,7 +16,6 @@ A clause whose capability the backend declares it lacks (attributes `networked`,
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import sys
 import threading
@@ -42,19 +41,22 @@ from conveyor.backends.base import (
     ResultTimeout,
 )
 from conveyor.backends.errors import RemoteError, ResultTooLarge, rebuild_exception
-from conveyor.core.errors import AuthenticationFailed, BackendUnavailable, ConveyorError
+from conveyor.core.errors import AuthenticationFailed, BackendUnavailable
 from conveyor.core.registry import create_backend
-from conveyor.core.url import URL, Host, parse_url
+from conveyor.core.url import URL
+from conveyor.testing.suite_support import (
+    FAULTS,
+    WRONG_PASSWORD,
+    closing_factory,
+    faulty_url,
+    not_applicable,
+)
 from conveyor.testing.waiting import wait_until
 
 EXPIRES = 2.0
 PROGRESS = "PROGRESS"
 clause = pytest.mark.clause
 MakeBackend = Callable[..., ResultBackend]
-
-
-def not_applicable(reason: str) -> None:
-    pytest.skip(f"n/a: {reason}")
 
 
 def new_id(label: str = "task") -> str:
@@ -81,18 +83,13 @@ class BackendContract:
 
     @pytest.fixture
     def make_backend(self, backend_url: str) -> Iterator[MakeBackend]:
-        made: list[ResultBackend] = []
-
-        def make(url: str | URL | None = None, **options: Any) -> ResultBackend:
+        def build(url: str | URL | None = None, **options: Any) -> ResultBackend:
             options = {"result_expires": 60.0, "poll_interval": 0.05, **options}
             backend: ResultBackend = create_backend(url or backend_url, **options)
-            made.append(backend)
             return backend
 
-        yield make
-        for backend in reversed(made):
-            with contextlib.suppress(ConveyorError):
-                backend.close()
+        with closing_factory(build) as make:
+            yield make
 
     @pytest.fixture
     def backend(self, make_backend: MakeBackend) -> ResultBackend:
@@ -402,7 +399,7 @@ class BackendContract:
         "Refused port, wrong password and unknown host raise conveyor's own errors within a "
         "deadline",
     )
-    @pytest.mark.parametrize("fault", ["refused port", "wrong password", "unknown host"])
+    @pytest.mark.parametrize("fault", FAULTS)
     def test_bad_connections(self, make_backend: MakeBackend, backend_url: str, fault: str) -> None:
         probe = make_backend()  # capabilities are known before any I/O
         name = type(probe).__name__
@@ -410,18 +407,11 @@ class BackendContract:
             not_applicable(f"{name} for {probe.url.scheme}:// does not connect over a network")
         if fault == "wrong password" and not probe.authenticates:
             not_applicable(f"{name}'s server has no notion of credentials")
-        url = parse_url(backend_url)
-        host = url.host or Host("127.0.0.1")
-        if fault == "refused port":
-            url = replace(url, hosts=(Host("127.0.0.1", 1),))
-        elif fault == "unknown host":
-            url = replace(url, hosts=(Host("nonexistent.invalid", host.port),))
-        else:
-            url = replace(url, username="conveyor_wrong_user", password="wrong-password")
+        url = faulty_url(backend_url, fault)
         expected = AuthenticationFailed if fault == "wrong password" else BackendUnavailable
         started = time.monotonic()
         with pytest.raises(expected) as info:
             backend = make_backend(url, connect_timeout=2.0, timeout=2.0)
             backend.get(new_id("b12"))
         assert time.monotonic() - started < 10
-        assert "wrong-password" not in str(info.value)
+        assert WRONG_PASSWORD not in str(info.value)
