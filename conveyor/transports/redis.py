@@ -22,6 +22,7 @@ Design (redis_scripts.py holds the key layout and the scripts, redis_link.py the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -138,7 +139,7 @@ class RedisTransport(Transport):
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
         self.link = RedisLink(url, self.options)
-        self._fetch_lock = threading.Lock()
+        self._fetch_locks: dict[str, threading.Lock] = {}  # one fetch at a time per queue
         self._closing = False  # set by close(): a blocked fetch gives up at its next turn
         self._state_lock = threading.Lock()
         self._keys: dict[str, Keys] = {}
@@ -199,7 +200,7 @@ class RedisTransport(Transport):
         if want < 1:
             return []
         deadline = time.monotonic() + timeout
-        with self._fetch_lock:
+        with self._fetch_locks.setdefault(queue, threading.Lock()):
             self._join(queue, keys)
             try:
                 items = self._take(queue, keys, want, deadline)
@@ -252,12 +253,13 @@ class RedisTransport(Transport):
 
     def _join(self, queue: str, keys: Keys) -> None:
         """Start the heartbeat, and return strays a lost reply left behind on `queue`."""
-        if self._pid != os.getpid():
-            self._reset_consumer()
-        if self._heartbeat is None or not self._heartbeat.is_alive():
-            self._heartbeat = _Heartbeat(self, self.options.lease_timeout / 3)
-            self._heartbeat.start()
-        self._handed.setdefault(queue, {})
+        with self._state_lock:
+            if self._pid != os.getpid():
+                self._reset_consumer()
+            if self._heartbeat is None or not self._heartbeat.is_alive():
+                self._heartbeat = _Heartbeat(self, self.options.lease_timeout / 3)
+                self._heartbeat.start()
+            self._handed.setdefault(queue, {})
         if queue in self._strays:
             held = self._held(keys)
             listed = self.link.call("reconcile", partial(_lrange, held, 0, -1))
@@ -391,7 +393,9 @@ class RedisTransport(Transport):
         too. If Redis cannot be reached the holdings come back when the lease lapses.
         """
         self._closing = True
-        with self._fetch_lock:
+        with contextlib.ExitStack() as fetches_done:
+            for lock in list(self._fetch_locks.values()):
+                fetches_done.enter_context(lock)
             heartbeat, self._heartbeat = self._heartbeat, None
             if heartbeat is not None:
                 heartbeat.stopped.set()
