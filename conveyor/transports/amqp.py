@@ -128,6 +128,7 @@ class AMQPTransport(Transport):
         )
         self._admin_lock = threading.Lock()
         self._local = threading.local()
+        self._window_lock = threading.Lock()
         if not url.hosts:
             raise ConfigurationError(f"AMQP URL {url} names no host")
 
@@ -335,7 +336,14 @@ class AMQPTransport(Transport):
                 return deliveries
 
     def _open_window(self, queue: str, max_messages: int) -> None:
-        """Consume `queue` (declaring it first) with room for `max_messages` more."""
+        """Consume `queue` (declaring it first) with room for `max_messages` more.
+
+        Serialized, so fetches racing on one transport do not both add the same credit.
+        """
+        with self._window_lock:
+            self._add_consumer(queue, max_messages)
+
+    def _add_consumer(self, queue: str, max_messages: int) -> None:
         link = self._link(CONSUME)
         inbox = self._inbox
         epoch = inbox.epoch

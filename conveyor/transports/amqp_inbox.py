@@ -135,39 +135,40 @@ class Inbox:
 class Unacked:
     """The delivery tags of one consumer channel not yet settled (loop thread only).
 
-    Acks are coalesced: when the oldest outstanding tags are all being settled, one
-    ``basic.ack(multiple=True)`` covers them, instead of a frame (and a syscall) each. A
-    multiple ack never reaches a tag that is still held, because it stops at the first one.
+    Acks are coalesced: when the oldest outstanding tags are all settled, one
+    ``basic.ack(multiple=True)`` covers those settled by this call, instead of a frame (and
+    a syscall) each. A multiple ack never reaches a held tag, because it stops at the first
+    one, and its own tag is always still outstanding (the broker closes the channel on an
+    unknown tag), so tags settled earlier one by one never serve as its tag.
     """
 
     def __init__(self, channel: pika.channel.Channel) -> None:
         self._channel = channel
-        self._order: deque[int] = deque()
-        self._done: set[int] = set()
+        self._order: deque[int] = deque()  # delivered, in delivery order
+        self._done: set[int] = set()  # settled, still in _order behind a held tag
 
     def delivered(self, delivery_tag: int) -> None:
         self._order.append(delivery_tag)
 
     def ack(self, delivery_tags: list[int]) -> None:
-        self._done.update(delivery_tags)
-        covered = self._pop_settled()
+        fresh = set(delivery_tags)
+        self._done.update(fresh)
+        covered = None
+        order, done = self._order, self._done
+        while order and order[0] in done:
+            tag = order.popleft()
+            done.discard(tag)
+            if tag in fresh:
+                fresh.discard(tag)
+                covered = tag
         if covered is not None:
             self._channel.basic_ack(covered, multiple=True)
-        for tag in delivery_tags:
-            if tag in self._done:  # behind a held one: ack it alone
-                self._channel.basic_ack(tag)
+        for tag in sorted(fresh):  # behind a held one: acked alone
+            self._channel.basic_ack(tag)
 
     def requeue(self, delivery_tags: list[int]) -> None:
         for tag in delivery_tags:
             self._channel.basic_nack(tag, requeue=True)
         self._done.update(delivery_tags)
-        self._pop_settled()
-
-    def _pop_settled(self) -> int | None:
-        """Forget the settled prefix of the outstanding tags; return its last tag."""
-        last = None
-        order, done = self._order, self._done
-        while order and order[0] in done:
-            last = order.popleft()
-            done.discard(last)
-        return last
+        while self._order and self._order[0] in self._done:
+            self._done.discard(self._order.popleft())

@@ -32,6 +32,7 @@ from conveyor.testing.servers import LocalServer, free_port, port_open
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp import AMQPTransport
+from conveyor.transports.amqp_inbox import Unacked
 from conveyor.transports.amqp_topology import delay_bucket
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 
@@ -386,3 +387,54 @@ def test_blocked_connection_makes_publish_raise_in_time(
     with pytest.raises(ConnectionLost, match="blocked"):
         transport.publish("blocked", Message(b"stuck"))
     assert time.monotonic() - started < 6.0
+
+
+# -- ack coalescing --------------------------------------------------------------------
+
+
+class RecordingChannel:
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, int, bool]] = []
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.frames.append(("ack", delivery_tag, multiple))
+
+    def basic_nack(self, delivery_tag: int, requeue: bool = True) -> None:
+        self.frames.append(("nack", delivery_tag, False))
+
+
+def test_coalesced_acks_never_cover_held_or_reuse_settled_tags() -> None:
+    channel = RecordingChannel()
+    unacked = Unacked(channel)  # type: ignore[arg-type]
+    for tag in range(1, 8):
+        unacked.delivered(tag)
+    unacked.ack([2, 3])  # 1 is held: each alone
+    unacked.requeue([5])
+    unacked.ack([1])  # 1..3 settled now, but 2 and 3 were acked already
+    unacked.ack([4, 6])  # 4..6 settled; 5 was requeued, so 6 is the tag
+    unacked.ack([7])
+    assert channel.frames == [
+        ("ack", 2, False),
+        ("ack", 3, False),
+        ("nack", 5, False),
+        ("ack", 1, True),
+        ("ack", 6, True),
+        ("ack", 7, True),
+    ]
+
+
+def test_out_of_order_acks_keep_the_channel(make: Make, queue: str) -> None:
+    transport = make()
+    transport.publish_many(queue, [Message(b"%d" % i) for i in range(4)])
+    held: list[Delivery] = []
+    while len(held) < 4:
+        held += transport.fetch(queue, max_messages=4 - len(held), timeout=2.0)
+    channel = held[0].tag.channel
+    for index in (1, 2, 0, 3):  # 1 and 2 alone behind 0, then 0, then 3
+        held[index].ack()
+    transport.publish(queue, Message(b"next"))
+    (after,) = transport.fetch(queue, timeout=5.0)
+    assert after.message.body == b"next"
+    assert after.tag.channel is channel  # the broker did not close it over a bad tag
+    after.ack()
+    assert make().fetch(queue, timeout=1.0) == []
