@@ -83,6 +83,8 @@ class _Heartbeat(threading.Thread):
 
 
 class _RedisSubscription(Subscription):
+    """Redis pub/sub: each message reaches the subscribers connected when it is sent, once."""
+
     def __init__(self, transport: RedisTransport, channel: bytes) -> None:
         self._link = link = transport.link
         self._pubsub = link.call("subscribe", lambda c: c.pubsub())
@@ -207,7 +209,7 @@ class RedisTransport(Transport):
             except ConnectionLost:
                 self._strays.add(queue)  # the script or BLMOVE may have run
                 raise
-        return self._deliver(queue, keys, items)
+            return self._deliver(queue, keys, items)  # under the lock: see _reconcile
 
     def _take(self, queue: str, keys: Keys, want: int, deadline: float) -> list[bytes]:
         args = [self._consumer, want, self._lease_ms, self.options.max_deliveries, keys.held_prefix]
@@ -252,7 +254,7 @@ class RedisTransport(Transport):
         return deliveries
 
     def _join(self, queue: str, keys: Keys) -> None:
-        """Start the heartbeat, and return strays a lost reply left behind on `queue`."""
+        """Start the heartbeat (and, in a forked child, become a new consumer)."""
         with self._state_lock:
             if self._pid != os.getpid():
                 self._reset_consumer()
@@ -261,7 +263,17 @@ class RedisTransport(Transport):
                 self._heartbeat.start()
             self._handed.setdefault(queue, {})
         if queue in self._strays:
-            held = self._held(keys)
+            self._reconcile(queue, keys)
+
+    def _reconcile(self, queue: str, keys: Keys) -> None:
+        """Return what the held list has beyond what was handed out: a lost reply's strays.
+
+        Runs under the queue's fetch lock, and fetches record what they hand out before
+        releasing it, so nothing in flight looks like a stray.
+        """
+        self._strays.discard(queue)
+        held = self._held(keys)
+        try:
             listed = self.link.call("reconcile", partial(_lrange, held, 0, -1))
             with self._state_lock:
                 known = dict(self._handed[queue])
@@ -272,13 +284,11 @@ class RedisTransport(Transport):
                 else:
                     strays.append(item)
             if strays:
-                self.link.run(
-                    "reconcile",
-                    "release",
-                    [*keys.common(), held],
-                    [self._consumer, self.options.max_deliveries, *strays],
-                )
-            self._strays.discard(queue)
+                args = [self._consumer, self.options.max_deliveries, *strays]
+                self.link.run("reconcile", "release", [*keys.common(), held], args)
+        except ConveyorError:
+            self._strays.add(queue)
+            raise
 
     def _forget(self, queue: str, tags: Iterable[bytes], lost: bool) -> None:
         """Settled (or, when `lost`, of unknown fate: the next fetch reconciles)."""
