@@ -19,7 +19,7 @@ from typing import Any
 
 from pika.spec import BasicProperties
 
-from conveyor.core.errors import DecodeError, EncodeError
+from conveyor.core.errors import EncodeError
 from conveyor.core.message import Message, new_message_id
 
 META = "x-conveyor-meta"
@@ -74,14 +74,18 @@ def encode(
 
 
 def decode(properties: BasicProperties, body: bytes) -> Message:
-    """The Message that `encode` turned into `properties` (or a foreign AMQP message)."""
+    """The Message that `encode` turned into `properties` (or a foreign AMQP message).
+
+    Never raises: a message whose meta header is damaged is read like a foreign one, so it
+    still reaches a consumer, which can dead-letter it with a reason.
+    """
     headers = properties.headers or {}
     raw = headers.get(META)
     if raw is None:
         return _foreign(properties, body, headers)
     try:
         meta = json.loads(raw)
-        message = Message(
+        return Message(
             body=body,
             headers=meta["h"],
             id=meta.get("id", properties.message_id),
@@ -92,9 +96,8 @@ def decode(properties: BasicProperties, body: bytes) -> Message:
             correlation_id=meta.get("cid", properties.correlation_id),
             reply_to=meta.get("rt", properties.reply_to),
         )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DecodeError(f"malformed {META} header: {exc}") from None
-    return message
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _foreign(properties, body, headers)
 
 
 def previous_deliveries(properties: BasicProperties) -> int:

@@ -438,3 +438,12 @@ def test_out_of_order_acks_keep_the_channel(make: Make, queue: str) -> None:
     assert after.tag.channel is channel  # the broker did not close it over a bad tag
     after.ack()
     assert make().fetch(queue, timeout=1.0) == []
+
+
+def test_a_damaged_meta_header_is_read_like_a_foreign_message() -> None:
+    properties, _ = codec.encode(Message(b"x", id="abc", headers={"k": 1}))
+    properties.headers[codec.META] = "{not json"
+    message = codec.decode(properties, b"x")
+    assert message.id == "abc"
+    assert message.body == b"x"
+    assert message.headers == {}  # conveyor's bookkeeping never reaches Message.headers
