@@ -214,16 +214,20 @@ class SQLTransport(Transport):
         packed = self.check_publish(queue, messages)
         if not packed:
             return
-        rows = [(message.priority, data) for message, data in zip(messages, packed, strict=True)]
-        inserts = [
-            self._sql.insert(queue, float(max(delay, 0.0)), chunk) for chunk in _insert_chunks(rows)
+        delay_s = float(max(delay, 0.0))
+        rows = [
+            {"q": queue, "pri": message.priority, "delay_s": delay_s, "data": data}
+            for message, data in zip(messages, packed, strict=True)
         ]
+        chunks = list(_insert_chunks(rows))
+        sql = self._sql
 
         def work(connection: Connection) -> None:
-            for statement in inserts:
-                connection.execute(statement)
+            insert = sql.insert_returning if connection.dialect.insert_returning else sql.insert
+            for chunk in chunks:
+                connection.execute(insert, chunk)
 
-        self._run(work, _ATOMIC if len(inserts) > 1 else _ONCE)
+        self._run(work, _ATOMIC if len(chunks) > 1 else _ONCE)
         self._wake_local_fetchers()
 
     # -- consuming ---------------------------------------------------------------------
@@ -482,17 +486,16 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
         yield list(items[start : start + size])
 
 
-def _insert_chunks(rows: list[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+def _insert_chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     """Split a batch into INSERT statements of bounded row count and byte size."""
-    chunk: list[tuple[int, bytes]] = []
+    chunk: list[dict[str, Any]] = []
     size = 0
     for row in rows:
-        if chunk and (
-            len(chunk) == _ROWS_PER_STATEMENT or size + len(row[1]) > _BYTES_PER_STATEMENT
-        ):
+        full = len(chunk) == _ROWS_PER_STATEMENT or size + len(row["data"]) > _BYTES_PER_STATEMENT
+        if chunk and full:
             yield chunk
             chunk, size = [], 0
         chunk.append(row)
-        size += len(row[1])
+        size += len(row["data"])
     if chunk:
         yield chunk

@@ -3,7 +3,8 @@
 Building a SQLAlchemy statement costs more than running a cached one, and a consumer polls
 an idle queue many times a second, so each statement is made once here and executed with
 its parameters. Parameter names differ from column names, which SQLAlchemy reserves in
-SET clauses: q (queue), lim (row limit), who (owner), ids (expanding list of row ids),
+SET clauses: q (queue), lim (row limit), who (owner), pri and data (a new message's
+priority and packed body), ids (expanding list of row ids),
 claims (expanding list of (row id, delivery count) pairs), lease_s and delay_s (seconds
 from now), why (dead-letter reason).
 """
@@ -41,6 +42,19 @@ class Statements:
         dead = (queue, c.state == DEAD)
         limit = bindparam("lim", type_=Integer())
         seconds: Double[float] = Double()
+
+        # Executed with one parameter set per message: SQLAlchemy sends a batch as one
+        # multi-row INSERT ("insertmanyvalues", which needs RETURNING; without it PyMySQL
+        # rewrites the batch itself), compiled once.
+        self.insert = insert(table).values(
+            queue=bindparam("q"),
+            state=READY,
+            priority=bindparam("pri"),
+            due=now + bindparam("delay_s", type_=seconds),
+            deliveries=0,
+            body=bindparam("data"),
+        )
+        self.insert_returning = self.insert.returning(c.id)
 
         self.probe = select(exists().where(*due), exists().where(*expired))
         self.size = select(func.count()).where(*due)
@@ -125,19 +139,3 @@ class Statements:
         self.replay_ids = (
             update(table).where(*dead, c.id.in_(bindparam("ids", expanding=True))).values(revived)
         )
-
-    def insert(self, queue: str, delay: float, rows: list[tuple[int, bytes]]) -> Any:
-        """One multi-row INSERT of (priority, packed body) rows, due `delay` s from now."""
-        due = DatabaseNow() + bindparam("delay_s", delay, type_=Double())
-        values = [
-            {
-                "queue": queue,
-                "state": READY,
-                "priority": priority,
-                "due": due,
-                "deliveries": 0,
-                "body": body,
-            }
-            for priority, body in rows
-        ]
-        return insert(self.table).values(values)
