@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -43,6 +44,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     case,
     delete,
     or_,
@@ -51,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.expression import BindParameter, Executable
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from conveyor.backends.base import (
@@ -125,11 +128,109 @@ COUNTERS = Table(
     Column("value", BigInteger, nullable=False),
     Column("expires_at", Double, nullable=True, index=True),
 )
-_RECORD_COLUMNS = ("state", "data", "updated_at", "expires_at", "writer")
+_RECORD_COLUMNS = ("state", "data", "updated_at", "expires_at", "writer", "ready_until")
 
 
-def _live(column: Any, now: float) -> ColumnElement[bool]:
-    return or_(column.is_(None), column > now)
+def _live(now: Any) -> ColumnElement[bool]:
+    return or_(RESULTS.c.expires_at.is_(None), RESULTS.c.expires_at > now)
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every statement of one dialect, built once with bind parameters (building a statement
+    costs more than running it on loopback).
+
+    Parameters: ``now``; results ``p_task_id`` and ``p_<column>``; counters ``p_name``,
+    ``p_value``, ``p_expires_at``; ``ids`` (a list) for `get_many`.
+    """
+
+    upsert: Executable  # returns a row when applied (read_back is None), else nothing
+    read_back: Executable | None  # MySQL: the row's writer token after the upsert
+    incr: Executable  # returns the new value (count_back is None)
+    count_back: Executable | None  # MySQL: the counter's value after the increment
+    get: Executable
+    get_many: Executable
+    forget: Executable
+    sweep: tuple[Executable, ...]
+
+    @classmethod
+    def build(cls, dialect: str) -> Statements:
+        now: BindParameter[float] = bindparam("now")
+        row: dict[str, BindParameter[Any]] = {"task_id": bindparam("p_task_id")}
+        row.update({name: bindparam(f"p_{name}") for name in _RECORD_COLUMNS})
+        counter: dict[str, BindParameter[Any]] = {
+            name: bindparam(f"p_{name}") for name in ("name", "value", "expires_at")
+        }
+        expired = and_(COUNTERS.c.expires_at.is_not(None), COUNTERS.c.expires_at <= now)
+        read_back = count_back = None
+        if dialect == "mysql":
+            results = mysql.insert(RESULTS).values(row)
+            keep = RESULTS.c.ready_until > now
+            # MySQL assigns in order, each seeing the ones before: ready_until, which `keep`
+            # reads, goes last.
+            upsert: Executable = results.on_duplicate_key_update(
+                [
+                    (name, case((keep, RESULTS.c[name]), else_=results.inserted[name]))
+                    for name in _RECORD_COLUMNS
+                ]
+            )
+            read_back = select(RESULTS.c.writer).where(RESULTS.c.task_id == row["task_id"])
+            counters = mysql.insert(COUNTERS).values(counter)
+            incr: Executable = counters.on_duplicate_key_update(
+                [  # value first: it reads the old expires_at
+                    (
+                        "value",
+                        case(
+                            (expired, counters.inserted.value),
+                            else_=COUNTERS.c.value + counters.inserted.value,
+                        ),
+                    ),
+                    ("expires_at", counters.inserted.expires_at),
+                ]
+            )
+            count_back = select(COUNTERS.c.value).where(COUNTERS.c.name == counter["name"])
+        else:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            results_ = insert(RESULTS).values(row)
+            upsert = results_.on_conflict_do_update(
+                index_elements=[RESULTS.c.task_id],
+                set_={name: results_.excluded[name] for name in _RECORD_COLUMNS},
+                where=RESULTS.c.ready_until <= now,
+            ).returning(RESULTS.c.task_id)
+            counters_ = insert(COUNTERS).values(counter)
+            incr = counters_.on_conflict_do_update(
+                index_elements=[COUNTERS.c.name],
+                set_={
+                    "value": case(
+                        (expired, counters_.excluded.value),
+                        else_=COUNTERS.c.value + counters_.excluded.value,
+                    ),
+                    "expires_at": counters_.excluded.expires_at,
+                },
+            ).returning(COUNTERS.c.value)
+        return cls(
+            upsert=upsert,
+            read_back=read_back,
+            incr=incr,
+            count_back=count_back,
+            get=select(RESULTS.c.data).where(
+                RESULTS.c.task_id == bindparam("p_task_id"), _live(now)
+            ),
+            get_many=select(RESULTS.c.task_id, RESULTS.c.data).where(
+                RESULTS.c.task_id.in_(bindparam("ids", expanding=True)), _live(now)
+            ),
+            forget=delete(RESULTS).where(RESULTS.c.task_id == bindparam("p_task_id")),
+            sweep=tuple(delete(t).where(t.c.expires_at <= now) for t in (RESULTS, COUNTERS)),
+        )
+
+
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def _statements(dialect: str) -> Statements:
+    if dialect not in _STATEMENTS:
+        _STATEMENTS[dialect] = Statements.build(dialect)
+    return _STATEMENTS[dialect]
 
 
 class SQLBackend(ResultBackend):
@@ -149,6 +250,7 @@ class SQLBackend(ResultBackend):
         self._prepared = False
         self._prepare_lock = threading.Lock()
         self._next_sweep = 0.0
+        self._sql = _statements(self._dialect)
 
     # -- transactions ------------------------------------------------------------------
 
@@ -240,41 +342,28 @@ class SQLBackend(ResultBackend):
         record, data = self.encode(record)
         now = time.time()
         expires = self.expires_at()
-        row = {
-            "task_id": bounded_key("", record.task_id, MAX_KEY),
-            "state": record.state,
-            "data": data,
-            "updated_at": now,
-            "expires_at": expires,
-            "ready_until": (expires or FOREVER) if record.ready else 0.0,
-            "writer": uuid.uuid4().hex,
+        params = {
+            "now": now,
+            "p_task_id": bounded_key("", record.task_id, MAX_KEY),
+            "p_state": record.state,
+            "p_data": data,
+            "p_updated_at": now,
+            "p_expires_at": expires,
+            "p_ready_until": (expires or FOREVER) if record.ready else 0.0,
+            "p_writer": uuid.uuid4().hex,
         }
-        # MySQL upserts and reads back (two statements); the others upsert in one.
-        kind = "atomic" if self._dialect == "mysql" else "single"
-        stored = self._run(lambda c: self._upsert(c, row, now), kind=kind)
+        sql = self._sql
+
+        def upsert(connection: Connection) -> bool:
+            applied = connection.execute(sql.upsert, params)
+            if sql.read_back is None:
+                return applied.first() is not None
+            writer = connection.execute(sql.read_back, params).scalar_one()
+            return bool(writer == params["p_writer"])
+
+        stored = self._run(upsert, kind="single" if sql.read_back is None else "atomic")
         self._sweep(now)
         return stored
-
-    def _upsert(self, connection: Connection, row: dict[str, Any], now: float) -> bool:
-        table = RESULTS
-        if self._dialect == "mysql":
-            stmt = mysql.insert(table).values(**row)
-            keep = table.c.ready_until > now
-            changes = [
-                (name, case((keep, table.c[name]), else_=stmt.inserted[name]))
-                for name in (*_RECORD_COLUMNS, "ready_until")  # ready_until last: `keep` reads it
-            ]
-            connection.execute(stmt.on_duplicate_key_update(changes))
-            writer = select(table.c.writer).where(table.c.task_id == row["task_id"])
-            return connection.execute(writer).scalar_one() == row["writer"]
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt_ = insert(table).values(**row)
-        upsert = stmt_.on_conflict_do_update(
-            index_elements=[table.c.task_id],
-            set_={name: stmt_.excluded[name] for name in (*_RECORD_COLUMNS, "ready_until")},
-            where=table.c.ready_until <= now,
-        ).returning(table.c.task_id)
-        return connection.execute(upsert).first() is not None
 
     def _sweep(self, now: float) -> None:
         """Delete expired rows, at most once a minute; a failure only delays the next try."""
@@ -283,8 +372,8 @@ class SQLBackend(ResultBackend):
         self._next_sweep = now + _SWEEP_EVERY
 
         def work(connection: Connection) -> None:
-            for table in (RESULTS, COUNTERS):
-                connection.execute(delete(table).where(table.c.expires_at <= now))
+            for statement in self._sql.sweep:
+                connection.execute(statement, {"now": now})
 
         try:
             self._run(work, kind="single")
@@ -292,11 +381,10 @@ class SQLBackend(ResultBackend):
             log.info("deleting expired results on %s failed, will try later: %s", self.url, exc)
 
     def get(self, task_id: str) -> ResultRecord | None:
-        key = bounded_key("", task_id, MAX_KEY)
-        query = select(RESULTS.c.data).where(
-            RESULTS.c.task_id == key, _live(RESULTS.c.expires_at, time.time())
+        params = {"p_task_id": bounded_key("", task_id, MAX_KEY), "now": time.time()}
+        data = self._run(
+            lambda c: c.execute(self._sql.get, params).scalar_one_or_none(), kind="read"
         )
-        data = self._run(lambda c: c.execute(query).scalar_one_or_none(), kind="read")
         return None if data is None else ResultRecord.from_bytes(data)
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
@@ -307,11 +395,10 @@ class SQLBackend(ResultBackend):
         def work(connection: Connection) -> dict[str, bytes]:
             found: dict[str, bytes] = {}
             for start in range(0, len(wanted), _CHUNK):
-                query = select(RESULTS.c.task_id, RESULTS.c.data).where(
-                    RESULTS.c.task_id.in_(wanted[start : start + _CHUNK]),
-                    _live(RESULTS.c.expires_at, now),
+                params = {"ids": wanted[start : start + _CHUNK], "now": now}
+                found.update(
+                    (key, data) for key, data in connection.execute(self._sql.get_many, params)
                 )
-                found.update((key, data) for key, data in connection.execute(query))
             return found
 
         found = self._run(work, kind="read") if wanted else {}
@@ -326,36 +413,23 @@ class SQLBackend(ResultBackend):
         return self.poll_wait(task_id, timeout, on_message)
 
     def forget(self, task_id: str) -> None:
-        key = bounded_key("", task_id, MAX_KEY)
-        forget = delete(RESULTS).where(RESULTS.c.task_id == key)
-        self._run(lambda c: c.execute(forget), kind="single")
+        params = {"p_task_id": bounded_key("", task_id, MAX_KEY)}
+        self._run(lambda c: c.execute(self._sql.forget, params), kind="single")
 
     def incr(self, key: str, amount: int = 1) -> int:
-        name = bounded_key("", key, MAX_KEY)
-        now = time.time()
-        row = {"name": name, "value": amount, "expires_at": self.expires_at()}
-        table = COUNTERS
-        expired = and_(table.c.expires_at.is_not(None), table.c.expires_at <= now)
+        params = {
+            "now": time.time(),
+            "p_name": bounded_key("", key, MAX_KEY),
+            "p_value": amount,
+            "p_expires_at": self.expires_at(),
+        }
+        sql = self._sql
 
         def work(connection: Connection) -> int:
-            if self._dialect == "mysql":
-                stmt = mysql.insert(table).values(**row)
-                counted = case((expired, stmt.inserted.value), else_=table.c.value + amount)
-                # value first: it reads the old expires_at.
-                changes = [("value", counted), ("expires_at", stmt.inserted.expires_at)]
-                connection.execute(stmt.on_duplicate_key_update(changes))
-                value = select(table.c.value).where(table.c.name == name)
-                return int(connection.execute(value).scalar_one())
-            insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-            stmt_ = insert(table).values(**row)
-            upsert = stmt_.on_conflict_do_update(
-                index_elements=[table.c.name],
-                set_={
-                    "value": case((expired, stmt_.excluded.value), else_=table.c.value + amount),
-                    "expires_at": stmt_.excluded.expires_at,
-                },
-            ).returning(table.c.value)
-            return int(connection.execute(upsert).scalar_one())
+            counted = connection.execute(sql.incr, params)
+            if sql.count_back is not None:
+                counted = connection.execute(sql.count_back, params)
+            return int(counted.scalar_one())
 
         # In a transaction even where one statement would do: a connection lost before the
         # commit was sent then rolls back for sure, so the increment can run again.
