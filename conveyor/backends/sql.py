@@ -26,6 +26,7 @@ commit was sent, since a repeat could count twice.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -224,13 +225,7 @@ class Statements:
         )
 
 
-_STATEMENTS: dict[str, Statements] = {}
-
-
-def _statements(dialect: str) -> Statements:
-    if dialect not in _STATEMENTS:
-        _STATEMENTS[dialect] = Statements.build(dialect)
-    return _STATEMENTS[dialect]
+_statements = functools.cache(Statements.build)
 
 
 class SQLBackend(ResultBackend):
