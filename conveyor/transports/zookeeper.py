@@ -47,7 +47,7 @@ from conveyor.transports.zookeeper_layout import (
     unpack_dead,
 )
 from conveyor.transports.zookeeper_session import ZooKeeperSession, translate, translating
-from conveyor.transports.zookeeper_view import QueueView, ensure_queue, now_ms
+from conveyor.transports.zookeeper_view import QueueView, ensure_queue, now_ms, ready
 
 # ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default) by dropping the
 # connection; this leaves room for paths, ACLs and the dead-letter header.
@@ -342,36 +342,34 @@ class ZooKeeperTransport(Transport):
 
     # -- administration ------------------------------------------------------------------
 
-    def _listing(self, paths: QueuePaths) -> tuple[list[EntryName], set[str]]:
-        """The queue's ready entries (due, unlocked) in order, and its locked names."""
+    def _ready(self, paths: QueuePaths) -> list[EntryName]:
+        """The queue's ready entries (due, unlocked) in delivery order, listed afresh."""
         session = self._session
         entries = session.client.get_children_async(paths.entries)
         locks = session.client.get_children_async(paths.locks)
         try:
-            names, locked = session.wait(entries), set(session.wait(locks))
+            names, locked = session.wait(entries), frozenset(session.wait(locks))
         except NoNodeError:
-            return [], set()
-        now = now_ms()
+            return []
         parsed = (EntryName.parse(name) for name in names)
-        ready = [e for e in parsed if e is not None and e.due_ms <= now and e.name not in locked]
-        return sorted(ready), locked
+        return ready(sorted(entry for entry in parsed if entry is not None), locked)
 
     def size(self, queue: str) -> int:
         paths = self._paths(queue)
         with translating(f"size of {queue!r}"):
-            return len(self._listing(paths)[0])
+            return len(self._ready(paths))
 
     def purge(self, queue: str) -> int:
         paths = self._paths(queue)
         with translating(f"purge {queue!r}"):
-            ready, _ = self._listing(paths)
+            entries = self._ready(paths)
 
             def build(tx: TransactionRequest, entry: EntryName) -> None:
                 tx.create(paths.lock(entry.name), ephemeral=True)  # fails if held
                 tx.delete(paths.entry(entry.name))
                 tx.delete(paths.lock(entry.name))
 
-            return sum(bool(won) for won in commit_each(self._session, ready, build))
+            return sum(bool(won) for won in commit_each(self._session, entries, build))
 
     def delete(self, queue: str) -> None:
         paths = self._paths(queue)
@@ -379,14 +377,16 @@ class ZooKeeperTransport(Transport):
             self._known.discard(queue)
             self._session.delete_tree(paths.root)
 
-    def _dead_nodes(self, paths: QueuePaths) -> list[tuple[str, bytes, int]]:
-        """Every dead letter of the queue, oldest first: (name, data, version)."""
+    def _dead_nodes(
+        self, paths: QueuePaths, limit: int | None = None
+    ) -> list[tuple[str, bytes, int]]:
+        """The queue's oldest `limit` (default all) dead letters: (name, data, version)."""
         client = self._session.client
         try:
             names = self._session.wait(client.get_children_async(paths.dead))
         except NoNodeError:
             return []
-        names = sorted((n for n in names if n.startswith(DEAD_PREFIX)), key=sequence_of)
+        names = sorted((n for n in names if n.startswith(DEAD_PREFIX)), key=sequence_of)[:limit]
         reads = [(name, client.get_async(f"{paths.dead}/{name}")) for name in names]
         found = []
         for name, read in reads:
@@ -400,7 +400,7 @@ class ZooKeeperTransport(Transport):
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         paths = self._paths(queue)
         with translating(f"list dead letters of {queue!r}"):
-            nodes = self._dead_nodes(paths)[:limit]
+            nodes = self._dead_nodes(paths, limit)
         letters = []
         for _, data, _ in nodes:
             packed, reason, dead_at, count = unpack_dead(data)

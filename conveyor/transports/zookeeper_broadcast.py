@@ -19,6 +19,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from conveyor.core import envelope
 from conveyor.core.message import Message
 from conveyor.transports.base import Subscription
+from conveyor.transports.zookeeper_batch import committed
 from conveyor.transports.zookeeper_layout import INBOX_PREFIX, ChannelPaths, sequence_of
 from conveyor.transports.zookeeper_session import ZooKeeperSession, translating
 from conveyor.transports.zookeeper_view import ChangeSignal
@@ -59,10 +60,11 @@ class ZooKeeperSubscription(Subscription):
         self._paths = paths
         self._signal = ChangeSignal()
         self._pending: list[str] = []
+        self._registered: int | None = None
         self._register()
 
     def _register(self) -> None:
-        """Create inbox and mark together (again after a session expiry removed the mark)."""
+        """Create inbox and mark together; after a session expiry, the mark again."""
         session = self._session
         client = session.client
         for folder in (self._paths.inboxes, self._paths.subscribers):
@@ -70,21 +72,24 @@ class ZooKeeperSubscription(Subscription):
         tx = client.transaction()
         tx.create(self._inbox)
         tx.create(self._mark, ephemeral=True)
-        results = session.wait(tx.commit_async())
-        failure = next((r for r in results if isinstance(r, Exception)), None)
-        if failure is not None and not isinstance(failure, NodeExistsError):
-            raise failure
+        if not committed(session.wait(tx.commit_async())):  # the inbox is still there
+            with contextlib.suppress(NodeExistsError):
+                session.wait(client.create_async(self._mark, ephemeral=True))
+        self._registered = session.session_id()
 
     def _next(self) -> Message | None:
         session = self._session
         client = session.client
+        current = session.session_id()
+        if current is not None and current != self._registered:  # the mark went with it
+            self._register()
         if self._signal.stale:
             self._signal.clear()
             try:
                 names = session.wait(
                     client.get_children_async(self._inbox, watch=self._signal.mark)
                 )
-            except NoNodeError:  # our session expired and a broadcaster removed the inbox
+            except NoNodeError:  # a broadcaster took us for dead and removed the inbox
                 self._register()
                 self._signal.mark()
                 return None

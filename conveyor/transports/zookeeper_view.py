@@ -83,17 +83,11 @@ class QueueView:
         self._entries = sorted(entry for entry in parsed if entry is not None)
         self._locked = frozenset(locked)
 
-    def candidates(self, exclude: set[str] | frozenset[str] = frozenset()) -> list[EntryName]:
+    def candidates(self) -> list[EntryName]:
         """Due, unlocked entries in delivery order (priority, then publish order)."""
         if self.signal.stale:
             self._refresh()
-        now = now_ms()
-        locked = self._locked
-        return [
-            entry
-            for entry in self._entries
-            if entry.due_ms <= now and entry.name not in locked and entry.name not in exclude
-        ]
+        return ready(self._entries, self._locked)
 
     def note_contention(self) -> None:
         """Another consumer won a race for an entry this one chose."""
@@ -110,6 +104,12 @@ class QueueView:
         now = now_ms()
         pending = [e.due_ms for e in self._entries if e.due_ms > now and e.name not in self._locked]
         return (min(pending) - now) / 1000 if pending else None
+
+
+def ready(entries: list[EntryName], locked: frozenset[str]) -> list[EntryName]:
+    """The due, unlocked entries of a sorted listing, in delivery order."""
+    now = now_ms()
+    return [entry for entry in entries if entry.due_ms <= now and entry.name not in locked]
 
 
 def ensure_queue(session: ZooKeeperSession, paths: QueuePaths) -> None:

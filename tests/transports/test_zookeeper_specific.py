@@ -156,21 +156,26 @@ def test_a_paused_consumer_loses_its_session_and_its_late_ack_is_refused(
         child.wait(10)
 
 
-def test_expired_session_refuses_the_late_ack_and_the_consumer_carries_on(
-    make_transport: MakeTransport, base_url: URL, queue: str
-) -> None:
-    """The server expires the consumer's session (the standard trick: a second client joins
-    the session and closes it); the consumer reconnects with a new session."""
-    consumer = make_transport()
-    consumer.publish(queue, Message(b"work"))
-    held = fetch_one(consumer, queue)
-    client_id = consumer._session.client.client_id  # the session to expire
+def _expire_session(transport: ZooKeeperTransport, base_url: URL) -> None:
+    """The standard trick: a second client joins the session and closes it; wait until
+    the transport has a new session."""
+    client_id = transport._session.client.client_id
     assert client_id is not None
     intruder = KazooClient(_hosts(base_url), client_id=client_id)
     intruder.start(timeout=10)
     intruder.stop()
     intruder.close()
-    assert wait_until(lambda: consumer._session.session_id() not in (None, client_id[0]), 10)
+    assert wait_until(lambda: transport._session.session_id() not in (None, client_id[0]), 10)
+
+
+def test_expired_session_refuses_the_late_ack_and_the_consumer_carries_on(
+    make_transport: MakeTransport, base_url: URL, queue: str
+) -> None:
+    """The server expires the consumer's session; the consumer reconnects with a new one."""
+    consumer = make_transport()
+    consumer.publish(queue, Message(b"work"))
+    held = fetch_one(consumer, queue)
+    _expire_session(consumer, base_url)
     with pytest.raises(LeaseLost):
         held.ack()
     again = fetch_one(consumer, queue)
@@ -308,6 +313,17 @@ def test_broadcast_skips_and_clears_the_inbox_of_a_dead_subscriber(
         raw.close()
     live.close()
     sender.broadcast(channel, Message(b"to nobody"))
+
+
+def test_a_subscription_outlives_its_session(make_transport: MakeTransport, base_url: URL) -> None:
+    channel = f"bc-{uuid.uuid4().hex[:8]}"
+    subscriber = make_transport()
+    subscription = subscriber.subscribe(channel)
+    _expire_session(subscriber, base_url)
+    assert subscription.get(timeout=0.2) is None  # notices the new session, marks itself
+    make_transport().broadcast(channel, Message(b"after"))
+    assert (message := subscription.get(timeout=5)) is not None and message.body == b"after"
+    subscription.close()
 
 
 # -- digest credentials and ACLs ------------------------------------------------------
