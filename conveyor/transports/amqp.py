@@ -25,6 +25,7 @@ import os
 import ssl
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
@@ -114,6 +115,20 @@ class AMQPTransport(Transport):
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
+        if not url.hosts:
+            raise ConfigurationError(f"AMQP URL {url} names no host")
+        self._queue_arguments = topo.queue_arguments(
+            self.options.queue_type, self.options.max_priority
+        )
+        self._fresh_state()
+        _transports.add(self)
+
+    def _fresh_state(self) -> None:
+        """Connections, locks and buffers: all of them belong to one process.
+
+        A forked child (a worker's prefork pool) starts here afresh and leaves the parent's
+        sockets alone: closing them from the child would close the parent's connections.
+        """
         self._lock = threading.RLock()
         self._links: dict[str, Link | None] = {PUBLISH: None, CONSUME: None}
         self._retry_at: dict[str, float] = {}
@@ -123,14 +138,9 @@ class AMQPTransport(Transport):
         self._confirms: dict[pika.channel.Channel, Confirms] = {}
         self._unacked: dict[pika.channel.Channel, Unacked] = {}
         self._inbox = Inbox()
-        self._queue_arguments = topo.queue_arguments(
-            self.options.queue_type, self.options.max_priority
-        )
         self._admin_lock = threading.Lock()
         self._local = threading.local()
         self._window_lock = threading.Lock()
-        if not url.hosts:
-            raise ConfigurationError(f"AMQP URL {url} names no host")
 
     # -- connections -----------------------------------------------------------------
 
@@ -638,6 +648,17 @@ class QuorumAMQPTransport(AMQPTransport):
 
 def _declare(name: str, arguments: dict[str, Any]) -> Callable[[pika.channel.Channel, Any], None]:
     return lambda ch, cb: ch.queue_declare(name, durable=True, arguments=arguments, callback=cb)
+
+
+_transports: weakref.WeakSet[AMQPTransport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for transport in list(_transports):
+        transport._fresh_state()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _by_channel(raws: list[Raw]) -> dict[pika.channel.Channel, list[int]]:

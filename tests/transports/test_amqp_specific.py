@@ -447,3 +447,25 @@ def test_a_damaged_meta_header_is_read_like_a_foreign_message() -> None:
     assert message.id == "abc"
     assert message.body == b"x"
     assert message.headers == {}  # conveyor's bookkeeping never reaches Message.headers
+
+
+def test_a_forked_child_connects_afresh_and_leaves_the_parent_alone(
+    make: Make, queue: str
+) -> None:
+    transport = make()
+    transport.publish(queue, Message(b"from parent"))
+    held = fetch_one(transport, queue)
+    pid = os.fork()
+    if pid == 0:  # the child: publish through its own connections, then leave at once
+        code = 1
+        try:
+            transport.publish(queue, Message(b"from child"))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    held.ack()  # the parent's connections survived the child
+    child = fetch_one(transport, queue)
+    assert child.message.body == b"from child"
+    child.ack()
