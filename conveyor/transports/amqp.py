@@ -395,17 +395,27 @@ class AMQPTransport(Transport):
         """
         deliveries = []
         limit = self.options.max_deliveries
-        for raw in raws:
-            message = codec.decode(raw.properties, raw.body)
-            count = self._count(raw)
-            if not self._counted_by_broker(raw):
-                requeue = count < limit
-                reason = "" if requeue else MAX_DELIVERIES_REASON
-                self._move(queue, message, raw, count, requeue, 0.0, reason)
-            elif count > limit:
-                self._move(queue, message, raw, count - 1, False, 0.0, MAX_DELIVERIES_REASON)
-            else:
-                deliveries.append(Delivery(self, queue, message, count, raw))
+        moved: set[int] = set()
+        try:
+            for index, raw in enumerate(raws):
+                message = codec.decode(raw.properties, raw.body)
+                count = self._count(raw)
+                if not self._counted_by_broker(raw):
+                    requeue = count < limit
+                    reason = "" if requeue else MAX_DELIVERIES_REASON
+                    self._move(queue, message, raw, count, requeue, 0.0, reason)
+                    moved.add(index)
+                elif count > limit:
+                    self._move(queue, message, raw, count - 1, False, 0.0, MAX_DELIVERIES_REASON)
+                    moved.add(index)
+                else:
+                    deliveries.append(Delivery(self, queue, message, count, raw))
+        except BaseException:  # none of this batch reaches the caller: give it all back
+            unsettled = [raw for index, raw in enumerate(raws) if index not in moved]
+            for raw in unsettled:
+                self._inbox.settled(raw)
+            self._return_buffered(unsettled)
+            raise
         return deliveries
 
     def _held_tag(self, delivery: Delivery) -> Raw:

@@ -449,9 +449,7 @@ def test_a_damaged_meta_header_is_read_like_a_foreign_message() -> None:
     assert message.headers == {}  # conveyor's bookkeeping never reaches Message.headers
 
 
-def test_a_forked_child_connects_afresh_and_leaves_the_parent_alone(
-    make: Make, queue: str
-) -> None:
+def test_a_forked_child_connects_afresh_and_leaves_the_parent_alone(make: Make, queue: str) -> None:
     transport = make()
     transport.publish(queue, Message(b"from parent"))
     held = fetch_one(transport, queue)
@@ -469,3 +467,34 @@ def test_a_forked_child_connects_afresh_and_leaves_the_parent_alone(
     child = fetch_one(transport, queue)
     assert child.message.body == b"from child"
     child.ack()
+
+
+def test_a_failed_internal_republish_gives_the_batch_back(
+    make: Make, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting a redelivery republishes it; if that fails, nothing stays stuck unacked."""
+    make().publish_many(queue, [Message(b"a"), Message(b"b")])
+    first = make()
+    held: list[Delivery] = []
+    while len(held) < 2:
+        held += first.fetch(queue, max_messages=2, timeout=2.0)
+    first.close()  # both come back flagged as redelivered
+    second = make()
+
+    def outage(*_args: object) -> None:
+        raise ConnectionLost("publish link down (simulated)")
+
+    monkeypatch.setattr(second, "_publish", outage)
+    with pytest.raises(ConnectionLost):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            second.fetch(queue, max_messages=2, timeout=1.0)
+    monkeypatch.undo()
+    back: list[Delivery] = []
+    while len(back) < 2:
+        got = second.fetch(queue, max_messages=2, timeout=5.0)
+        assert got, "the batch was not given back"
+        back += got
+    assert sorted(d.message.body for d in back) == [b"a", b"b"]
+    assert all(d.delivery_count == 2 for d in back)
+    second.ack_many(back)
