@@ -20,11 +20,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from conveyor.core.errors import Unsupported
+
 DELAY_QUEUE_GRACE_MS = 60_000
 # A delay queue is redeclared (renewing its x-expires) when its last declaration is older:
 # any message published to it is then due well before the queue can expire.
 DELAY_QUEUE_REFRESH = 10.0
 _FINE_LIMIT_MS = 100_000
+# x-message-ttl and x-expires are unsigned 32-bit milliseconds (2**32 - 1 is about 49.7
+# days); this delay's bucket plus the grace still fits.
+MAX_DELAY = 4_290_000
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -45,6 +50,11 @@ def delay_bucket(delay: float) -> int:
     Up to 100 s the step is 10 ms; beyond, three significant digits (at most 1% late),
     which bounds how many distinct delay queues jittered retry delays can create.
     """
+    if delay > MAX_DELAY:
+        raise Unsupported(
+            f"a delay of {delay:.0f} s is over RabbitMQ's TTL limit; the AMQP transport "
+            f"delays messages by at most {MAX_DELAY} s (about 49 days)"
+        )
     ms = math.ceil(delay * 1000)
     step = 10 if ms <= _FINE_LIMIT_MS else 10 ** (len(str(ms)) - 3)
     return -(-ms // step) * step

@@ -21,7 +21,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from conveyor.core.errors import ConnectionLost, ConveyorError, LeaseLost
+from conveyor.core.errors import ConnectionLost, ConveyorError, LeaseLost, Unsupported
 from conveyor.core.message import Delivery, Message
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
@@ -33,7 +33,7 @@ from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp import AMQPTransport
 from conveyor.transports.amqp_inbox import Unacked
-from conveyor.transports.amqp_topology import delay_bucket
+from conveyor.transports.amqp_topology import DELAY_QUEUE_GRACE_MS, MAX_DELAY, delay_bucket
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 
 Make = Callable[..., AMQPTransport]
@@ -139,6 +139,9 @@ def test_delay_buckets_round_up_never_early() -> None:
     assert delay_bucket(99.999) == 100_000
     assert delay_bucket(3600.0) == 3_600_000
     assert delay_bucket(3601.5) == 3_610_000  # three significant digits: at most 1% late
+    assert delay_bucket(MAX_DELAY) + DELAY_QUEUE_GRACE_MS <= 2**32 - 1  # RabbitMQ's TTL limit
+    with pytest.raises(Unsupported, match="49 days"):
+        delay_bucket(MAX_DELAY + 1)
 
 
 def test_delete_removes_delay_queues(make: Make, queue: str) -> None:
