@@ -15,7 +15,8 @@ row per message, created on first use.
   `poll_interval` while the queue stays idle; a publish through the same transport wakes it.
 * Every operation is its own transaction on a pooled connection, so ack/nack work from any
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
-  already reached COMMIT: then the outcome is unknown and ConnectionLost says so.
+  already reached COMMIT and is not safe to repeat (publish, ack, nack): then the outcome is
+  unknown and ConnectionLost says so (sql_engine.transact).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from conveyor.core import envelope
@@ -51,16 +51,13 @@ from conveyor.transports.base import (
     Transport,
     TransportOptions,
 )
-from conveyor.transports.sql_engine import build_engines, dialect_of, retryable, translate
+from conveyor.transports.sql_engine import ATTEMPTS, build_engines, dialect_of, transact
 from conveyor.transports.sql_schema import messages_table, validate_prefix
 from conveyor.transports.sql_statements import Statements
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.transports.sql")
 
-_ATTEMPTS = 3
-_READ, _WRITE, _ONCE, _ATOMIC = "read", "write", "once", "atomic"
-"""Run modes: a read; a write safe to send twice; a write to send once; a transaction."""
 _ROWS_PER_STATEMENT = 500
 _BYTES_PER_STATEMENT = 4 * 1024 * 1024
 _FIRST_POLL = 0.005
@@ -148,64 +145,40 @@ class SQLTransport(Transport):
 
     # -- running statements ------------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection], T], mode: str = _WRITE) -> T:
-        """Run `work` on the engine for `mode`, creating the schema first if needed."""
+    def _run(
+        self, work: Callable[[Connection], T], *, kind: str = "single", repeatable: bool = True
+    ) -> T:
+        """Run `work` (see sql_engine.transact), creating the schema first if needed."""
         if not self._schema_ready:
             self._create_schema()
-        return self._transact(work, mode)
+        return transact(self._engines, self.url, work, kind=kind, repeatable=repeatable)
 
-    def _transact(self, work: Callable[[Connection], T], mode: str) -> T:
-        """Run `work` in one transaction; run it again after a dropped connection or deadlock.
-
-        A _ONCE statement in autocommit is its own COMMIT, so losing its connection means
-        its outcome is unknown: that raises ConnectionLost instead of sending it again.
-        """
-        engines = self._engines
-        engine = {_READ: engines.read, _ATOMIC: engines.atomic}.get(mode, engines.single)
-        sent_is_final = mode == _ONCE and engines.autocommit_writes
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                connection = engine.connect()
-            except sa_exc.SQLAlchemyError as exc:
-                raise translate(exc, self.url, connecting=True, outcome_unknown=False) from exc
-            committing = sent_is_final
-            try:
-                with connection, connection.begin():
-                    result = work(connection)
-                    committing = True
-                return result
-            except sa_exc.SQLAlchemyError as exc:
-                if committing or attempt == _ATTEMPTS or not retryable(exc):
-                    raise translate(
-                        exc, self.url, connecting=False, outcome_unknown=committing
-                    ) from exc
-                log.info("retrying on %s after %s", self.url, type(exc).__name__)
-        raise AssertionError("unreachable")
-
-    def _execute(self, statement: Any, mode: str = _WRITE, **params: Any) -> Any:
+    def _execute(
+        self, statement: Any, *, kind: str = "single", repeatable: bool = True, **params: Any
+    ) -> Any:
         """Run one statement; return its rowcount (writes) or its rows (reads)."""
 
         def work(connection: Connection) -> Any:
             result = connection.execute(statement, params)
             return result.all() if result.returns_rows else result.rowcount
 
-        return self._run(work, mode)
+        return self._run(work, kind=kind, repeatable=repeatable)
 
     def _create_schema(self) -> None:
         """Create the table and index if missing; safe when several processes race to it."""
         metadata = self._sql.table.metadata
         with self._schema_lock:
-            for attempt in range(1, _ATTEMPTS + 1):
+            for attempt in range(1, ATTEMPTS + 1):
                 if self._schema_ready:
                     return
                 try:
-                    self._transact(metadata.create_all, _ATOMIC)
+                    transact(self._engines, self.url, metadata.create_all)
                     self._schema_ready = True
                 except BrokerUnavailable:
                     raise
                 except BrokerError:
                     # Another process created it between our check and our CREATE.
-                    if attempt == _ATTEMPTS:
+                    if attempt == ATTEMPTS:
                         raise
 
     # -- producing ---------------------------------------------------------------------
@@ -227,7 +200,8 @@ class SQLTransport(Transport):
             for chunk in chunks:
                 connection.execute(insert, chunk)
 
-        self._run(work, _ATOMIC if len(chunks) > 1 else _ONCE)
+        # A publish sent twice is a duplicate: when the outcome is unknown, say so.
+        self._run(work, kind="atomic" if len(chunks) > 1 else "single", repeatable=False)
         self._wake_local_fetchers()
 
     # -- consuming ---------------------------------------------------------------------
@@ -249,7 +223,7 @@ class SQLTransport(Transport):
             self._wait_for_publish(generation, min(pause, remaining))
             pause = min(pause * 2, self.options.poll_interval)
             generation = self._generation
-            ((ready, expired),) = self._execute(self._sql.probe, _READ, q=queue)
+            ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
             if expired:
                 self._execute(self._sql.reap, q=queue)
             if ready or expired:
@@ -267,10 +241,10 @@ class SQLTransport(Transport):
     def _claim(self, queue: str, limit: int) -> list[_Claimed]:
         """Take up to `limit` due rows of `queue` for this transport, in delivery order."""
         sql = self._sql
-        params = {"q": queue, "lim": limit, "who": self._owner}
+        params: dict[str, Any] = {"q": queue, "lim": limit, "who": self._owner}
         params["lease_s"] = self.options.lease_timeout
         if self._claim_in_one_statement:
-            rows = [_Claimed(*row) for row in self._execute(sql.claim, _WRITE, **params)]
+            rows = [_Claimed(*row) for row in self._execute(sql.claim, **params)]
             rows.sort(key=lambda row: (-row.priority, row.due, row.id))
             return rows
 
@@ -280,7 +254,7 @@ class SQLTransport(Transport):
                 connection.execute(sql.take, {**params, "ids": [row.id for row in rows]})
             return [row._replace(deliveries=row.deliveries + 1) for row in rows]
 
-        return self._run(pick_then_take, _ATOMIC)
+        return self._run(pick_then_take, kind="atomic")
 
     def _reap_due(self, queue: str) -> bool:
         """Whether this fetch should also look for expired leases (a few times per lease)."""
@@ -341,11 +315,11 @@ class SQLTransport(Transport):
         params.update(ids=[row for row, _ in claims], claims=claims, who=self._owner)
         try:
             try:
-                changed = self._execute(statement, _ONCE, **params)
+                changed = self._execute(statement, repeatable=False, **params)
             except ConnectionLost as lost:
                 # Send it again: if it changes every row now, the first one never applied;
                 # if not, the first one may have applied, and nobody can tell.
-                changed = self._execute(statement, _WRITE, **params)
+                changed = self._execute(statement, **params)
                 if changed < len(claims):
                     raise lost
         finally:
@@ -391,7 +365,7 @@ class SQLTransport(Transport):
 
     def size(self, queue: str) -> int:
         validate_queue_name(queue)
-        ((count,),) = self._execute(self._sql.size, _READ, q=queue)
+        ((count,),) = self._execute(self._sql.size, kind="read", q=queue)
         return int(count)
 
     def purge(self, queue: str) -> int:
@@ -404,7 +378,7 @@ class SQLTransport(Transport):
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)
-        rows = self._execute(self._sql.dead_letters, _READ, q=queue, lim=limit)
+        rows = self._execute(self._sql.dead_letters, kind="read", q=queue, lim=limit)
         return [
             DeadLetter(envelope.unpack(row.body), queue, row.reason, row.dead_at, row.deliveries)
             for row in rows
@@ -418,7 +392,7 @@ class SQLTransport(Transport):
         else:
             # Message ids live inside the packed envelope, so pick the rows here.
             wanted = set(ids)
-            dead = self._execute(sql.dead_bodies, _READ, q=queue)
+            dead = self._execute(sql.dead_bodies, kind="read", q=queue)
             rows = [row.id for row in dead if envelope.unpack(row.body).id in wanted]
             count = sum(
                 int(self._execute(sql.replay_ids, q=queue, ids=chunk))

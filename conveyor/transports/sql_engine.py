@@ -10,11 +10,13 @@ COMMITTED so that claiming with SKIP LOCKED takes no gap locks.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -40,6 +42,9 @@ DIALECTS = {
 READ_ONLY = "conveyor_read_only"
 """Execution option marking a connection whose SQLite transaction only reads."""
 
+T = TypeVar("T")
+log = logging.getLogger("conveyor.transports.sql")
+ATTEMPTS = 3
 PING_AFTER_IDLE = 1.0
 """Seconds a pooled connection may sit unused before it is pinged on checkout."""
 _COMMON: dict[str, Any] = {"hide_parameters": True, "pool_size": 5, "max_overflow": 20}
@@ -180,6 +185,44 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def transact(
+    engines: Engines,
+    url: URL,
+    work: Callable[[Connection], T],
+    *,
+    kind: str = "atomic",
+    repeatable: bool = True,
+) -> T:
+    """Run `work` in one transaction on `engines.<kind>`; errors become conveyor errors.
+
+    kind: "atomic" for several statements, "single" for one statement that writes, "read".
+    A dropped connection or a deadlock runs the whole transaction again on a fresh
+    connection. When the COMMIT itself fails (or, in autocommit, the statement) the outcome
+    is unknown: only a `repeatable` operation runs again then; any other raises
+    ConnectionLost saying the outcome is unknown.
+    """
+    engine: Engine = getattr(engines, kind)
+    unknown_from_start = kind != "atomic" and engines.autocommit_writes
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            connection = engine.connect()
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc, url, connecting=True, outcome_unknown=False) from exc
+        committing = unknown_from_start
+        try:
+            with connection, connection.begin():
+                result = work(connection)
+                committing = True
+            return result
+        except sa_exc.SQLAlchemyError as exc:
+            again = retryable(exc) and (repeatable or not committing)
+            if not again or attempt == ATTEMPTS:
+                raise translate(exc, url, connecting=False, outcome_unknown=committing) from exc
+            log.info("running a transaction on %s again after %s", url, type(exc).__name__)
+            time.sleep(0.02 * (attempt - 1))  # a deadlock's other party gets to finish
+    raise AssertionError("unreachable")
 
 
 def retryable(exc: sa_exc.SQLAlchemyError) -> bool:
