@@ -12,6 +12,13 @@ clamps it to [minSessionTimeout, maxSessionTimeout], by default 2 x and 20 x tic
 A consumer that dies loses its session; its locks vanish, watches wake the other consumers,
 and the next take raises the count. Consumers learn of new entries and freed locks through
 children watches, never by polling.
+
+Costs and limits: a take rewrites the entry's data (up to MAX_MESSAGE_SIZE); a consumer
+re-lists the whole queue when it changed, so fetch costs grow with queue depth (fine for
+tens of thousands of waiting messages, not millions); due times are wall-clock, so hosts
+need synchronised clocks; ZooKeeper's per-folder sequence counter is a signed 32-bit
+number that advances twice per message, so one queue takes about a billion messages
+before it must be deleted and recreated.
 """
 
 from __future__ import annotations
@@ -103,8 +110,7 @@ def _dead_letter_ops(reason: str) -> _Build:
     """Remove the entry (at the tag's version) and its lock; add a dead letter with `reason`."""
 
     def build(tx: TransactionRequest, tag: _Tag) -> None:
-        tx.delete(tag.paths.entry(tag.entry.name), version=tag.version)
-        tx.delete(tag.paths.lock(tag.entry.name))
+        _ack_ops(tx, tag)
         dead = pack_dead(tag.data, reason, time.time(), tag.count)
         tx.create(f"{tag.paths.dead}/{DEAD_PREFIX}", dead, sequence=True)
 
