@@ -123,12 +123,14 @@ class SQLTransport(Transport):
         self._schema_ready = False
         self._next_reap: dict[str, float] = {}
         self._generation = 0
-        self._closed = threading.Event()
-        self._reset_process_state()
+        self._reset_process_state(closed=False)
         _live.add(self)
 
-    def _reset_process_state(self) -> None:
+    def _reset_process_state(self, *, closed: bool) -> None:
         """Locks, threads and claims belong to one process; a forked child starts afresh."""
+        self._closed = threading.Event()
+        if closed:
+            self._closed.set()
         self._schema_lock = threading.Lock()
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
@@ -141,7 +143,7 @@ class SQLTransport(Transport):
         pool forks after the app made its transport); take a consumer identity of its own."""
         self._engines.dispose(close=False)
         self._owner = uuid.uuid4().hex
-        self._reset_process_state()
+        self._reset_process_state(closed=self._closed.is_set())
 
     # -- running statements ------------------------------------------------------------
 
@@ -328,11 +330,11 @@ class SQLTransport(Transport):
             with self._held_lock:
                 self._held.difference_update(params["ids"])
         if changed < len(claims):
-            lost_ids = ", ".join(d.message.id for d in deliveries[:3])
+            first = deliveries[0]
             raise LeaseLost(
-                f"{len(claims) - changed} of {len(claims)} deliveries ({lost_ids}...) on "
-                f"{deliveries[0].queue!r} are no longer held by this consumer (the lease ran "
-                "out and the message was returned to the queue)"
+                f"{len(claims) - changed} of {len(claims)} deliveries on {first.queue!r} (the "
+                f"first: message {first.message.id}) were no longer held by this consumer: the "
+                "lease ran out and the message went back to the queue"
             )
 
     # -- leases ------------------------------------------------------------------------

@@ -107,6 +107,11 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
         args = {
             "connect_timeout": max(2, math.ceil(connect_timeout)),
             "application_name": name,
+            # Notice a server or network that went silent within about half a minute.
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
         }
         transactional = _server_engine(target, args)
         autocommit = _server_engine(target, args, isolation_level="AUTOCOMMIT")
@@ -116,7 +121,8 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
     )
     engine = _server_engine(
         target,
-        {"connect_timeout": connect_timeout, "program_name": name},
+        # A silent server fails a statement after read_timeout instead of hanging it.
+        {"connect_timeout": connect_timeout, "program_name": name, "read_timeout": 60},
         isolation_level="READ COMMITTED",
         # Every transaction ends in COMMIT or ROLLBACK before the connection goes back;
         # PyMySQL would send one more ROLLBACK round trip to "reset" it.
