@@ -19,9 +19,9 @@ state is not ready, and its expiry time (or "forever") once it is; a write appli
   the row count unable to tell "inserted" from "kept".
 
 Expired rows are filtered on every read and deleted lazily by the writers, at most once a
-minute per backend. Each operation is one transaction, run again whole when the connection
-drops or the database reports a deadlock; a counter increment is not run again once its
-commit was sent, since a repeat could count twice.
+minute per backend. Each operation is one transaction (sql_engine.transact), run again
+whole when the connection drops or the database reports a deadlock; a counter increment is
+not run again once its commit was sent, since a repeat could count twice.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.expression import BindParameter, Executable
@@ -72,7 +71,7 @@ from conveyor.core.errors import (
     ConveyorError,
 )
 from conveyor.core.url import URL
-from conveyor.transports.sql_engine import build_engines, dialect_of, retryable, translate
+from conveyor.transports.sql_engine import build_engines, dialect_of, transact
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.backends.sql")
@@ -249,49 +248,18 @@ class SQLBackend(ResultBackend):
 
     # -- transactions ------------------------------------------------------------------
 
-    def _error(
-        self, exc: sa_exc.SQLAlchemyError, *, connecting: bool, committing: bool
-    ) -> ConveyorError:
-        """The conveyor backend error for `exc` (the shared classification, backend classes)."""
-        error: ConveyorError = translate(
-            exc, self.url, connecting=connecting, outcome_unknown=committing
-        )
-        if isinstance(error, AuthenticationFailed):
-            return error
-        if isinstance(error, BrokerUnavailable):
-            return BackendUnavailable(str(error))
-        return BackendError(str(error))
-
     def _transaction(
         self, work: Callable[[Connection], T], *, kind: str = "atomic", repeatable: bool = True
     ) -> T:
-        """Run `work` in one transaction, again on a dropped connection or a deadlock.
-
-        `kind` names the engine (see sql_engine.Engines): "atomic" for several statements,
-        "single" for one statement that writes, "read". When the commit itself fails (or,
-        in autocommit, the statement) the outcome is unknown: only a `repeatable` operation
-        is run again then.
-        """
-        engine = getattr(self._engines, kind)
-        unknown_from_start = kind != "atomic" and self._engines.autocommit_writes
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                connection = engine.connect()
-            except sa_exc.SQLAlchemyError as exc:
-                raise self._error(exc, connecting=True, committing=False) from exc
-            committing = unknown_from_start
-            try:
-                with connection, connection.begin():
-                    result = work(connection)
-                    committing = True
-                return result
-            except sa_exc.SQLAlchemyError as exc:
-                again = retryable(exc) and (repeatable or not committing)
-                if not again or attempt == _ATTEMPTS:
-                    raise self._error(exc, connecting=False, committing=committing) from exc
-                log.info("running a transaction on %s again after %s", self.url, exc)
-                time.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
+        """sql_engine.transact (retries included), raising the backend's error classes."""
+        try:
+            return transact(self._engines, self.url, work, kind=kind, repeatable=repeatable)
+        except AuthenticationFailed:
+            raise
+        except BrokerUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        except ConveyorError as exc:
+            raise BackendError(str(exc)) from exc
 
     def _run(
         self, work: Callable[[Connection], T], *, kind: str = "atomic", repeatable: bool = True
