@@ -363,9 +363,10 @@ class AMQPTransport(Transport):
         first = not inbox.consuming(queue)
 
         def on_message(ch: Any, method: Any, properties: BasicProperties, body: bytes) -> None:
-            raw = Raw(ch, method.delivery_tag, method.redelivered, properties, body)
-            if inbox.push(queue, method.consumer_tag, raw):
-                self._unacked[ch].delivered(method.delivery_tag)
+            tag = method.delivery_tag
+            raw = Raw(ch, tag, method.redelivered, properties, body, inbox.epoch, queue)
+            if inbox.push(method.consumer_tag, raw):
+                self._unacked[ch].delivered(tag)
             else:
                 ch.basic_nack(method.delivery_tag, requeue=True)  # a consumer we dropped
 
@@ -412,8 +413,7 @@ class AMQPTransport(Transport):
                     deliveries.append(Delivery(self, queue, message, count, raw))
         except BaseException:  # none of this batch reaches the caller: give it all back
             unsettled = [raw for index, raw in enumerate(raws) if index not in moved]
-            for raw in unsettled:
-                self._inbox.settled(raw)
+            self._inbox.settled(unsettled)
             self._return_buffered(unsettled)
             raise
         return deliveries
@@ -452,8 +452,7 @@ class AMQPTransport(Transport):
     def _send_acks(self, tags: list[Raw]) -> None:
         """Ack on the delivering channel only: a tag is meaningless on any other."""
         link = self._links[CONSUME]
-        for tag in tags:
-            self._inbox.settled(tag)
+        self._inbox.settled(tags)
 
         def send() -> None:
             for channel, delivery_tags in _by_channel(tags).items():

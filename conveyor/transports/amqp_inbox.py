@@ -53,13 +53,14 @@ class Inbox:
 
     # -- loop thread ---------------------------------------------------------------
 
-    def push(self, queue: str, consumer_tag: str, raw: Raw) -> bool:
-        """Buffer `raw`; False when it comes from a consumer that is no longer current."""
+    def push(self, consumer_tag: str, raw: Raw) -> bool:
+        """Buffer `raw` (made with this epoch); False when its consumer is no longer current."""
+        queue = raw.queue
         with self.cond:
-            if consumer_tag not in self._consumers.get(queue, ()):
+            if consumer_tag not in self._consumers.get(queue, ()) or raw.epoch != self.epoch:
                 return False
             ready = self._ready[queue]
-            ready.append(raw._replace(epoch=self.epoch, queue=queue))
+            ready.append(raw)
             if len(ready) == 1:  # takers only wait on an empty buffer
                 self.cond.notify_all()
             return True
@@ -126,10 +127,12 @@ class Inbox:
             self._held[queue] += len(taken)
             return taken
 
-    def settled(self, raw: Raw) -> None:
+    def settled(self, raws: list[Raw]) -> None:
+        """`raws` were acked or given back: they no longer use their queue's window."""
         with self.cond:
-            if raw.epoch == self.epoch and self._held.get(raw.queue, 0) > 0:
-                self._held[raw.queue] -= 1
+            for raw in raws:
+                if raw.epoch == self.epoch and self._held.get(raw.queue, 0) > 0:
+                    self._held[raw.queue] -= 1
 
 
 class Unacked:
