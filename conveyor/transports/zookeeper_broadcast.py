@@ -64,7 +64,7 @@ class ZooKeeperSubscription(Subscription):
         self._register()
 
     def _register(self) -> None:
-        """Create inbox and mark together; after a session expiry, the mark again."""
+        """Create inbox and mark together; after a session expiry, whichever of them is gone."""
         session = self._session
         client = session.client
         for folder in (self._paths.inboxes, self._paths.subscribers):
@@ -72,9 +72,10 @@ class ZooKeeperSubscription(Subscription):
         tx = client.transaction()
         tx.create(self._inbox)
         tx.create(self._mark, ephemeral=True)
-        if not committed(session.wait(tx.commit_async())):  # the inbox is still there
-            with contextlib.suppress(NodeExistsError):
-                session.wait(client.create_async(self._mark, ephemeral=True))
+        if not committed(session.wait(tx.commit_async())):  # an expired session's leftovers
+            for path, ephemeral in ((self._inbox, False), (self._mark, True)):
+                with contextlib.suppress(NodeExistsError):
+                    session.wait(client.create_async(path, ephemeral=ephemeral))
         self._registered = session.session_id()
 
     def _next(self) -> Message | None:
