@@ -82,7 +82,7 @@ class SQLOptions(TransportOptions):
     """
 
     table_prefix: str = "conveyor_"
-    poll_interval: float = 0.05
+    poll_interval: float = 0.04
     busy_timeout: float = 30.0
 
     def validate(self) -> None:
