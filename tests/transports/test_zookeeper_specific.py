@@ -319,9 +319,11 @@ def test_a_subscription_outlives_its_session(make_transport: MakeTransport, base
     channel = f"bc-{uuid.uuid4().hex[:8]}"
     subscriber = make_transport()
     subscription = subscriber.subscribe(channel)
+    sender = make_transport()
     _expire_session(subscriber, base_url)
-    assert subscription.get(timeout=0.2) is None  # notices the new session, marks itself
-    make_transport().broadcast(channel, Message(b"after"))
+    sender.broadcast(channel, Message(b"missed"))  # takes the subscriber for dead: inbox gone
+    assert subscription.get(timeout=0.2) is None  # notices the new session, registers again
+    sender.broadcast(channel, Message(b"after"))
     assert (message := subscription.get(timeout=5)) is not None and message.body == b"after"
     subscription.close()
 
