@@ -136,12 +136,19 @@ def test_idle_consumer_picks_up_a_message_from_another_transport(
     got[0].ack()
 
 
+def lease_threads() -> int:
+    return sum(t.name == "conveyor-sql-leases" and t.is_alive() for t in threading.enumerate())
+
+
 def test_close_returns_unacked_messages_at_once(make: MakeTransport, queue: str) -> None:
     first, second = make(lease_timeout=30.0), make(lease_timeout=30.0)
     first.publish_many(queue, [Message(b"a"), Message(b"b")])
+    before = lease_threads()
     held = first.fetch(queue, max_messages=2, timeout=5.0)
     assert len(held) == 2
+    assert lease_threads() == before + 1
     first.close()
+    assert lease_threads() == before  # close stops the lease renewer
     started = time.monotonic()
     back = second.fetch(queue, max_messages=2, timeout=5.0)
     assert time.monotonic() - started < 2.0  # far below the 30 s lease
