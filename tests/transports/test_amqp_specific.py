@@ -29,6 +29,7 @@ from conveyor.core.retry import Backoff
 from conveyor.core.url import Host, parse_url
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.servers import LocalServer, free_port, port_open
+from conveyor.testing.suite_support import closing_factory
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp import AMQPTransport
@@ -41,18 +42,13 @@ Make = Callable[..., AMQPTransport]
 
 @pytest.fixture
 def make(amqp_url: str) -> Iterator[Make]:
-    made: list[AMQPTransport] = []
-
     def build(url: str | None = None, **options: object) -> AMQPTransport:
         options = {"lease_timeout": 2.0, "max_deliveries": 3, **options}
-        transport = create_transport(url or amqp_url, **options)
-        made.append(transport)
+        transport: AMQPTransport = create_transport(url or amqp_url, **options)
         return transport
 
-    yield build
-    for transport in reversed(made):
-        with contextlib.suppress(ConveyorError):
-            transport.close()
+    with closing_factory(build) as made:
+        yield made
 
 
 @pytest.fixture
