@@ -25,6 +25,13 @@ def test_conformance_prints_a_table_and_exits_zero() -> None:
     assert "2 passed, 0 failed" in result.stdout
 
 
+def test_backend_conformance_prints_b_clauses() -> None:
+    result = run("conformance", "--backend", "memory://cli-test", "-k", "round_trip or forget")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "B1 " in result.stdout and "B7 " in result.stdout
+    assert "2 passed, 0 failed" in result.stdout
+
+
 def test_conformance_fails_on_a_broken_clause() -> None:
     # An unreachable broker fails every clause that needs it, and the exit code says so.
     result = run(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 
 import click
 
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, load, registrations
 from conveyor.core.url import parse_url
+
+TITLE_WIDTH = 72
 
 
 @click.command()
@@ -49,12 +52,13 @@ def conformance(broker: str | None, backend: str | None, keyword: str | None) ->
             click.echo("  no clause ran (see the errors above)", err=True)
             all_ok = False
             continue
-        width = max(len(r.title) for r in results)
+        width = min(TITLE_WIDTH, max(len(r.title) for r in results))
         click.echo("\n  id   " + "clause".ljust(width) + "  result")
         for result in results:
             color = "green" if result.status == "pass" else "red" if not result.ok else "yellow"
             status = click.style(result.status, fg=color)
-            click.echo(f"  {result.id:<4} {result.title.ljust(width)}  {status}")
+            title = textwrap.shorten(result.title, width, placeholder="...")
+            click.echo(f"  {result.id:<4} {title.ljust(width)}  {status}")
         failed = [r for r in results if not r.ok]
         for result in failed:
             click.echo(f"\n{result.id} failed:\n" + "\n".join(result.details), err=True)

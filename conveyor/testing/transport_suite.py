@@ -42,6 +42,13 @@ from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
 from conveyor.core.url import URL, Host, parse_url
 from conveyor.testing.proxy import TCPProxy
+from conveyor.testing.suite_support import (
+    FAULTS,
+    WRONG_PASSWORD,
+    closing_factory,
+    faulty_url,
+    not_applicable,
+)
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
 
@@ -49,10 +56,6 @@ LEASE = 2.0
 MAX_DELIVERIES = 3
 clause = pytest.mark.clause
 MakeTransport = Callable[..., Transport]
-
-
-def not_applicable(reason: str) -> None:
-    pytest.skip(f"n/a: {reason}")
 
 
 def fetch_n(transport: Transport, queue: str, n: int, timeout: float = 10.0) -> list[Delivery]:
@@ -82,18 +85,13 @@ class TransportContract:
 
     @pytest.fixture
     def make_transport(self, broker_url: str) -> Iterator[MakeTransport]:
-        made: list[Transport] = []
-
-        def make(url: str | URL | None = None, **options: object) -> Transport:
+        def build(url: str | URL | None = None, **options: object) -> Transport:
             options = {"lease_timeout": LEASE, "max_deliveries": MAX_DELIVERIES, **options}
-            transport = create_transport(url or broker_url, **options)
-            made.append(transport)
+            transport: Transport = create_transport(url or broker_url, **options)
             return transport
 
-        yield make
-        for transport in reversed(made):
-            with contextlib.suppress(ConveyorError):
-                transport.close()
+        with closing_factory(build) as make:
+            yield make
 
     @pytest.fixture
     def transport(self, make_transport: MakeTransport) -> Transport:
@@ -480,7 +478,7 @@ class TransportContract:
         assert transport.fetch(queue, timeout=0.5) == []
 
     @clause("T22", "Refused port, wrong password and unknown host raise conveyor errors in time")
-    @pytest.mark.parametrize("fault", ["refused port", "wrong password", "unknown host"])
+    @pytest.mark.parametrize("fault", FAULTS)
     def test_bad_connections(
         self, make_transport: MakeTransport, broker_url: str, fault: str
     ) -> None:
@@ -489,21 +487,14 @@ class TransportContract:
             not_applicable("the transport does not connect over a network")
         if fault == "wrong password" and not capabilities.authenticates:
             not_applicable("the server does not check credentials")
-        url = parse_url(broker_url)
-        host = url.host or Host("127.0.0.1")
-        if fault == "refused port":
-            url = replace(url, hosts=(Host("127.0.0.1", 1),))
-        elif fault == "unknown host":
-            url = replace(url, hosts=(Host("nonexistent.invalid", host.port),))
-        else:
-            url = replace(url, username="conveyor_wrong_user", password="wrong-password")
+        url = faulty_url(broker_url, fault)
         expected = AuthenticationFailed if fault == "wrong password" else BrokerUnavailable
         started = time.monotonic()
         with pytest.raises(expected) as info:
             transport = make_transport(url, connect_timeout=2.0)
             transport.publish("conformance-unreachable", Message(b"x"))
         assert time.monotonic() - started < 15
-        assert "wrong-password" not in str(info.value)
+        assert WRONG_PASSWORD not in str(info.value)
 
     # -- T23-T26: capabilities ------------------------------------------------------
 
