@@ -228,6 +228,7 @@ class ZooKeeperTransport(Transport):
     def _take(self, queue: str, view: QueueView, chosen: list[EntryName]) -> list[Delivery]:
         """Try to take each chosen entry; return the deliveries of those that were won."""
         paths = view.paths
+        view.note_tried(chosen)
         session = self._session
         client = session.client
         session_id = session.session_id()

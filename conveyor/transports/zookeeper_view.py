@@ -21,6 +21,8 @@ from conveyor.transports.zookeeper_session import ZooKeeperSession
 # SPREAD windows for CONTENTION_MEMORY seconds; a lone consumer keeps strict order.
 SPREAD = 8
 CONTENTION_MEMORY = 1.0
+# A busy consumer keeps taking from a listing this young before it re-lists the queue.
+FRESHNESS = 0.25
 
 
 def now_ms() -> int:
@@ -64,6 +66,8 @@ class QueueView:
         self.signal = ChangeSignal()
         self._entries: list[EntryName] = []
         self._locked: frozenset[str] = frozenset()
+        self._tried: set[str] = set()
+        self._listed_at = 0.0
         self._contended_until = 0.0
 
     def _refresh(self) -> None:
@@ -82,12 +86,25 @@ class QueueView:
         parsed = (known.get(name) or EntryName.parse(name) for name in names)
         self._entries = sorted(entry for entry in parsed if entry is not None)
         self._locked = frozenset(locked)
+        self._tried = set()
+        self._listed_at = time.monotonic()
 
     def candidates(self) -> list[EntryName]:
-        """Due, unlocked entries in delivery order (priority, then publish order)."""
-        if self.signal.stale:
+        """Due, unlocked, untried entries in delivery order (priority, then publish order).
+
+        A changed queue is re-listed, unless a young listing still offers untried entries:
+        a consumer draining a long queue does not re-list it for every batch it takes.
+        """
+        found = ready(self._entries, self._locked, self._tried)
+        young = time.monotonic() - self._listed_at < FRESHNESS
+        if self.signal.stale and not (found and young):
             self._refresh()
-        return ready(self._entries, self._locked)
+            found = ready(self._entries, self._locked, self._tried)
+        return found
+
+    def note_tried(self, entries: list[EntryName]) -> None:
+        """These were taken or lost to others: skip them until the next listing."""
+        self._tried.update(entry.name for entry in entries)
 
     def note_contention(self) -> None:
         """Another consumer won a race for an entry this one chose."""
@@ -106,10 +123,17 @@ class QueueView:
         return (min(pending) - now) / 1000 if pending else None
 
 
-def ready(entries: list[EntryName], locked: frozenset[str]) -> list[EntryName]:
-    """The due, unlocked entries of a sorted listing, in delivery order."""
+def ready(
+    entries: list[EntryName], locked: frozenset[str], skip: set[str] | None = None
+) -> list[EntryName]:
+    """The due entries of a sorted listing that are neither locked nor skipped, in order."""
     now = now_ms()
-    return [entry for entry in entries if entry.due_ms <= now and entry.name not in locked]
+    skip = skip or set()
+    return [
+        entry
+        for entry in entries
+        if entry.due_ms <= now and entry.name not in locked and entry.name not in skip
+    ]
 
 
 def ensure_queue(session: ZooKeeperSession, paths: QueuePaths) -> None:
