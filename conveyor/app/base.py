@@ -80,7 +80,8 @@ class Conveyor:
         if backend is not None:
             self.conf.result_backend = backend
         self.tasks: dict[str, Task] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a producer builds the transport inside
+        self._connections: dict[str, Any] = {}
         self.control = Control(self)
         self.waiter = Waiter(lambda: self.backend)
         _default_app = self
@@ -96,31 +97,53 @@ class Conveyor:
 
     # -- connections ---------------------------------------------------------------------
 
-    @cached_property
+    def _connection(self, name: str, build: Callable[[], Any]) -> Any:
+        """Build a connection once, even when threads race for it (see `close`)."""
+        value = self._connections.get(name)
+        if value is None:
+            with self._lock:
+                value = self._connections.get(name)
+                if value is None:
+                    value = self._connections[name] = build()
+        return value
+
+    @property
     def transport(self) -> Transport:
-        with self._lock:
-            return create_transport(self.conf.broker_url)
+        transport: Transport = self._connection(
+            "transport", lambda: create_transport(self.conf.broker_url)
+        )
+        return transport
 
-    @cached_property
+    @property
     def backend(self) -> ResultBackend:
-        with self._lock:
-            return create_backend(self.conf.result_backend, result_expires=self.conf.result_expires)
+        """The result backend; `result_expires` overrides the URL's only when set in code."""
+        conf = self.conf
+        options = {"result_expires": conf.result_expires} if conf.is_set("result_expires") else {}
+        backend: ResultBackend = self._connection(
+            "backend", lambda: create_backend(conf.result_backend, **options)
+        )
+        return backend
 
-    @cached_property
+    @property
     def producer(self) -> Producer:
-        return Producer(self.transport)
+        producer: Producer = self._connection("producer", lambda: Producer(self.transport))
+        return producer
 
-    @cached_property
+    @property
     def serializer(self) -> Serializer:
-        return Serializer(accept=list(self.conf.accept_content))
+        serializer: Serializer = self._connection(
+            "serializer", lambda: Serializer(accept=list(self.conf.accept_content))
+        )
+        return serializer
 
     def close(self) -> None:
-        """Stop the waiter and release connections that were opened."""
+        """Stop the waiter and release connections; later use opens new ones from `conf`."""
         self.waiter.stop()
+        with self._lock:
+            opened, self._connections = self._connections, {}
         for name in ("transport", "backend"):
-            if name in self.__dict__:
-                self.__dict__.pop(name).close()
-        self.__dict__.pop("producer", None)
+            if name in opened:
+                opened[name].close()
 
     # -- tasks ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ log = logging.getLogger("conveyor.worker")
 # A message whose eta is further ahead than this (a producer that did not use the broker's
 # delay) goes back to the broker with the remaining delay; the worker never sleeps on it.
 ETA_SLACK = 0.5
+COLD_CLOSE_TIMEOUT = 5.0
 
 
 class Worker:
@@ -137,9 +138,23 @@ class Worker:
         """Kill what can be killed, return every unfinished message to the broker, exit."""
         log.warning("cold shutdown: unfinished messages go back to the broker")
         self.pool.kill()
-        for work in [*self.pool.active(), *self.pool.drain()]:
-            work.give_back()
-        self.app.close()
+
+        def give_back_and_close() -> None:
+            unfinished = [*self.pool.active(), *self.pool.drain()]
+            for work in unfinished:
+                work.give_back()
+            log.info("returned %d unfinished messages", len(unfinished))
+            self.app.close()
+
+        # A broker that hangs must not hold the exit: what is not returned in time comes
+        # back when this consumer's lease lapses.
+        closer = threading.Thread(target=give_back_and_close, daemon=True)
+        closer.start()
+        closer.join(COLD_CLOSE_TIMEOUT)
+        if closer.is_alive():
+            log.warning(
+                "the broker did not answer within %.0f s; exiting anyway", COLD_CLOSE_TIMEOUT
+            )
         os._exit(1)
 
     def run(self) -> None:

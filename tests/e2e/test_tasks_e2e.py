@@ -169,7 +169,7 @@ def test_second_sigterm_is_a_cold_shutdown(e2e_url: str, tmp_path: Path) -> None
         assert process.process.wait(10) != 0, "a cold shutdown does not wait for the task"
         assert not running.ready()
         assert wait_until(lambda: app.transport.size(queue) == 1, TIMEOUT), (
-            "the unfinished message went back to the broker"
+            f"the unfinished message did not go back to the broker:\n{process.output()}"
         )
     finally:
         app.transport.delete(queue)
