@@ -246,6 +246,24 @@ def test_nack_with_delay_keeps_the_count(make_transport: MakeTransport, queue: s
     fetch_one(transport, queue).ack()
 
 
+def test_a_requeued_message_comes_back_while_the_consumer_drains_a_backlog(
+    make_transport: MakeTransport, queue: str
+) -> None:
+    transport = make_transport()
+    transport.publish_many(queue, [Message(f"m{i}".encode()) for i in range(50)])
+    first = fetch_one(transport, queue)
+    first.nack(requeue=True)
+    counts: dict[bytes, int] = {}
+    deadline = time.monotonic() + 10
+    while len(counts) < 50 and time.monotonic() < deadline:
+        batch = transport.fetch(queue, max_messages=7, timeout=1.0)
+        counts.update((d.message.body, d.delivery_count) for d in batch)
+        transport.ack_many(batch)
+    assert len(counts) == 50
+    assert counts[first.message.body] == 2
+    assert transport.size(queue) == 0
+
+
 # -- watches, not polling ---------------------------------------------------------------
 
 
