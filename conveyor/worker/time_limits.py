@@ -41,13 +41,28 @@ def _alarm_limit(soft: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class _Armed:
+    """The limits of one task run; `over` is set (under `_firing`) when the body ended."""
+
+    def __init__(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+        self.over = False
+
+    def fire(self, exc_type: type[BaseException]) -> None:
+        with _firing:
+            if not self.over:
+                raise_in_thread(self.thread_id, exc_type)
+
+
+_firing = threading.Lock()
+_LIMITS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+
+
 @contextmanager
 def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
-    thread_id = threading.get_ident()
-    done = threading.Lock()  # held while the body runs; timers fire only while it is held
-    done.acquire()
+    armed = _Armed(threading.get_ident())
     timers = [
-        threading.Timer(seconds, _fire, (done, thread_id, exc_type))
+        threading.Timer(seconds, armed.fire, (exc_type,))
         for seconds, exc_type in ((soft, SoftTimeLimitExceeded), (hard, TimeLimitExceeded))
         if seconds
     ]
@@ -57,19 +72,17 @@ def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
     try:
         yield
     finally:
-        with _firing:
-            done.release()
-        for timer in timers:
-            timer.cancel()
-
-
-_firing = threading.Lock()
-
-
-def _fire(done: threading.Lock, thread_id: int, exc_type: type[BaseException]) -> None:
-    with _firing:
-        if done.locked():
-            raise_in_thread(thread_id, exc_type)
+        # A limit that fired just as the body ended arrives here, asynchronously; catch it
+        # until the run is marked over, so it can never reach the thread's next task.
+        while True:
+            try:
+                with _firing:
+                    armed.over = True
+                for timer in timers:
+                    timer.cancel()
+                break
+            except _LIMITS:
+                continue
 
 
 @contextmanager
