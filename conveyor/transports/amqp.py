@@ -68,6 +68,7 @@ from conveyor.transports.base import (
 )
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
+_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 MAX_BROWSE = 100_000  # dead letters one replay moves at most
 
 
@@ -81,6 +82,7 @@ class AMQPOptions(TransportOptions):
     blocked_connection_timeout: seconds a publish may wait on a blocked connection.
     confirm_timeout: seconds to wait for a broker reply before ConnectionLost.
     connection_name: shown in the management UI and rabbitmqctl (default conveyor-<pid>).
+    ssl_*: TLS settings for ``amqps://`` (CA bundle, client certificate, verification).
     """
 
     queue_type: str = "classic"
@@ -89,6 +91,10 @@ class AMQPOptions(TransportOptions):
     blocked_connection_timeout: float = 30.0
     confirm_timeout: float = 30.0
     connection_name: str = ""
+    ssl_cert_reqs: str = "required"
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -98,6 +104,21 @@ class AMQPOptions(TransportOptions):
             raise ConfigurationError("max_priority must be between 0 and 255")
         if self.blocked_connection_timeout <= 0 or self.confirm_timeout <= 0:
             raise ConfigurationError("timeouts must be positive")
+        if self.ssl_cert_reqs not in _CERT_REQS:
+            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context; unreadable files fail here, before any I/O."""
+        try:
+            context = ssl.create_default_context(cafile=self.ssl_ca_certs)
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"cannot load the TLS files: {exc}") from None
+        if self.ssl_cert_reqs != "required":
+            context.check_hostname = False
+            context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
+        return context
 
 
 class AMQPTransport(Transport):
@@ -120,6 +141,7 @@ class AMQPTransport(Transport):
         self._queue_arguments = topo.queue_arguments(
             self.options.queue_type, self.options.max_priority
         )
+        self._tls = self.options.tls_context() if url.scheme == "amqps" else None
         self._fresh_state()
         _transports.add(self)
 
@@ -146,9 +168,8 @@ class AMQPTransport(Transport):
 
     def _parameters(self, kind: str) -> list[pika.ConnectionParameters]:
         """One parameter set per host, tried in order (failover)."""
-        url, options = self.url, self.options
+        url, options, tls = self.url, self.options, self._tls
         vhost = url.path[1:] if url.path.startswith("/") else url.path
-        tls = url.scheme == "amqps"
         heartbeat = options.heartbeat
         if heartbeat is None:
             heartbeat = max(1, math.ceil(options.lease_timeout / 2))
@@ -164,9 +185,7 @@ class AMQPTransport(Transport):
                 socket_timeout=options.connect_timeout,
                 stack_timeout=options.connect_timeout,
                 connection_attempts=1,
-                ssl_options=pika.SSLOptions(ssl.create_default_context(), host.name)
-                if tls
-                else None,
+                ssl_options=pika.SSLOptions(tls, host.name) if tls else None,
                 client_properties={"connection_name": f"{name}:{kind}", "product": "conveyor"},
             )
             for host in url.hosts

@@ -23,7 +23,10 @@ from typing import Any, TypeVar
 import pika
 import pika.channel
 import pika.exceptions
-from pika.adapters.utils.connection_workflow import AMQPConnectorException
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorException,
+)
 
 from conveyor.core.errors import (
     AuthenticationFailed,
@@ -40,17 +43,25 @@ T = TypeVar("T")
 Work = Callable[[pika.channel.Channel, "Future[Any]"], None]
 ChannelSetup = Callable[[pika.channel.Channel, Callable[[], None]], None]
 
-_AUTH_ERRORS = (
-    pika.exceptions.ProbableAuthenticationError,
-    pika.exceptions.ProbableAccessDeniedError,
-    pika.exceptions.AuthenticationError,
-)
+_AUTH_ERRORS = (pika.exceptions.ProbableAuthenticationError, pika.exceptions.AuthenticationError)
 
 
-def translate(exc: BaseException, where: str) -> ConveyorError:
-    """The conveyor error for a pika (or socket) exception raised while doing `where`."""
+def translate(
+    exc: BaseException, where: str, network: type[BrokerUnavailable] = ConnectionLost
+) -> ConveyorError:
+    """The conveyor error for a pika (or socket) exception raised while doing `where`.
+
+    A network failure is `network`: ConnectionLost in mid-operation (its outcome unknown),
+    BrokerUnavailable while connecting (nothing was done).
+    """
     if isinstance(exc, ConveyorError):
         return exc
+    exc = _root_cause(exc)
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+        return AuthenticationFailed(
+            f"{where}: the broker refused access to the virtual host; it may not exist, or "
+            f"the user may lack permissions on it ({exc})"
+        )
     if isinstance(exc, _AUTH_ERRORS):
         return AuthenticationFailed(f"{where}: the broker refused the credentials ({exc})")
     if isinstance(exc, pika.exceptions.ConnectionClosedByBroker) and exc.reply_code == 403:
@@ -62,8 +73,25 @@ def translate(exc: BaseException, where: str) -> ConveyorError:
     if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
         return BrokerError(f"{where}: the broker refused: {exc.reply_code} {exc.reply_text}")
     if isinstance(exc, (pika.exceptions.AMQPError, AMQPConnectorException, OSError)):
-        return ConnectionLost(f"{where}: connection lost ({type(exc).__name__}: {exc})")
+        return network(f"{where}: {type(exc).__name__}: {exc}")
     return BrokerError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception pika's connection workflow wrapped (often with an empty message)."""
+    while True:
+        if isinstance(exc, AMQPConnectionWorkflowFailed) and exc.exceptions:
+            exc = exc.exceptions[-1]
+        elif isinstance(getattr(exc, "exception", None), BaseException):
+            exc = exc.exception  # type: ignore[attr-defined]
+        elif (
+            type(exc) is pika.exceptions.AMQPConnectionError
+            and exc.args
+            and isinstance(exc.args[0], BaseException)
+        ):
+            exc = exc.args[0]
+        else:
+            return exc
 
 
 class Link:
@@ -104,7 +132,7 @@ class Link:
             self._stop_loop()
             raise BrokerUnavailable(f"{where}: no connection within {timeout:.1f} s")
         if self._error is not None:
-            raise translate(self._error, where)
+            raise translate(self._error, where, network=BrokerUnavailable)
 
     # -- loop thread ---------------------------------------------------------------
 

@@ -21,7 +21,15 @@ from pathlib import Path
 import pika
 import pytest
 
-from conveyor.core.errors import ConnectionLost, ConveyorError, LeaseLost, Unsupported
+from conveyor.core.errors import (
+    AuthenticationFailed,
+    BrokerUnavailable,
+    ConfigurationError,
+    ConnectionLost,
+    ConveyorError,
+    LeaseLost,
+    Unsupported,
+)
 from conveyor.core.message import Delivery, Message
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
@@ -334,16 +342,20 @@ def test_encode_keeps_bookkeeping_out_of_message_headers() -> None:
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 
-@pytest.fixture
-def alarmed_broker_url() -> Iterator[str]:
-    """A private RabbitMQ node whose memory watermark (1 byte) keeps publishers blocked."""
+OPENSSL = "/usr/bin/openssl"
+
+
+@contextlib.contextmanager
+def private_rabbitmq(config: Callable[[int, Path], str], scheme: str = "amqp") -> Iterator[str]:
+    """A RabbitMQ node of our own (config(port, workdir) -> rabbitmq.conf); its URL.
+
+    It has its own node name, ports and directory, and is stopped by its process group.
+    """
     if not Path(RABBITMQ_SERVER).exists():
         pytest.skip("rabbitmq-server is not installed")
     port, dist_port = free_port(), free_port()
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-rabbitmq-"))
-    (workdir / "rabbitmq.conf").write_text(
-        f"listeners.tcp.1 = 127.0.0.1:{port}\nvm_memory_high_watermark.absolute = 1\n"
-    )
+    (workdir / "rabbitmq.conf").write_text(config(port, workdir))
     (workdir / "enabled_plugins").write_text("[].\n")
     env = {
         **os.environ,
@@ -368,13 +380,78 @@ def alarmed_broker_url() -> Iterator[str]:
             cwd=workdir,
             start_new_session=True,
         )
-    server = LocalServer("amqp", f"amqp://guest:guest@127.0.0.1:{port}//", port, process, workdir)
+    url = f"{scheme}://guest:guest@127.0.0.1:{port}//"
+    server = LocalServer("amqp", url, port, process, workdir)
     try:
         if not wait_until(lambda: port_open("127.0.0.1", port), 90, interval=0.25):
             pytest.skip("a private rabbitmq-server did not start within 90 s")
-        yield server.url
+        yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def alarmed_broker_url() -> Iterator[str]:
+    """A private node whose memory watermark (1 byte) keeps publishers blocked."""
+    with private_rabbitmq(
+        lambda port, _dir: (
+            f"listeners.tcp.1 = 127.0.0.1:{port}\nvm_memory_high_watermark.absolute = 1\n"
+        )
+    ) as url:
+        yield url
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_broker() -> Iterator[tuple[str, Path]]:
+    """A private node that speaks only TLS, with a self-signed certificate for 127.0.0.1."""
+    if not Path(OPENSSL).exists():
+        pytest.skip("openssl is not installed")
+    made: list[Path] = []
+
+    def config(port: int, workdir: Path) -> str:
+        cert, key = self_signed_certificate(workdir)
+        made.append(cert)
+        return (
+            "listeners.tcp = none\n"
+            f"listeners.ssl.1 = 127.0.0.1:{port}\n"
+            f"ssl_options.cacertfile = {cert}\n"
+            f"ssl_options.certfile = {cert}\n"
+            f"ssl_options.keyfile = {key}\n"
+            "ssl_options.verify = verify_none\n"
+            "ssl_options.fail_if_no_peer_cert = false\n"
+        )
+
+    with private_rabbitmq(config, scheme="amqps") as url:
+        yield url, made[0]
+
+
+def test_amqps_round_trip_verifies_the_server(make: Make, tls_broker: tuple[str, Path]) -> None:
+    url, cert = tls_broker
+    transport = make(f"{url}?ssl_ca_certs={cert}")
+    transport.publish("tls-queue", Message(b"over tls"))
+    got = fetch_one(transport, "tls-queue")
+    assert got.message.body == b"over tls"
+    got.ack()
+    unverified = make(url, connect_timeout=5.0)  # the system CAs do not know this certificate
+    with pytest.raises(BrokerUnavailable, match=r"(?i)certificate"):
+        unverified.size("tls-queue")
+
+
+def test_unreadable_tls_files_fail_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match="TLS"):
+        create_transport("amqps://127.0.0.1//?ssl_ca_certs=/nonexistent/ca.pem")
 
 
 def test_blocked_connection_makes_publish_raise_in_time(
@@ -497,3 +574,10 @@ def test_a_failed_internal_republish_gives_the_batch_back(
     assert sorted(d.message.body for d in back) == [b"a", b"b"]
     assert all(d.delivery_count == 2 for d in back)
     second.ack_many(back)
+
+
+def test_an_unknown_vhost_is_refused_access_not_unreachable(make: Make, amqp_url: str) -> None:
+    url = replace(parse_url(amqp_url), path="/conveyor-no-such-vhost")
+    with pytest.raises(AuthenticationFailed, match="virtual host") as info:
+        make(url.unredacted(), connect_timeout=2.0).size("anything")
+    assert url.password is None or url.password not in str(info.value)
