@@ -163,6 +163,7 @@ class AMQPTransport(Transport):
         self._admin_lock = threading.Lock()
         self._local = threading.local()
         self._window_lock = threading.Lock()
+        self._closes = 0
 
     # -- connections -----------------------------------------------------------------
 
@@ -355,7 +356,8 @@ class AMQPTransport(Transport):
     def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
         validate_queue_name(queue)
         deadline = time.monotonic() + timeout
-        while True:
+        closes = self._closes
+        while closes == self._closes:  # a close() meanwhile ends this fetch, not reconnects
             raws = self._inbox.take(queue, max_messages, 0.0)
             if not raws:
                 self._open_window(queue, max_messages)
@@ -363,6 +365,7 @@ class AMQPTransport(Transport):
             deliveries = self._accept(queue, raws) if raws else []
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
+        return []
 
     def _open_window(self, queue: str, max_messages: int) -> None:
         """Consume `queue` (declaring it first) with room for `max_messages` more.
@@ -652,6 +655,7 @@ class AMQPTransport(Transport):
     def close(self) -> None:
         """Close both connections: unacked deliveries go back to their queues at once."""
         with self._lock:
+            self._closes += 1
             links = [link for link in self._links.values() if link is not None]
             self._links = {PUBLISH: None, CONSUME: None}
         for link in links:

@@ -41,7 +41,7 @@ from conveyor.testing.suite_support import closing_factory
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp import AMQPTransport
-from conveyor.transports.amqp_inbox import Unacked
+from conveyor.transports.amqp_inbox import Raw, Unacked
 from conveyor.transports.amqp_topology import DELAY_QUEUE_GRACE_MS, MAX_DELAY, delay_bucket
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 
@@ -581,3 +581,29 @@ def test_an_unknown_vhost_is_refused_access_not_unreachable(make: Make, amqp_url
     with pytest.raises(AuthenticationFailed, match="virtual host") as info:
         make(url.unredacted(), connect_timeout=2.0).size("anything")
     assert url.password is None or url.password not in str(info.value)
+
+
+def test_close_ends_a_blocked_fetch_without_reconnecting(
+    make: Make, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = make()
+    assert transport.fetch(queue, timeout=0.1) == []
+    inbox = transport._inbox
+    take, waiting = inbox.take, threading.Event()
+
+    def take_and_tell(queue: str, max_messages: int, deadline: float) -> list[Raw]:
+        if deadline > time.monotonic():
+            waiting.set()  # about to wait for the broker
+        return take(queue, max_messages, deadline)
+
+    monkeypatch.setattr(inbox, "take", take_and_tell)
+    result: list[list[Delivery]] = []
+    thread = threading.Thread(target=lambda: result.append(transport.fetch(queue, timeout=10)))
+    thread.start()
+    assert waiting.wait(5)
+    started = time.monotonic()
+    transport.close()
+    thread.join(5)
+    assert result == [[]]
+    assert time.monotonic() - started < 3
+    assert all(link is None for link in transport._links.values())
