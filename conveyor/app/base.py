@@ -220,19 +220,16 @@ class Conveyor:
         else:
             expires_at = sent_at + float(expires)
         if ignore_result is None:
-            ignore_result = bool(
-                getattr(task, "ignore_result", None)
-                if getattr(task, "ignore_result", None) is not None
-                else conf.task_ignore_result
-            )
-        options = {"queue": queue} if queue else {}
-        queue = queue or route(conf.task_routes, name, args, kwargs, options).get("queue")
+            own = getattr(task, "ignore_result", None)
+            ignore_result = bool(conf.task_ignore_result if own is None else own)
+        queue = queue or route(conf.task_routes, name, args, kwargs).get("queue")
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
         if priority is None:
             priority = getattr(task, "priority", None) or conf.task_default_priority
-        parent = context.current()
         task_id = task_id or str(uuid.uuid4())
-        if parent is not None and parent.id is not None and parent_id is None:
+        parent = context.current()
+        # Sent from inside a running task: that task is the parent (a retry is not its own).
+        if parent is not None and parent.id not in (None, task_id) and parent_id is None:
             parent_id, root_id = parent.id, root_id or parent.root_id or parent.id
         body = protocol.TaskMessage(
             id=task_id,

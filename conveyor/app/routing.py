@@ -14,9 +14,9 @@ from typing import Any
 Route = Mapping[str, Any] | Callable[..., Any]
 
 
-def _match(route: Route, name: str, args: Any, kwargs: Any, options: Any) -> dict[str, Any] | None:
+def _match(route: Route, name: str, args: Any, kwargs: Any) -> dict[str, Any] | None:
     if callable(route):
-        found = route(name, args, kwargs, options)
+        found = route(name, args, kwargs, {})  # Celery's router signature; no options here
         return {"queue": found} if isinstance(found, str) else found
     if name in route:
         target = route[name]
@@ -32,13 +32,12 @@ def route(
     name: str,
     args: Any = (),
     kwargs: Any = None,
-    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The routing options (e.g. ``{"queue": "images"}``) for task `name`, or {}."""
     if not routes:
         return {}
     for entry in routes if isinstance(routes, (list, tuple)) else [routes]:
-        found = _match(entry, name, args, kwargs or {}, options or {})
+        found = _match(entry, name, args, kwargs or {})
         if found:
             return dict(found)
     return {}

@@ -511,3 +511,15 @@ def test_ignore_result_stores_nothing(app: Conveyor, start_worker: StartWorker) 
     assert done.wait(5)
     assert wait_until(lambda: app.transport.size("default") == 0, 5)
     assert not result.exists() and result.state == states.UNKNOWN
+
+
+def test_a_retried_task_keeps_its_own_parent(app: Conveyor, start_worker: StartWorker) -> None:
+    @app.task(bind=True)
+    def retry_once(self: Task) -> list[Any]:
+        if self.request.retries == 0:
+            raise self.retry(countdown=0.01)
+        return [self.request.id, self.request.parent_id, self.request.root_id]
+
+    start_worker()
+    result = retry_once.delay()
+    assert result.get(timeout=5) == [result.id, None, result.id]
