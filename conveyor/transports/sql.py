@@ -13,6 +13,7 @@ row per message, created on first use.
   runs during fetch, dead-lettered instead once they have been delivered max_deliveries times.
 * fetch is a bounded poll: a cheap read-only probe every few milliseconds, backing off to
   `poll_interval` while the queue stays idle; a publish through the same transport wakes it.
+* Broadcast: a table of recent broadcasts that subscribers read forward (sql_broadcast.py).
 * Every operation is its own transaction on a pooled connection, so ack/nack work from any
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
   already reached COMMIT and is not safe to repeat (publish, ack, nack): then the outcome is
@@ -21,6 +22,7 @@ row per message, created on first use.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -48,11 +50,13 @@ from conveyor.core.url import URL
 from conveyor.transports.base import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    Subscription,
     Transport,
     TransportOptions,
 )
+from conveyor.transports.sql_broadcast import KEEP, LocalSignal, SQLSubscription
 from conveyor.transports.sql_engine import ATTEMPTS, build_engines, dialect_of, transact
-from conveyor.transports.sql_schema import messages_table, validate_prefix
+from conveyor.transports.sql_schema import tables, validate_prefix
 from conveyor.transports.sql_statements import Statements
 
 T = TypeVar("T")
@@ -118,11 +122,10 @@ class SQLTransport(Transport):
             connect_timeout=options.connect_timeout,
             busy_timeout=options.busy_timeout,
         )
-        self._sql = Statements(messages_table(options.table_prefix), options.max_deliveries)
+        self._sql = Statements(*tables(options.table_prefix), options.max_deliveries)
         self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
         self._schema_ready = False
         self._next_reap: dict[str, float] = {}
-        self._generation = 0
         self._reset_process_state(closed=False)
         _live.add(self)
 
@@ -134,7 +137,7 @@ class SQLTransport(Transport):
         self._schema_lock = threading.Lock()
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
-        self._published = threading.Condition()
+        self._signal = LocalSignal()
         self._heartbeat: threading.Thread | None = None
         self._batch = threading.local()
 
@@ -204,7 +207,7 @@ class SQLTransport(Transport):
 
         # A publish sent twice is a duplicate: when the outcome is unknown, say so.
         self._run(work, kind="atomic" if len(chunks) > 1 else "single", repeatable=False)
-        self._wake_local_fetchers()
+        self._signal.notify()
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -214,7 +217,7 @@ class SQLTransport(Transport):
             return []
         deadline = time.monotonic() + timeout
         pause = min(_FIRST_POLL, self.options.poll_interval)
-        generation = self._generation
+        generation = self._signal.generation
         if self._reap_due(queue):
             self._execute(self._sql.reap, q=queue)
         rows = self._claim(queue, max_messages)
@@ -222,9 +225,9 @@ class SQLTransport(Transport):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            self._wait_for_publish(generation, min(pause, remaining))
+            self._signal.wait(generation, min(pause, remaining))
             pause = min(pause * 2, self.options.poll_interval)
-            generation = self._generation
+            generation = self._signal.generation
             ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
             if expired:
                 self._execute(self._sql.reap, q=queue)
@@ -266,16 +269,6 @@ class SQLTransport(Transport):
         self._next_reap[queue] = now + self.options.lease_timeout / 4
         return True
 
-    def _wake_local_fetchers(self) -> None:
-        with self._published:
-            self._generation += 1
-            self._published.notify_all()
-
-    def _wait_for_publish(self, generation: int, timeout: float) -> None:
-        with self._published:
-            if self._generation == generation:
-                self._published.wait(timeout)
-
     # -- settling ----------------------------------------------------------------------
 
     def ack(self, delivery: Delivery) -> None:
@@ -309,7 +302,7 @@ class SQLTransport(Transport):
         else:
             self._settle(one, sql.dead_letter, why=reason)
         if requeue:
-            self._wake_local_fetchers()
+            self._signal.notify()
 
     def _settle(self, deliveries: list[Delivery], statement: Any, **params: Any) -> None:
         """Delete or update the claimed rows, where these claims still hold them."""
@@ -400,8 +393,26 @@ class SQLTransport(Transport):
                 int(self._execute(sql.replay_ids, q=queue, ids=chunk))
                 for chunk in _chunks(rows, _ROWS_PER_STATEMENT)
             )
-        self._wake_local_fetchers()
+        self._signal.notify()
         return count
+
+    # -- broadcast ---------------------------------------------------------------------
+
+    def broadcast(self, channel: str, message: Message) -> None:
+        data = self.check_publish(channel, (message,))[0]
+        sql = self._sql
+
+        def work(connection: Connection) -> None:
+            connection.execute(sql.expire_broadcasts, {"keep_s": KEEP})
+            connection.execute(sql.broadcast, {"ch": channel, "data": data})
+
+        self._run(work, kind="atomic", repeatable=False)
+        self._signal.notify()
+
+    def subscribe(self, channel: str) -> Subscription:
+        validate_queue_name(channel)
+        read = functools.partial(self._execute, kind="read")
+        return SQLSubscription(channel, self._sql, read, self._signal)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -426,18 +437,24 @@ class SQLTransport(Transport):
 class SQLiteTransport(SQLTransport):
     """A database file shared by processes on one host; no server, no network."""
 
-    capabilities = Capabilities(max_message_size=16 * _MiB, priorities=True, networked=False)
+    capabilities = Capabilities(
+        max_message_size=16 * _MiB, priorities=True, broadcast=True, networked=False
+    )
 
 
 class PostgreSQLTransport(SQLTransport):
-    capabilities = Capabilities(max_message_size=16 * _MiB, priorities=True, connection_cut=True)
+    capabilities = Capabilities(
+        max_message_size=16 * _MiB, priorities=True, broadcast=True, connection_cut=True
+    )
 
 
 class MySQLTransport(SQLTransport):
     """MySQL 8 or MariaDB 10.6+ (SKIP LOCKED). A body is sent escaped, up to twice its size,
     in one statement, so the limit keeps it within the default 16 MiB max_allowed_packet."""
 
-    capabilities = Capabilities(max_message_size=4 * _MiB, priorities=True, connection_cut=True)
+    capabilities = Capabilities(
+        max_message_size=4 * _MiB, priorities=True, broadcast=True, connection_cut=True
+    )
 
 
 _live: weakref.WeakSet[SQLTransport] = weakref.WeakSet()

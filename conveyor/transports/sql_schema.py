@@ -1,8 +1,9 @@
-"""The SQL transport's one table, and the database clock every time column is measured by.
+"""The SQL transport's tables, and the database clock every time column is measured by.
 
-One row per message. `state` says where it is: READY (deliverable once `due` has passed, so
-delayed messages are READY rows with a future `due`), HELD (claimed by consumer `owner`,
-whose lease runs until `lease_until`) or DEAD (dead-lettered with `reason` at `dead_at`).
+`<prefix>messages` holds one row per message. `state` says where it is: READY
+(deliverable once `due` has passed, so delayed messages are READY rows with a future `due`),
+HELD (claimed by consumer `owner`, whose lease runs until `lease_until`) or DEAD
+(dead-lettered with `reason` at `dead_at`). `<prefix>broadcasts` keeps recent broadcasts.
 All times are seconds since the epoch read from the database server's clock, so producers
 and consumers on hosts with skewed clocks still agree on due times and lease expiry.
 """
@@ -48,23 +49,36 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
-def messages_table(prefix: str) -> Table:
-    """The messages table named `<prefix>messages`, in a MetaData of its own."""
-    validate_prefix(prefix)
+def _name_type() -> String:
     # Queue names are ASCII by rule; on MySQL compare them byte-wise, not case-insensitively.
-    queue_type = String(MAX_LENGTH).with_variant(
+    return String(MAX_LENGTH).with_variant(
         mysql.VARCHAR(MAX_LENGTH, charset="ascii", collation="ascii_bin"), *_MYSQL
     )
+
+
+def _id_column() -> Column[int]:
+    return Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+def _body_column() -> Column[bytes]:
+    return Column("body", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False)
+
+
+def tables(prefix: str) -> tuple[Table, Table]:
+    """The tables `<prefix>messages` and `<prefix>broadcasts`, in a MetaData of their own."""
+    validate_prefix(prefix)
+    metadata = MetaData()
+    return _messages(metadata, prefix), _broadcasts(metadata, prefix)
+
+
+def _messages(metadata: MetaData, prefix: str) -> Table:
     table = Table(
         f"{prefix}messages",
-        MetaData(),
-        Column(
-            "id",
-            BigInteger().with_variant(Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
-        Column("queue", queue_type, nullable=False),
+        metadata,
+        _id_column(),
+        Column("queue", _name_type(), nullable=False),
         Column("state", SmallInteger, nullable=False),
         Column("priority", Integer, nullable=False),
         Column("due", Double, nullable=False),
@@ -73,7 +87,7 @@ def messages_table(prefix: str) -> Table:
         Column("lease_until", Double, nullable=True),
         Column("reason", Text, nullable=True),
         Column("dead_at", Double, nullable=True),
-        Column("body", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False),
+        _body_column(),
         # Ids only grow (SQLite would otherwise reuse the id of a deleted last row), so a
         # delivery's (id, owner, deliveries) tag can never match a different message.
         sqlite_autoincrement=True,
@@ -81,6 +95,23 @@ def messages_table(prefix: str) -> Table:
     c = table.c
     # Serves fetch (ready rows in delivery order), the reaper, size, purge and listings.
     Index(f"{prefix}messages_fetch", c.queue, c.state, c.priority.desc(), c.due, c.id)
+    return table
+
+
+def _broadcasts(metadata: MetaData, prefix: str) -> Table:
+    """Recent broadcasts, each read by every subscriber of its channel (sql_broadcast.py)."""
+    table = Table(
+        f"{prefix}broadcasts",
+        metadata,
+        _id_column(),
+        Column("channel", _name_type(), nullable=False),
+        Column("at", Double, nullable=False),
+        _body_column(),
+        sqlite_autoincrement=True,
+    )
+    c = table.c
+    Index(f"{prefix}broadcasts_channel", c.channel, c.id)
+    Index(f"{prefix}broadcasts_at", c.at)
     return table
 
 

@@ -5,8 +5,8 @@ an idle queue many times a second, so each statement is made once here and execu
 its parameters. Parameter names differ from column names, which SQLAlchemy reserves in
 SET clauses: q (queue), lim (row limit), who (owner), pri and data (a new message's
 priority and packed body), ids (expanding list of row ids),
-claims (expanding list of (row id, delivery count) pairs), lease_s and delay_s (seconds
-from now), why (dead-letter reason).
+claims (expanding list of (row id, delivery count) pairs), lease_s, delay_s and keep_s
+(seconds from now), why (dead-letter reason), ch (broadcast channel), after (a broadcast id).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from conveyor.transports.sql_schema import DEAD, HELD, READY, DatabaseNow
 
 
 class Statements:
-    def __init__(self, table: Table, max_deliveries: int) -> None:
+    def __init__(self, table: Table, broadcasts: Table, max_deliveries: int) -> None:
         self.table = table
         c, now = table.c, DatabaseNow()
         queue = c.queue == bindparam("q")
@@ -138,4 +138,18 @@ class Statements:
         self.replay_all = update(table).where(*dead).values(revived)
         self.replay_ids = (
             update(table).where(*dead, c.id.in_(bindparam("ids", expanding=True))).values(revived)
+        )
+
+        # -- broadcasts (sql_broadcast.py)
+        b = broadcasts.c
+        channel = b.channel == bindparam("ch")
+        self.broadcast = insert(broadcasts).values(
+            channel=bindparam("ch"), at=now, body=bindparam("data")
+        )
+        self.expire_broadcasts = delete(broadcasts).where(
+            b.at < now - bindparam("keep_s", type_=seconds)
+        )
+        self.recent_broadcasts = select(b.id).where(channel).order_by(b.id.desc()).limit(limit)
+        self.broadcasts_after = (
+            select(b.id, b.body).where(channel, b.id > bindparam("after")).order_by(b.id)
         )

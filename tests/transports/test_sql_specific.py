@@ -324,6 +324,37 @@ transport.close()
 """
 
 
+def test_broadcast_reaches_a_subscriber_in_another_process(url: str) -> None:
+    channel = f"control-{uuid.uuid4().hex[:8]}"
+    transport = create_transport(url)
+    try:
+        transport.broadcast(channel, Message(b"before"))  # not for later subscribers
+        child = run_python(_SUBSCRIBER, url, channel)
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        transport.broadcast(channel, Message(b"ping", headers={"cmd": "ping"}))
+        out, err = child.communicate(timeout=30)
+        assert child.returncode == 0, err
+        assert out.split() == ["ping", "None"]
+    finally:
+        transport.close()
+
+
+_SUBSCRIBER = """
+import sys
+from conveyor.core.registry import create_transport
+url, channel = sys.argv[1:]
+transport = create_transport(url)
+subscription = transport.subscribe(channel)
+print("ready", flush=True)
+first = subscription.get(timeout=20.0)
+print(first.body.decode() if first else None, flush=True)
+print(subscription.get(timeout=0.5), flush=True)
+subscription.close()
+transport.close()
+"""
+
+
 def test_frozen_consumer_loses_its_lease(url: str, queue: str) -> None:
     """A consumer that stops renewing (SIGSTOP) loses the message; its late ack is refused."""
     transport = create_transport(url, lease_timeout=1.0)
