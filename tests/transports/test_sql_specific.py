@@ -252,7 +252,8 @@ def test_prefixes_isolate_tables_and_schema_creation_races(url: str, queue: str)
     finally:
         engine = raw_engine(url)
         with engine.begin() as connection:
-            connection.execute(sa.text(f"DROP TABLE IF EXISTS {prefix}messages"))
+            for table in ("messages", "broadcasts"):
+                connection.execute(sa.text(f"DROP TABLE IF EXISTS {prefix}{table}"))
         engine.dispose()
 
 
