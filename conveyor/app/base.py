@@ -19,7 +19,8 @@ from conveyor.app.exceptions import NotRegistered
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.signature import signature_dicts
-from conveyor.app.task import Task, make_task
+from conveyor.app.task import Task as BaseTask
+from conveyor.app.task import make_task
 from conveyor.app.waiter import Waiter
 from conveyor.backends.base import ResultBackend, ResultRecord
 from conveyor.backends.errors import rebuild_exception
@@ -65,6 +66,8 @@ class Conveyor:
     The transport and backend are created on first use, so settings may change until then.
     """
 
+    Task = BaseTask  # `class Base(app.Task)`, as with Celery
+
     def __init__(
         self,
         main: str | None = None,
@@ -79,7 +82,7 @@ class Conveyor:
             self.conf.broker_url = broker
         if backend is not None:
             self.conf.result_backend = backend
-        self.tasks: dict[str, Task] = {}
+        self.tasks: dict[str, BaseTask] = {}
         self._lock = threading.RLock()  # a producer builds the transport inside
         self._connections: dict[str, Any] = {}
         self.control = Control(self)
@@ -154,18 +157,18 @@ class Conveyor:
         return f"{module}.{fun.__name__}"
 
     @overload
-    def task(self, fun: F) -> Task: ...
+    def task(self, fun: F) -> BaseTask: ...
     @overload
     def task(
         self, *, name: str | None = ..., bind: bool = ..., **options: Any
-    ) -> Callable[[F], Task]: ...
+    ) -> Callable[[F], BaseTask]: ...
 
     def task(self, fun: Any = None, **options: Any) -> Any:
         """Register a function as a task: ``@app.task`` or ``@app.task(bind=True, ...)``."""
 
-        def register(f: Callable[..., Any]) -> Task:
+        def register(f: Callable[..., Any]) -> BaseTask:
             name = options.pop("name", None) or self.gen_task_name(f)
-            base = options.pop("base", None) or Task
+            base = options.pop("base", None) or BaseTask
             bind = options.pop("bind", False)
             task = make_task(self, f, name, base, bind, options)
             self.tasks[name] = task
@@ -175,7 +178,7 @@ class Conveyor:
             return register(fun)
         return register
 
-    def get_task(self, name: str) -> Task:
+    def get_task(self, name: str) -> BaseTask:
         try:
             return self.tasks[name]
         except KeyError:
@@ -203,7 +206,7 @@ class Conveyor:
         retries: int = 0,
         root_id: str | None = None,
         parent_id: str | None = None,
-        task: Task | None = None,
+        task: BaseTask | None = None,
         record_pending: bool = True,
     ) -> AsyncResult:
         """Publish a task by name; the worker need not share this process's code.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from conveyor.app import context
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
 from conveyor.app.signature import Signature
-from conveyor.backends.base import ResultRecord, now
+from conveyor.backends.base import ResultRecord
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
@@ -166,9 +166,7 @@ class Task:
         task_id = task_id or self.request.id
         if task_id is None:
             raise ValueError("update_state needs a task id outside a running task")
-        self.app.backend.store(
-            ResultRecord(task_id, state or "PENDING", result=meta, date_done=now())
-        )
+        self.app.backend.store(ResultRecord(task_id, state or "PENDING", result=meta))
 
     # -- hooks (override in a base class) ----------------------------------------------
 

@@ -60,7 +60,6 @@ def store_retry(
             result=None if exc is None else describe_exception(exc),
             traceback=None if exc is None else traceback_text(exc),
             parent_id=parent_id,
-            date_done=now(),
         )
     )
 

@@ -30,14 +30,14 @@ def test_task_decorator_registers_under_module_and_function_name(app: Conveyor) 
 
 
 def test_task_options_and_bound_tasks(app: Conveyor) -> None:
-    class Base(Task):
+    class Base(app.Task):
         marker = "base"
 
     @app.task(bind=True, base=Base, name="custom.name", queue="q1", max_retries=7, acks_late=False)
     def who(self: Task) -> str:
         return f"{self.name}:{type(self).marker}"  # type: ignore[attr-defined]
 
-    assert who() == "custom.name:base"
+    assert who() == "custom.name:base" and isinstance(who, Task)
     assert (who.queue, who.max_retries, who.acks_late) == ("q1", 7, False)
     with pytest.raises(TypeError, match="unknown task options: colour"):
         app.task(colour="blue")(lambda: None)
