@@ -1,0 +1,1 @@
+"""Task-queue benchmark: conveyor beside Celery, Dramatiq and Huey (see benchmarks/README.md)."""

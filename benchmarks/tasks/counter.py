@@ -1,0 +1,65 @@
+"""The execution ledger every benchmark task writes to, whatever system runs it.
+
+Each execution runs one Lua script on Redis: it increments the run's counter and stamps the
+server time of the first and of the latest execution. One round trip per task, the same for
+every system, so the ledger costs the same everywhere. The harness reads the counter to check
+"exactly N executions" and the two stamps to time a drain without polling.
+
+Workers find the ledger through the environment: BENCH_COUNTER_URL (a Redis URL) and
+BENCH_RUN_KEY (the key prefix of this run).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import redis
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local stamp = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+if n == 1 then redis.call('SET', KEYS[2], stamp) end
+redis.call('SET', KEYS[3], stamp)
+redis.call('EXPIRE', KEYS[1], 3600)
+return n
+"""
+
+_client: tuple[int, Any] | None = None
+
+
+def keys(prefix: str) -> list[str]:
+    return [f"{prefix}:count", f"{prefix}:first", f"{prefix}:last"]
+
+
+def hit() -> None:
+    """Record one execution (called by the `add` task of every system)."""
+    global _client
+    pid = os.getpid()
+    if _client is None or _client[0] != pid:  # a forked pool child opens its own connection
+        connection = redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"])
+        _client = (pid, connection.register_script(_HIT))
+    _client[1](keys=keys(os.environ["BENCH_RUN_KEY"]))
+
+
+class Ledger:
+    """The harness's side: read and remove one run's counter and stamps."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.redis = redis.Redis.from_url(url)
+        self.count_key, self.first_key, self.last_key = keys(prefix)
+
+    def count(self) -> int:
+        return int(self.redis.get(self.count_key) or 0)
+
+    def span(self) -> float:
+        """Seconds from the first to the latest execution (server clock)."""
+        first, last = self.redis.mget(self.first_key, self.last_key)
+        if first is None or last is None:
+            return 0.0
+        return float(last) - float(first)
+
+    def delete(self) -> None:
+        self.redis.delete(self.count_key, self.first_key, self.last_key)
+        self.redis.close()

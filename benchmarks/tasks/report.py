@@ -1,0 +1,128 @@
+"""Read result files and print them: medians with min-max, ratios conveyor/peer, changes."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+# metric -> (label, which direction is better)
+METRICS: dict[str, tuple[str, str]] = {
+    "enqueue_per_s": ("enqueue, delay() loop (tasks/s)", "higher"),
+    "enqueue_batch_per_s": ("enqueue, batched (tasks/s)", "higher"),
+    "enqueue_client_cpu_us": ("enqueue client CPU (µs/task)", "lower"),
+    "drain_per_s": ("drain (tasks/s)", "higher"),
+    "roundtrip_per_s": ("round trip (tasks/s)", "higher"),
+    "worker_cpu_us_per_task": ("worker CPU, round trip (µs/task)", "lower"),
+    "roundtrip_client_cpu_us": ("client CPU, round trip (µs/task)", "lower"),
+    "latency_p50_ms": ("latency p50 (ms)", "lower"),
+    "latency_p99_ms": ("latency p99 (ms)", "lower"),
+    "latency_samples": ("latency samples taken", "higher"),
+}
+Key = tuple[str, str, str]  # broker, metric, system
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    with path.open() as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def samples(rows: list[dict[str, Any]]) -> dict[Key, list[float]]:
+    """Values of every metric from blocks whose checks passed."""
+    found: dict[Key, list[float]] = defaultdict(list)
+    for row in rows:
+        if "metric" in row and row.get("ok"):
+            found[(row["broker"], row["metric"], row["system"])].append(float(row["value"]))
+    return found
+
+
+def _num(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _cell(values: list[float] | None) -> str:
+    if not values:
+        return "-"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return _num(median)
+    return f"{_num(median)} ({_num(min(values))}-{_num(max(values))})"
+
+
+def _ratio(a: list[float] | None, b: list[float] | None) -> str:
+    if not a or not b or statistics.median(b) == 0:
+        return "-"
+    return f"{statistics.median(a) / statistics.median(b):.2f}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = next((r for r in rows if r.get("kind") == "header"), {})
+    data = samples(rows)
+    systems = [
+        s for s in ("conveyor", "celery", "dramatiq", "huey") if any(k[2] == s for k in data)
+    ]
+    peers = [s for s in systems if s != "conveyor"]
+    out = [
+        f"# Task-queue benchmark {head.get('run', '')}",
+        "",
+        f"N = {head.get('n')} tasks per workload, {head.get('repetitions')} repetition(s), "
+        f"{head.get('latency_samples')} latency samples; {head.get('cpus')} CPUs, "
+        f"load {head.get('load1', 0):.2f} at start; commit {head.get('commit')}. "
+        "Cells: median (min-max) over repetitions. Ratio = conveyor / peer "
+        "(throughput: above 1 is conveyor faster; CPU and latency: below 1 is conveyor "
+        "cheaper/faster).",
+    ]
+    for broker in dict.fromkeys(k[0] for k in data):
+        present = [s for s in systems if any(k[0] == broker and k[2] == s for k in data)]
+        others = [p for p in peers if p in present]
+        out += ["", f"## {broker}", ""]
+        columns = ["metric", *present, *(f"conveyor/{p}" for p in others)]
+        out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for metric, (label, _) in METRICS.items():
+            if not any(k[0] == broker and k[1] == metric for k in data):
+                continue
+            cells = [_cell(data.get((broker, metric, s))) for s in present]
+            ratios = [
+                _ratio(data.get((broker, metric, "conveyor")), data.get((broker, metric, p)))
+                for p in others
+            ]
+            out.append("| " + " | ".join([label, *cells, *ratios]) + " |")
+    failed = [r for r in rows if r.get("kind") == "block" and not r.get("ok")]
+    if failed:
+        out += ["", "## Failed blocks (their numbers are left out above)", ""]
+        out += [f"- {r['system']} on {r['broker']}, rep {r['rep']}: {r['error']}" for r in failed]
+    return "\n".join(out) + "\n"
+
+
+def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
+    """Median of each (broker, metric, system) in OLD and NEW, and the change."""
+    before, after = samples(old), samples(new)
+    out = [
+        "| broker | metric | system | old | new | change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key in sorted(set(before) & set(after)):
+        broker, metric, system = key
+        a, b = statistics.median(before[key]), statistics.median(after[key])
+        label, better = METRICS.get(metric, (metric, "higher"))
+        change = (b - a) / a * 100 if a else float("nan")
+        improved = (change > 0) == (better == "higher")
+        verdict = (
+            "better"
+            if improved and abs(change) >= 0.5
+            else ("worse" if abs(change) >= 0.5 else "same")
+        )
+        out.append(
+            f"| {broker} | {label} | {system} | {_num(a)} | {_num(b)} | "
+            f"{change:+.1f}% ({verdict}) |"
+        )
+    only = sorted(set(before) ^ set(after))
+    if only:
+        out += ["", "In one file only: " + ", ".join("/".join(k) for k in only)]
+    return "\n".join(out) + "\n"

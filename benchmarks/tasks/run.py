@@ -1,0 +1,374 @@
+"""One command: conveyor beside Celery, Dramatiq and Huey on the same brokers, interleaved.
+
+    .venv/bin/python -m benchmarks.tasks.run                      # the full default matrix
+    .venv/bin/python -m benchmarks.tasks.run --brokers redis -n 500 -r 1
+    .venv/bin/python -m benchmarks.tasks.run --compare OLD.jsonl NEW.jsonl
+
+A *block* is one system on one broker: a fresh queue, a driver subprocess (the client) and
+a freshly started worker. Blocks run in the order rep -> broker -> system (A B C A B C),
+so every system sees the same background load within a repetition. Inside a block:
+
+1. enqueue: N `delay()`-style sends with no worker running (timed in the driver);
+2. drain: start the worker; time from the first to the N-th execution (ledger stamps on the
+   Redis server clock, so worker start-up is excluded);
+3. latency: one task at a time on the now idle worker, p50/p99;
+4. roundtrip: enqueue N and wait for every result; the worker tree's CPU is read before
+   and after, giving CPU per task;
+5. enqueue_batch (conveyor): N tasks through publish_many into a side queue, counted, removed;
+6. stop the worker by PID (SIGTERM, deadline, SIGKILL); check the ledger counted exactly the
+   tasks sent, the queue is empty and nothing was dead-lettered; remove the queue.
+
+Results go to bench-results/tasks-<time>.jsonl (one line per metric, plus one per block)
+and a Markdown table beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.tasks import report
+from benchmarks.tasks.counter import Ledger
+from benchmarks.tasks.procs import WorkerProcess
+from benchmarks.tasks.systems import BROKERS, SYSTEMS, Servers, worker_argv
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = ("enqueue", "drain", "latency", "roundtrip")
+WARMUP = 10
+
+
+class BlockFailed(Exception):
+    pass
+
+
+class Driver:
+    """The client subprocess; `call` sends one command and returns its reply."""
+
+    def __init__(self, system: str, env: dict[str, str], log: Path) -> None:
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.tasks.driver", system],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.hello = self._reply()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise BlockFailed(f"driver exited (code {self.process.wait()}); see {self.log.name}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.process.stdin.flush()
+        reply = self._reply()
+        if not reply.pop("ok", False):
+            raise BlockFailed(f"{op}: {reply.get('error')}")
+        return reply
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()
+
+
+@dataclass
+class Config:
+    systems: list[str]
+    brokers: list[str]
+    workloads: list[str]
+    n: int
+    repetitions: int
+    latency_samples: int
+    latency_budget: float
+    timeout: float
+    servers: Servers
+    logs: Path
+
+
+@dataclass
+class Block:
+    """One system on one broker for one repetition, and what it measured."""
+
+    system: str
+    broker: str
+    rep: int
+    queue: str = field(default_factory=lambda: f"bench_{uuid.uuid4().hex[:12]}")
+    metrics: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def rows(self, run_id: str, n: int) -> list[dict[str, Any]]:
+        base = {"run": run_id, "system": self.system, "broker": self.broker, "rep": self.rep}
+        rows: list[dict[str, Any]] = [
+            {**base, "metric": name, "value": value, "n": n, "ok": self.ok}
+            for name, value in self.metrics.items()
+        ]
+        rows.append(
+            {**base, "kind": "block", "ok": self.ok, "error": self.error, "checks": self.checks}
+        )
+        return rows
+
+
+def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise BlockFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def run_block(block: Block, config: Config) -> None:
+    servers, n, timeout = config.servers, config.n, config.timeout
+    url = servers.broker_url(block.system, block.broker, block.queue)
+    assert url is not None
+    run_key = f"bench:{block.queue}"
+    env = {
+        "BENCH_BROKER_URL": url,
+        "BENCH_RESULT_URL": servers.redis,
+        "BENCH_QUEUE": block.queue,
+        "BENCH_COUNTER_URL": servers.redis,
+        "BENCH_RUN_KEY": run_key,
+        "PYTHONPATH": str(ROOT),
+    }
+    tag = f"{block.system}-{block.broker}-{block.rep}-{block.queue}"
+    ledger = Ledger(servers.redis, run_key)
+    driver = Driver(block.system, env, config.logs / f"{tag}.driver.log")
+    worker: WorkerProcess | None = None
+    expected = 0
+    wanted = set(config.workloads)
+    block.checks["load1_start"] = os.getloadavg()[0]
+    try:
+        argv = worker_argv(block.system, block.queue)
+        log = config.logs / f"{tag}.worker.log"
+        if wanted & {"enqueue", "drain"}:
+            sent = driver.call("enqueue", n=n)
+            expected += n
+            if "enqueue" in wanted:
+                block.metrics.update(sent)
+            worker = WorkerProcess(argv, env, ROOT, log)
+            wait_for(lambda: ledger.count() >= n, timeout, f"the drain of {n} tasks")
+            if "drain" in wanted:
+                block.metrics["drain_per_s"] = (n - 1) / max(ledger.span(), 1e-6)
+        else:
+            worker = WorkerProcess(argv, env, ROOT, log)
+            driver.call("warmup", n=WARMUP, timeout=timeout)
+            expected += WARMUP
+        if "latency" in wanted:
+            block.metrics.update(
+                driver.call(
+                    "latency",
+                    n=config.latency_samples,
+                    timeout=timeout,
+                    budget=config.latency_budget,
+                )
+            )
+            expected += int(block.metrics["latency_samples"])
+        if "roundtrip" in wanted:
+            cpu = worker.cpu()
+            block.metrics.update(driver.call("roundtrip", n=n, timeout=timeout))
+            block.metrics["worker_cpu_us_per_task"] = (worker.cpu() - cpu) / n * 1e6
+            expected += n
+        if "enqueue" in wanted and driver.hello.get("batch"):
+            side = f"{block.queue}_batch"
+            block.metrics.update(driver.call("enqueue_batch", queue=side, n=n))
+        wait_for(lambda: ledger.count() >= expected, timeout, f"{expected} executions")
+        code, forced = worker.stop(timeout)
+        worker = None
+        check = driver.call("check")
+        executed = ledger.count()
+        block.checks.update(
+            executed=executed,
+            expected=expected,
+            pending=check["pending"],
+            problems=check["problems"],
+            exit_code=code,
+            forced_kill=forced,
+        )
+        faults = []
+        if executed != expected:
+            faults.append(f"{executed} executions, expected exactly {expected}")
+        if check["pending"]:
+            faults.append(f"{check['pending']} messages left in the queue")
+        if check["problems"]:
+            faults.append("; ".join(check["problems"]))
+        if forced:
+            faults.append("the worker needed SIGKILL")
+        if faults:
+            block.error = ", ".join(faults)
+    except BlockFailed as exc:
+        block.error = str(exc)
+    finally:
+        block.checks["load1_end"] = os.getloadavg()[0]
+        if worker is not None:
+            worker.stop(timeout)
+        try:
+            driver.call("cleanup")
+        except BlockFailed as exc:
+            block.error = block.error or f"cleanup: {exc}"
+        driver.close()
+        ledger.delete()
+
+
+def plan(config: Config) -> list[Block]:
+    """rep -> broker -> system, skipping pairs a system cannot run."""
+    return [
+        Block(system, broker, rep)
+        for rep in range(config.repetitions)
+        for broker in config.brokers
+        for system in config.systems
+        if config.servers.broker_url(system, broker, "probe") is not None
+    ]
+
+
+def header(run_id: str, config: Config, argv: list[str]) -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for name in ("conveyor", "celery", "kombu", "dramatiq", "huey", "redis", "pika", "kazoo"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "run": run_id,
+        "kind": "header",
+        "argv": argv,
+        "commit": commit,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load1": os.getloadavg()[0],
+        "versions": versions,
+        "n": config.n,
+        "repetitions": config.repetitions,
+        "latency_samples": config.latency_samples,
+        "systems": config.systems,
+        "brokers": config.brokers,
+        "workloads": config.workloads,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _list(value: str, allowed: tuple[str, ...]) -> list[str]:
+    items = [v for v in value.split(",") if v]
+    unknown = set(items) - set(allowed)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown: {', '.join(sorted(unknown))}")
+    return items
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--systems", default=",".join(SYSTEMS), type=lambda v: _list(v, SYSTEMS))
+    p.add_argument(
+        "--brokers",
+        default="redis,amqp,zookeeper,postgresql,sqlite",
+        type=lambda v: _list(v, BROKERS),
+    )
+    p.add_argument("--workloads", default=",".join(WORKLOADS), type=lambda v: _list(v, WORKLOADS))
+    p.add_argument("-n", "--tasks", type=int, default=2000, help="tasks per workload")
+    p.add_argument("-r", "--repetitions", type=int, default=3)
+    p.add_argument("--latency-samples", type=int, default=100)
+    p.add_argument(
+        "--latency-budget",
+        type=float,
+        default=10.0,
+        help="stop sampling latency after this many seconds",
+    )
+    p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase (s)")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672")
+    p.add_argument("--zookeeper", default="zookeeper://127.0.0.1:2181")
+    p.add_argument("--postgres", default="sql+postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"))
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.compare:
+        print(report.compare(report.load(args.compare[0]), report.load(args.compare[1])))
+        return 0
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_id = f"{stamp}-{uuid.uuid4().hex[:6]}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = args.out / f"tasks-{stamp}.jsonl"
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as scratch:
+        logs = args.out / f"tasks-{stamp}-logs"
+        logs.mkdir()
+        servers = Servers(args.redis, args.amqp, args.zookeeper, args.postgres, Path(scratch))
+        config = Config(
+            args.systems,
+            args.brokers,
+            args.workloads,
+            args.tasks,
+            args.repetitions,
+            args.latency_samples,
+            args.latency_budget,
+            args.timeout,
+            servers,
+            logs,
+        )
+        blocks = plan(config)
+        psutil.cpu_percent()  # starts the machine-wide CPU meter
+        with results.open("w") as out:
+            out.write(
+                json.dumps(header(run_id, config, sys.argv[1:] if argv is None else argv)) + "\n"
+            )
+            for index, block in enumerate(blocks, 1):
+                started = time.monotonic()
+                run_block(block, config)
+                block.checks["seconds"] = round(time.monotonic() - started, 2)
+                block.checks["machine_cpu_percent"] = psutil.cpu_percent()
+                for row in block.rows(run_id, config.n):
+                    out.write(json.dumps(row) + "\n")
+                out.flush()
+                status = "ok" if block.ok else f"FAILED: {block.error}"
+                print(
+                    f"[{index}/{len(blocks)}] {block.system:<8} {block.broker:<10} "
+                    f"rep {block.rep}  {block.checks['seconds']:6.1f} s  {status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    rows = report.load(results)
+    table = report.markdown(rows)
+    results.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"results: {results}\nlogs: {logs}", file=sys.stderr)
+    return 0 if all(b.ok for b in blocks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
