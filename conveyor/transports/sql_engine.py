@@ -121,8 +121,15 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
     )
     engine = _server_engine(
         target,
-        # A silent server fails a statement after read_timeout instead of hanging it.
-        {"connect_timeout": connect_timeout, "program_name": name, "read_timeout": 60},
+        {
+            "connect_timeout": connect_timeout,
+            "program_name": name,
+            # A silent server fails a statement after read_timeout instead of hanging it.
+            "read_timeout": 60,
+            # UNIX_TIMESTAMP(NOW(6)) reads the clock in the session's zone: in UTC it never
+            # repeats an hour when daylight saving time ends.
+            "init_command": "SET time_zone = '+00:00'",
+        },
         isolation_level="READ COMMITTED",
         # Every transaction ends in COMMIT or ROLLBACK before the connection goes back;
         # PyMySQL would send one more ROLLBACK round trip to "reset" it.
