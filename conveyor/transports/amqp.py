@@ -41,6 +41,7 @@ from conveyor.core.errors import (
     BrokerError,
     BrokerUnavailable,
     ConfigurationError,
+    ConveyorError,
     LeaseLost,
     MessageTooLarge,
 )
@@ -257,6 +258,9 @@ class AMQPTransport(Transport):
             _declare(dlq, topo.DEAD_LETTER_ARGUMENTS),
         ]
 
+    def _ensure_queue(self, queue: str) -> None:
+        self._ensure({queue: self._queue_steps(queue)})
+
     def _ensure(self, steps_by_name: dict[str, list[Any]], max_age: float | None = None) -> None:
         """Declare what is not declared on the current publish link (or is too old)."""
         now = time.monotonic()
@@ -275,7 +279,7 @@ class AMQPTransport(Transport):
     def _route(self, queue: str, delay: float) -> tuple[str, Callable[[], None]]:
         """The routing key to publish to for `queue` after `delay`, and its declaration."""
         if delay <= 0:
-            return queue, lambda: self._ensure({queue: self._queue_steps(queue)})
+            return queue, partial(self._ensure_queue, queue)
         ms = topo.delay_bucket(delay)
         name = topo.delay_queue(queue, ms)
         exchange = topo.due_exchange(queue)
@@ -507,7 +511,7 @@ class AMQPTransport(Transport):
             properties, _ = codec.encode(message, previous=count)
         else:
             routing_key = topo.dead_letter_queue(queue)
-            prepare = lambda: self._ensure({queue: self._queue_steps(queue)})  # noqa: E731
+            prepare = partial(self._ensure_queue, queue)
             properties, _ = codec.encode(message, previous=count, dead=(reason, time.time()))
         self._publish([("", routing_key, properties, message.body)], prepare)
         with contextlib.suppress(LeaseLost):  # the original comes back: a duplicate, not a loss
@@ -531,7 +535,7 @@ class AMQPTransport(Transport):
 
     def purge(self, queue: str) -> int:
         validate_queue_name(queue)
-        self._ensure({queue: self._queue_steps(queue)})
+        self._ensure_queue(queue)
         count: int = self._call(
             PUBLISH,
             PUBLISH,
@@ -570,7 +574,7 @@ class AMQPTransport(Transport):
         The caller must `_release` them: acked ones leave, the others return in place.
         """
         dlq = topo.dead_letter_queue(queue)
-        self._ensure({queue: self._queue_steps(queue)})
+        self._ensure_queue(queue)
 
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
             got: list[Raw] = []
@@ -643,17 +647,50 @@ class AMQPTransport(Transport):
                 kept.append(raw)
         try:
             if items:
-                self._publish(items, lambda: self._ensure({queue: self._queue_steps(queue)}))
+                self._publish(items, partial(self._ensure_queue, queue))
         except BaseException:
             self._release([], raws)
             raise
         self._release(chosen, kept)
         return len(chosen)
 
+    def _return_untaken(self) -> None:
+        link = self._links[CONSUME]
+        tags = self._inbox.consumer_tags()
+        if link is None or not link.alive or not tags:
+            return
+
+        def cancel(ch: pika.channel.Channel, fut: Future[Any]) -> None:
+            for tag in tags[:-1]:
+                ch.basic_cancel(tag)
+            ch.basic_cancel(tags[-1], callback=reply(fut))
+
+        link.call(CONSUME, cancel, self.options.confirm_timeout)
+        by_queue: defaultdict[str, list[Raw]] = defaultdict(list)
+        for raw in self._inbox.drain():
+            by_queue[raw.queue].append(raw)
+        for queue, raws in by_queue.items():
+            items: list[Outgoing] = []
+            for raw in raws:
+                message = codec.decode(raw.properties, raw.body)
+                previous = self._count(raw) - self._counted_by_broker(raw)
+                properties, _ = codec.encode(message, previous=previous)
+                items.append(("", queue, properties, raw.body))
+            self._publish(items, partial(self._ensure_queue, queue))
+            self._send_acks(raws)
+
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close both connections: unacked deliveries go back to their queues at once."""
+        """Close both connections: unacked deliveries go back to their queues at once.
+
+        Deliveries the broker pushed that no caller ever took are first put back with their
+        count unchanged (republished, then acked): returned by the broker they would come
+        back flagged as redelivered and counted, and a worker restarted a few times could
+        dead-letter a message it never ran. If that fails, the broker returns them anyway.
+        """
+        with contextlib.suppress(ConveyorError):
+            self._return_untaken()
         with self._lock:
             self._closes += 1
             links = [link for link in self._links.values() if link is not None]

@@ -90,6 +90,19 @@ class Inbox:
             self.cond.notify_all()
             return dropped
 
+    def consumer_tags(self) -> list[str]:
+        with self.cond:
+            return [tag for tags in self._consumers.values() for tag in tags]
+
+    def drain(self) -> list[Raw]:
+        """Forget every queue; return every buffered delivery (nobody took them)."""
+        with self.cond:
+            drained = [raw for ready in self._ready.values() for raw in ready]
+            for state in (self._ready, self._consumers, self._window, self._held):
+                state.clear()
+            self.cond.notify_all()
+            return drained
+
     def consuming(self, queue: str) -> bool:
         return bool(self._consumers.get(queue))
 

@@ -607,3 +607,20 @@ def test_close_ends_a_blocked_fetch_without_reconnecting(
     assert result == [[]]
     assert time.monotonic() - started < 3
     assert all(link is None for link in transport._links.values())
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_close_puts_back_untaken_deliveries_uncounted(
+    make: Make, queue: str, queue_type: str
+) -> None:
+    """Pushed by the broker but never taken by a caller: not a delivery, so not counted."""
+    make(queue_type=queue_type).publish_many(queue, [Message(b"a"), Message(b"b")])
+    worker = make(queue_type=queue_type)
+    (first,) = worker.fetch(queue, max_messages=1, timeout=5.0)
+    first.ack()  # its credit goes back: the broker pushes "b" into the buffer
+    assert wait_until(lambda: len(worker._inbox._ready[queue]) == 1, 5)
+    worker.close()
+    (again,) = make(queue_type=queue_type).fetch(queue, timeout=5.0)
+    assert again.message.body == b"b"
+    assert again.delivery_count == 1
+    again.ack()
