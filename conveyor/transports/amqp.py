@@ -1,4 +1,7 @@
-"""The RabbitMQ transport (pika): ``amqp://user:pass@host[:port][;host2...]/vhost?options``.
+"""The RabbitMQ transport (pika): ``amqp[s]://user:pass@host[:port][;host2...]/vhost?options``.
+
+The vhost is the URL path without its first slash (``//`` is ``/``). Hosts are tried in
+order. Options: see `AMQPOptions` (``queue_type=quorum``, ``heartbeat``, ``ssl_*``, ...).
 
 Two connections, each with its own I/O thread (see amqp_link): one publishes and
 administers, one consumes, so a broker that blocks publishers (memory or disk alarm) never
@@ -6,8 +9,8 @@ stalls acks, and heartbeats are answered while tasks run for minutes.
 
 * Durable queues, persistent messages, a publisher confirm for every message; a batch is
   published whole and then waits for its confirms.
-* `fetch` takes deliveries from a basic_consume buffer; the broker's qos window grows to
-  what callers ask for and no further (amqp_inbox), so the rest stays ready in the broker.
+* `fetch` takes deliveries from a basic_consume buffer; the broker's credit grows to what
+  callers ask for and no further (amqp_inbox), so the rest stays ready in the broker.
 * Leases follow the connection: unacked deliveries return when it dies or closes. An ack
   for a delivery from a dead channel raises LeaseLost and is never sent on a new channel.
 * Requeue and dead-letter republish the message (with confirms) and then ack the original,
@@ -15,6 +18,11 @@ stalls acks, and heartbeats are answered while tasks run for minutes.
   ``x-delivery-count`` for crash returns; on classic queues a broker redelivery
   (``redelivered``) is counted by republishing it once with the count raised.
 * Delays wait in per-delay TTL queues in the broker (amqp_topology).
+* Broadcast: a fanout exchange per channel (amqp_broadcast).
+
+Limit: a delivery held longer than the broker's ``consumer_timeout`` (30 min by default in
+RabbitMQ 3.x) makes the broker close the consumer channel and requeue it; raise that
+setting on the broker for longer tasks.
 """
 
 from __future__ import annotations
