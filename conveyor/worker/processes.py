@@ -113,12 +113,12 @@ class ProcessPool(ThreadPool):
         hard = task.time_limit if task.time_limit is not None else self.app.conf.task_time_limit
         try:
             child.conn.send(work.job)
-            if child.conn.poll(hard):
-                kind, value = child.conn.recv()
-                return value if kind == "ok" else ChildLost(value)
-        except (EOFError, OSError):
-            pass
-        return self._replace(slot, work, timed_out=child.process.is_alive())
+            if not child.conn.poll(hard):
+                return self._replace(slot, work, timed_out=True)
+            kind, value = child.conn.recv()
+        except (EOFError, OSError):  # the child died (or was terminated) mid-task
+            return self._replace(slot, work, timed_out=False)
+        return value if kind == "ok" else ChildLost(value)
 
     def _replace(self, slot: int, work: Work, *, timed_out: bool) -> str | BaseException:
         child = self._children[slot]

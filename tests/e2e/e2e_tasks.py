@@ -6,6 +6,7 @@ side effects write records to the result backend, where the test process can see
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -106,3 +107,11 @@ def soft_limited() -> str:
 @app.task(time_limit=1.0)
 def hard_limited() -> None:
     time.sleep(60)
+
+
+@app.task(bind=True)
+def crash_once(self: Task) -> int:
+    """Kills its own process on the first delivery (a segfault, an OOM kill)."""
+    if self.request.delivery_count == 1:
+        os._exit(1)
+    return self.request.delivery_count

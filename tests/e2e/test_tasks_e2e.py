@@ -196,3 +196,14 @@ def test_revoke_terminate_kills_the_running_task(
         assert wait_until(lambda: app.transport.size(process_worker.queue) == 0, TIMEOUT)
     finally:
         app.close()
+
+
+def test_a_child_that_dies_mid_task_loses_nothing(
+    process_worker: WorkerProcess, e2e_url: str
+) -> None:
+    app = client_app(e2e_url, process_worker.queue)
+    try:
+        assert e2e_tasks.crash_once.delay().get(timeout=TIMEOUT) == 2, "redelivered once"
+        assert e2e_tasks.add.delay(3, 3).get(timeout=TIMEOUT) == 6
+    finally:
+        app.close()
