@@ -9,22 +9,32 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conveyor.core.errors import ConfigurationError, ConnectionLost, ConveyorError, LeaseLost
+from conveyor.core.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    ConnectionLost,
+    ConveyorError,
+    LeaseLost,
+)
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
+from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
 from conveyor.transports.sql import SQLTransport
@@ -458,3 +468,88 @@ def test_terminated_backend_recovers_with_conveyor_errors(postgres_url: str, que
     finally:
         transport.close()
         admin.dispose()
+
+
+@dataclass
+class OwnPostgres:
+    """A PostgreSQL server this test starts in a temporary directory, stopped by its PID."""
+
+    data: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sql+postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = ["-p", str(self.port), "-k", str(self.data.parent)]
+        options += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+        self.process = subprocess.Popen(
+            [*_AS_POSTGRES, f"{_PG_BIN}/postgres", "-D", str(self.data), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert wait_until(lambda: port_open("127.0.0.1", self.port), 30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)  # fast shutdown
+            self.process.wait(30)
+
+
+_PG_BIN = "/usr/lib/postgresql/15/bin"
+_AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    if not Path(f"{_PG_BIN}/initdb").exists() or (_AS_POSTGRES and not shutil.which("runuser")):
+        pytest.skip("no PostgreSQL server binaries to start a private server")
+    # Under /tmp itself: the server runs as `postgres`, which cannot enter pytest's tmp_path.
+    workdir = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
+    if _AS_POSTGRES:
+        shutil.chown(workdir, user="postgres")
+    server = OwnPostgres(workdir / "data", free_port())
+    try:
+        initdb = ["-D", str(server.data), "-A", "trust", "-U", "postgres", "--no-sync"]
+        subprocess.run(
+            [*_AS_POSTGRES, f"{_PG_BIN}/initdb", *initdb], check=True, capture_output=True
+        )
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_server_restart_is_survived_with_conveyor_errors_only(
+    own_postgres: OwnPostgres, queue: str
+) -> None:
+    transport = create_transport(own_postgres.url, lease_timeout=10.0, connect_timeout=2.0)
+    try:
+        transport.publish_many(queue, [Message(f"m{i}".encode()) for i in range(3)])
+        held = transport.fetch(queue, max_messages=2, timeout=5.0)
+        assert len(held) == 2
+        own_postgres.stop()
+        with pytest.raises(BrokerUnavailable):
+            transport.publish(queue, Message(b"during"))
+        with pytest.raises(BrokerUnavailable):
+            transport.fetch(queue, timeout=0.5)
+        own_postgres.start()
+
+        def publish_after() -> bool:
+            try:
+                transport.publish(queue, Message(b"after"))
+                return True
+            except BrokerUnavailable:
+                return False
+
+        assert wait_until(publish_after, 30, interval=0.2)
+        transport.ack_many(held)  # the claims outlived the server's restart
+        rest = transport.fetch(queue, max_messages=5, timeout=5.0)
+        assert sorted(d.message.body for d in rest) == [b"after", b"m2"]
+        transport.ack_many(rest)
+    finally:
+        transport.close()
