@@ -120,7 +120,40 @@ def zookeeper_config(port: int, data_dir: Path) -> str:
     )
 
 
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+def rabbitmq_command(port: int, workdir: Path, config: str | None = None) -> list[str]:
+    """A private RabbitMQ node (own name, ports, config and data in `workdir`).
+
+    `config` replaces the default rabbitmq.conf (a plain TCP listener on `port`).
+    """
+    if config is None:
+        config = f"listeners.tcp.1 = 127.0.0.1:{port}\n"
+    (workdir / "rabbitmq.conf").write_text(config)
+    (workdir / "enabled_plugins").write_text("[].\n")
+    settings = {
+        "HOME": workdir,
+        "RABBITMQ_NODENAME": f"conveyor-{port}@localhost",
+        "RABBITMQ_NODE_PORT": port,
+        "RABBITMQ_DIST_PORT": free_port(),
+        "RABBITMQ_CONFIG_FILE": workdir / "rabbitmq",
+        "RABBITMQ_ADVANCED_CONFIG_FILE": workdir / "advanced.config",
+        "RABBITMQ_ENABLED_PLUGINS_FILE": workdir / "enabled_plugins",
+        "RABBITMQ_MNESIA_BASE": workdir / "mnesia",
+        "RABBITMQ_LOG_BASE": workdir / "log",
+        "RABBITMQ_GENERATED_CONFIG_DIR": workdir / "generated",
+        "RABBITMQ_PID_FILE": workdir / "pid",
+    }
+    return ["env", *(f"{name}={value}" for name, value in settings.items()), RABBITMQ_SERVER]
+
+
 _LOCAL: dict[str, tuple[str, Callable[[int, Path], list[str]], Callable[[int], str]]] = {
+    "amqp": (
+        RABBITMQ_SERVER,
+        rabbitmq_command,
+        lambda p: f"amqp://guest:guest@127.0.0.1:{p}//",
+    ),
     "redis": ("redis-server", _redis_command, lambda p: f"redis://127.0.0.1:{p}/0"),
     "memcached": ("memcached", _memcached_command, lambda p: f"memcached://127.0.0.1:{p}"),
     "zookeeper": (

@@ -36,7 +36,13 @@ from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
 from conveyor.core.url import Host, parse_url
 from conveyor.testing.proxy import TCPProxy
-from conveyor.testing.servers import LocalServer, free_port, port_open
+from conveyor.testing.servers import (
+    RABBITMQ_SERVER,
+    LocalServer,
+    free_port,
+    port_open,
+    rabbitmq_command,
+)
 from conveyor.testing.suite_support import closing_factory
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
@@ -339,8 +345,6 @@ def test_encode_keeps_bookkeeping_out_of_message_headers() -> None:
 
 # -- a broker in a memory alarm (our own node: the shared one is never touched) --------------
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -353,32 +357,12 @@ def private_rabbitmq(config: Callable[[int, Path], str], scheme: str = "amqp") -
     """
     if not Path(RABBITMQ_SERVER).exists():
         pytest.skip("rabbitmq-server is not installed")
-    port, dist_port = free_port(), free_port()
+    port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-rabbitmq-"))
-    (workdir / "rabbitmq.conf").write_text(config(port, workdir))
-    (workdir / "enabled_plugins").write_text("[].\n")
-    env = {
-        **os.environ,
-        "HOME": str(workdir),
-        "RABBITMQ_NODENAME": f"conveyor-test-{port}@localhost",
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(dist_port),
-        "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq"),
-        "RABBITMQ_ADVANCED_CONFIG_FILE": str(workdir / "advanced.config"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(workdir / "log"),
-        "RABBITMQ_GENERATED_CONFIG_DIR": str(workdir / "generated"),
-        "RABBITMQ_PID_FILE": str(workdir / "pid"),
-    }
+    command = rabbitmq_command(port, workdir, config(port, workdir))
     with open(workdir / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [RABBITMQ_SERVER],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-            start_new_session=True,
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True
         )
     url = f"{scheme}://guest:guest@127.0.0.1:{port}//"
     server = LocalServer("amqp", url, port, process, workdir)
