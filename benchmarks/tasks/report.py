@@ -39,6 +39,8 @@ def samples(rows: list[dict[str, Any]]) -> dict[Key, list[float]]:
 
 
 def _num(value: float) -> str:
+    if value.is_integer() and abs(value) < 1000:
+        return str(int(value))
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:

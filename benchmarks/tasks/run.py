@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -80,8 +81,11 @@ class Driver:
 
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
+            self.process.stdin.flush()
+        except OSError as exc:  # the driver died: its log says why
+            raise BlockFailed(f"{op}: driver gone ({exc}); see {self.log.name}") from None
         reply = self._reply()
         if not reply.pop("ok", False):
             raise BlockFailed(f"{op}: {reply.get('error')}")
@@ -140,104 +144,144 @@ class Block:
         return rows
 
 
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.02) -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess
+) -> None:
+    """Poll `condition` every 20 ms; fail at the deadline or as soon as the worker died."""
     deadline = time.monotonic() + timeout
     while not condition():
+        if not worker.alive():
+            raise BlockFailed(f"the worker exited (code {worker.process.poll()}) before {what}")
         if time.monotonic() > deadline:
             raise BlockFailed(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+        time.sleep(0.02)
 
 
-def run_block(block: Block, config: Config) -> None:
-    servers, n, timeout = config.servers, config.n, config.timeout
-    url = servers.broker_url(block.system, block.broker, block.queue)
-    assert url is not None
-    run_key = f"bench:{block.queue}"
-    env = {
-        "BENCH_BROKER_URL": url,
-        "BENCH_RESULT_URL": servers.redis,
-        "BENCH_QUEUE": block.queue,
-        "BENCH_COUNTER_URL": servers.redis,
-        "BENCH_RUN_KEY": run_key,
-        "PYTHONPATH": str(ROOT),
-    }
-    tag = f"{block.system}-{block.broker}-{block.rep}-{block.queue}"
-    ledger = Ledger(servers.redis, run_key)
-    driver = Driver(block.system, env, config.logs / f"{tag}.driver.log")
-    worker: WorkerProcess | None = None
-    expected = 0
-    wanted = set(config.workloads)
-    block.checks["load1_start"] = os.getloadavg()[0]
-    try:
-        argv = worker_argv(block.system, block.queue)
-        log = config.logs / f"{tag}.worker.log"
+def faults(checks: dict[str, Any]) -> list[str]:
+    """What the end-of-block checks found wrong (nothing, on a good run)."""
+    found = []
+    if checks["executed"] != checks["expected"]:
+        found.append(f"{checks['executed']} executions, expected exactly {checks['expected']}")
+    if checks["pending"]:
+        found.append(f"{checks['pending']} messages left in the queue")
+    found.extend(checks["problems"])
+    if checks["forced_kill"]:
+        found.append("the worker needed SIGKILL")
+    elif checks["exit_code"] != 0:
+        found.append(f"the worker exited with code {checks['exit_code']}")
+    return found
+
+
+class BlockRun:
+    """The phases of one block, in order; `expected` counts the executions asked for."""
+
+    def __init__(self, block: Block, config: Config) -> None:
+        self.block, self.config = block, config
+        servers = config.servers
+        url = servers.broker_url(block.system, block.broker, block.queue)
+        assert url is not None
+        run_key = f"bench:{block.queue}"
+        self.env = {
+            "BENCH_BROKER_URL": url,
+            "BENCH_RESULT_URL": servers.redis,
+            "BENCH_QUEUE": block.queue,
+            "BENCH_COUNTER_URL": servers.redis,
+            "BENCH_RUN_KEY": run_key,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.tag = f"{block.system}-{block.broker}-{block.rep}-{block.queue}"
+        self.ledger = Ledger(servers.redis, run_key)
+        self.driver: Driver | None = None
+        self.worker: WorkerProcess | None = None
+        self.expected = 0
+
+    def start_worker(self) -> WorkerProcess:
+        argv = worker_argv(self.block.system, self.block.queue)
+        log = self.config.logs / f"{self.tag}.worker.log"
+        self.worker = WorkerProcess(argv, self.env, ROOT, log)
+        return self.worker
+
+    def run(self) -> None:
+        config, metrics, n = self.config, self.block.metrics, self.config.n
+        wanted = set(config.workloads)
+        driver = self.driver = Driver(
+            self.block.system, self.env, config.logs / f"{self.tag}.driver.log"
+        )
         if wanted & {"enqueue", "drain"}:
             sent = driver.call("enqueue", n=n)
-            expected += n
+            self.expected += n
             if "enqueue" in wanted:
-                block.metrics.update(sent)
-            worker = WorkerProcess(argv, env, ROOT, log)
-            wait_for(lambda: ledger.count() >= n, timeout, f"the drain of {n} tasks")
+                metrics.update(sent)
+            worker = self.start_worker()
+            wait_for(lambda: self.ledger.count() >= n, config.timeout, "the drain", worker)
             if "drain" in wanted:
-                block.metrics["drain_per_s"] = (n - 1) / max(ledger.span(), 1e-6)
+                metrics["drain_per_s"] = (n - 1) / max(self.ledger.span(), 1e-6)
         else:
-            worker = WorkerProcess(argv, env, ROOT, log)
-            driver.call("warmup", n=WARMUP, timeout=timeout)
-            expected += WARMUP
+            worker = self.start_worker()
+            driver.call("warmup", n=WARMUP, timeout=config.timeout)
+            self.expected += WARMUP
         if "latency" in wanted:
-            block.metrics.update(
+            metrics.update(
                 driver.call(
                     "latency",
                     n=config.latency_samples,
-                    timeout=timeout,
+                    timeout=config.timeout,
                     budget=config.latency_budget,
                 )
             )
-            expected += int(block.metrics["latency_samples"])
+            self.expected += int(metrics["latency_samples"])
         if "roundtrip" in wanted:
             cpu = worker.cpu()
-            block.metrics.update(driver.call("roundtrip", n=n, timeout=timeout))
-            block.metrics["worker_cpu_us_per_task"] = (worker.cpu() - cpu) / n * 1e6
-            expected += n
+            metrics.update(driver.call("roundtrip", n=n, timeout=config.timeout))
+            metrics["worker_cpu_us_per_task"] = (worker.cpu() - cpu) / n * 1e6
+            self.expected += n
         if "enqueue" in wanted and driver.hello.get("batch"):
-            side = f"{block.queue}_batch"
-            block.metrics.update(driver.call("enqueue_batch", queue=side, n=n))
-        wait_for(lambda: ledger.count() >= expected, timeout, f"{expected} executions")
-        code, forced = worker.stop(timeout)
-        worker = None
+            side = f"{self.block.queue}_batch"
+            metrics.update(driver.call("enqueue_batch", queue=side, n=n))
+        wait_for(lambda: self.ledger.count() >= self.expected, config.timeout, "all", worker)
+        self.verify(worker, driver)
+
+    def verify(self, worker: WorkerProcess, driver: Driver) -> None:
+        """Stop the worker, then count executions and look at what the queue kept."""
+        code, forced = worker.stop(self.config.timeout)
+        self.worker = None
         check = driver.call("check")
-        executed = ledger.count()
-        block.checks.update(
-            executed=executed,
-            expected=expected,
+        checks = self.block.checks
+        checks.update(
+            executed=self.ledger.count(),
+            expected=self.expected,
             pending=check["pending"],
             problems=check["problems"],
             exit_code=code,
             forced_kill=forced,
         )
-        faults = []
-        if executed != expected:
-            faults.append(f"{executed} executions, expected exactly {expected}")
-        if check["pending"]:
-            faults.append(f"{check['pending']} messages left in the queue")
-        if check["problems"]:
-            faults.append("; ".join(check["problems"]))
-        if forced:
-            faults.append("the worker needed SIGKILL")
-        if faults:
-            block.error = ", ".join(faults)
-    except BlockFailed as exc:
-        block.error = str(exc)
+        found = faults(checks)
+        if found:
+            self.block.error = ", ".join(found)
+
+    def close(self) -> None:
+        """Stop what is still running and remove the run's queue and ledger."""
+        if self.worker is not None:
+            self.worker.stop(self.config.timeout)
+        if self.driver is not None:
+            try:
+                self.driver.call("cleanup")
+            except BlockFailed as exc:
+                self.block.error = self.block.error or f"cleanup: {exc}"
+            self.driver.close()
+        self.ledger.delete()
+
+
+def run_block(block: Block, config: Config) -> None:
+    block.checks["load1_start"] = os.getloadavg()[0]
+    attempt = BlockRun(block, config)
+    try:
+        attempt.run()
+    except Exception as exc:  # one broken block is reported; the run goes on
+        block.error = f"{type(exc).__name__}: {exc}"
     finally:
         block.checks["load1_end"] = os.getloadavg()[0]
-        if worker is not None:
-            worker.stop(timeout)
-        try:
-            driver.call("cleanup")
-        except BlockFailed as exc:
-            block.error = block.error or f"cleanup: {exc}"
-        driver.close()
-        ledger.delete()
+        attempt.close()
 
 
 def plan(config: Config) -> list[Block]:
