@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 import time
@@ -177,6 +178,12 @@ class Conveyor:
         if fun is not None and callable(fun) and not options:
             return register(fun)
         return register
+
+    def import_task_modules(self) -> None:
+        """Import the modules named by the `imports` and `include` settings (a worker does
+        this at start, so tasks defined outside the app's module are registered)."""
+        for module in [*self.conf.imports, *self.conf.include]:
+            importlib.import_module(module)
 
     def get_task(self, name: str) -> BaseTask:
         try:

@@ -30,4 +30,8 @@ def load_app(path: str) -> Conveyor:
         raise ConfigurationError(
             f"no Conveyor app in {path!r}: name it 'app' or use -A {module_name}:attribute"
         )
+    try:
+        found.import_task_modules()
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import a task module of {path!r}: {exc}") from exc
     return found

@@ -46,6 +46,7 @@ class Worker:
     ) -> None:
         conf = app.conf
         self.app = app
+        app.import_task_modules()
         self.queues = list(queues or [conf.task_default_queue])
         self.pool_kind = pool or conf.worker_pool
         if self.pool_kind == "solo":
