@@ -523,3 +523,19 @@ def test_a_retried_task_keeps_its_own_parent(app: Conveyor, start_worker: StartW
     start_worker()
     result = retry_once.delay()
     assert result.get(timeout=5) == [result.id, None, result.id]
+
+
+def test_msgpack_when_accepted(app: Conveyor, start_worker: StartWorker) -> None:
+    app.conf.update(task_serializer="msgpack", accept_content=["json", "msgpack"])
+
+    @app.task
+    def echo(value: Any) -> Any:
+        return value
+
+    result = echo.delay({"bytes": "ok", "n": [1, 2]})
+    (peek,) = app.transport.fetch("default", max_messages=1, timeout=1.0)
+    assert peek.message.content_type == "application/x-msgpack"
+    peek.nack(requeue=True)
+    start_worker()
+    assert result.get(timeout=5) == {"bytes": "ok", "n": [1, 2]}
+    assert echo.apply_async((1,), serializer="json").get(timeout=5) == 1
