@@ -29,6 +29,7 @@ log = logging.getLogger("conveyor.worker")
 # delay) goes back to the broker with the remaining delay; the worker never sleeps on it.
 ETA_SLACK = 0.5
 COLD_CLOSE_TIMEOUT = 5.0
+SIGNAL_REPEAT = 0.25
 
 
 class Worker:
@@ -141,6 +142,11 @@ class Worker:
         self.pool.kill()
 
         def give_back_and_close() -> None:
+            # A fetch still in flight could take back what is returned: let it end first.
+            self.pool.close()
+            self.consumer.stop()
+            for thread in self._threads:
+                thread.join(self.consumer.poll_timeout + 1.0)
             unfinished = [*self.pool.active(), *self.pool.drain()]
             for work in unfinished:
                 work.give_back()
@@ -161,10 +167,15 @@ class Worker:
     def run(self) -> None:
         """Start, then block until SIGTERM/SIGINT (the second one forces a cold shutdown)."""
         stop_requested = threading.Event()
+        first_signal_at: list[float] = []
 
         def on_signal(signum: int, _frame: Any) -> None:
-            if stop_requested.is_set():
+            # Launchers such as timeout(1) send one SIGTERM to the process and again to its
+            # group: a repeat within SIGNAL_REPEAT seconds is that echo, not a second request.
+            if first_signal_at and time.monotonic() - first_signal_at[0] >= SIGNAL_REPEAT:
                 self.cold_stop()
+            if not first_signal_at:
+                first_signal_at.append(time.monotonic())
             stop_requested.set()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
