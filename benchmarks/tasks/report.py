@@ -19,7 +19,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "roundtrip_client_cpu_us": ("client CPU, round trip (µs/task)", "lower"),
     "latency_p50_ms": ("latency p50 (ms)", "lower"),
     "latency_p99_ms": ("latency p99 (ms)", "lower"),
-    "latency_samples": ("latency samples taken", "higher"),
 }
 Key = tuple[str, str, str]  # broker, metric, system
 
@@ -39,8 +38,6 @@ def samples(rows: list[dict[str, Any]]) -> dict[Key, list[float]]:
 
 
 def _num(value: float) -> str:
-    if value.is_integer() and abs(value) < 1000:
-        return str(int(value))
     if value >= 100:
         return f"{value:,.0f}"
     if value >= 10:
@@ -95,6 +92,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                 for p in others
             ]
             out.append("| " + " | ".join([label, *cells, *ratios]) + " |")
+        short = {
+            s: min(data[(broker, "latency_samples", s)])
+            for s in present
+            if data.get((broker, "latency_samples", s))
+            and min(data[(broker, "latency_samples", s)]) < head.get("latency_samples", 0)
+        }
+        if short:
+            taken = ", ".join(f"{s} {int(v)}" for s, v in short.items())
+            out += ["", f"Latency from fewer samples (the time budget ran out): {taken}."]
     failed = [r for r in rows if r.get("kind") == "block" and not r.get("ok")]
     if failed:
         out += ["", "## Failed blocks (their numbers are left out above)", ""]

@@ -1,0 +1,129 @@
+"""The harness's own arithmetic and checks, and one tiny real run against Redis.
+
+.venv/bin/pytest benchmarks/tasks/tests
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.tasks import report, run
+from benchmarks.tasks.systems import Servers
+from benchmarks.tasks.workloads import percentile
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+
+
+def _checks(**changes: Any) -> dict[str, Any]:
+    good = {
+        "executed": 10,
+        "expected": 10,
+        "pending": 0,
+        "problems": [],
+        "forced_kill": False,
+        "exit_code": 0,
+    }
+    return {**good, **changes}
+
+
+def test_faults_names_each_broken_promise() -> None:
+    assert run.faults(_checks()) == []
+    assert run.faults(_checks(executed=11)) == ["11 executions, expected exactly 10"]
+    assert run.faults(_checks(pending=2, exit_code=1)) == [
+        "2 messages left in the queue",
+        "the worker exited with code 1",
+    ]
+    assert run.faults(_checks(forced_kill=True, problems=["dead letter: x"])) == [
+        "dead letter: x",
+        "the worker needed SIGKILL",
+    ]
+
+
+def _row(system: str, metric: str, value: float, ok: bool = True) -> dict[str, Any]:
+    return {
+        "system": system,
+        "broker": "redis",
+        "rep": 0,
+        "metric": metric,
+        "value": value,
+        "ok": ok,
+    }
+
+
+def test_markdown_gives_medians_ranges_ratios_and_leaves_failed_blocks_out() -> None:
+    rows = [
+        {"kind": "header", "n": 10, "repetitions": 3, "latency_samples": 100},
+        _row("conveyor", "latency_samples", 100.0),
+        _row("celery", "latency_samples", 7.0),
+        *(_row("conveyor", "drain_per_s", v) for v in (150.0, 200.0, 400.0)),
+        *(_row("celery", "drain_per_s", v) for v in (90.0, 100.0, 130.0)),
+        _row("celery", "drain_per_s", 10_000.0, ok=False),
+        {
+            "kind": "block",
+            "system": "celery",
+            "broker": "redis",
+            "rep": 3,
+            "ok": False,
+            "error": "3 executions, expected exactly 10",
+        },
+    ]
+    table = report.markdown(rows)
+    assert "| drain (tasks/s) | 200 (150-400) | 100 (90.0-130) | 2.00 |" in table
+    assert "- celery on redis, rep 3: 3 executions, expected exactly 10" in table
+    assert "fewer samples (the time budget ran out): celery 7." in table
+
+
+def test_compare_judges_by_the_metric_direction() -> None:
+    old = [_row("conveyor", "drain_per_s", 100.0), _row("conveyor", "latency_p50_ms", 2.0)]
+    new = [_row("conveyor", "drain_per_s", 150.0), _row("conveyor", "latency_p50_ms", 3.0)]
+    text = report.compare(old, new)
+    assert "| redis | drain (tasks/s) | conveyor | 100 | 150 | +50.0% (better) |" in text
+    assert "| redis | latency p50 (ms) | conveyor | 2.00 | 3.00 | +50.0% (worse) |" in text
+
+
+def test_broker_urls_per_system(tmp_path: Path) -> None:
+    servers = Servers("redis://r/0", "amqp://g:g@h:5672", "zookeeper://z:2181", "pg", tmp_path)
+    assert servers.broker_url("huey", "amqp", "q") is None
+    assert servers.broker_url("dramatiq", "amqp", "q") == "amqp://g:g@h:5672/%2F"
+    assert servers.broker_url("celery", "amqp", "q") == "amqp://g:g@h:5672//"
+    assert servers.broker_url("celery", "sqlite", "q") is None
+    assert servers.broker_url("conveyor", "sqlite", "q") == f"sqlite:///{tmp_path / 'q.db'}"
+
+
+def test_a_tiny_run_counts_every_execution(redis_url: str, tmp_path: Path) -> None:
+    code = run.main(
+        [
+            "--systems",
+            "conveyor,huey",
+            "--brokers",
+            "redis",
+            "-n",
+            "20",
+            "-r",
+            "1",
+            "--latency-samples",
+            "3",
+            "--redis",
+            redis_url,
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    [results] = tmp_path.glob("tasks-*.jsonl")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    blocks = [r for r in rows if r.get("kind") == "block"]
+    assert [(b["system"], b["ok"]) for b in blocks] == [("conveyor", True), ("huey", True)]
+    # drain (20) + latency (3) + round trip (20); the batched enqueue is never executed
+    assert all(b["checks"]["executed"] == b["checks"]["expected"] == 43 for b in blocks)
+    metrics = {(r["system"], r["metric"]) for r in rows if "metric" in r}
+    assert ("conveyor", "enqueue_batch_per_s") in metrics
+    assert ("huey", "worker_cpu_us_per_task") in metrics
+    assert results.with_suffix(".md").read_text().startswith("# Task-queue benchmark")
