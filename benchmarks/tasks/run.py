@@ -347,7 +347,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--latency-budget",
         type=float,
-        default=10.0,
+        default=5.0,
         help="stop sampling latency after this many seconds",
     )
     p.add_argument("--timeout", type=float, default=180.0, help="deadline per phase (s)")
