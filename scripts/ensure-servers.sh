@@ -77,7 +77,8 @@ ensure_zookeeper() {
   need_packages /usr/share/zookeeper/bin/zkServer.sh zookeeper
   local dir="$state/zookeeper"
   mkdir -p "$dir/data"
-  # tickTime 500 ms lets sessions (conveyor's leases) be as short as 1 s.
+  # tickTime 500 ms lets sessions (conveyor's leases) be as short as 1 s; the maximum
+  # admits the default 30 s lease.
   cat > "$dir/zoo.cfg" <<CFG
 tickTime=500
 initLimit=10
@@ -86,11 +87,12 @@ dataDir=$dir/data
 clientPort=2181
 clientPortAddress=127.0.0.1
 minSessionTimeout=1000
-maxSessionTimeout=60000
+maxSessionTimeout=120000
+maxClientCnxns=0
 admin.enableServer=false
 4lw.commands.whitelist=*
 CFG
-  ZOO_LOG_DIR="$dir" ZOOPIDFILE="$dir/zookeeper.pid" \
+  JMXDISABLE=true JVMFLAGS=-Xmx256m \
     nohup /usr/share/zookeeper/bin/zkServer.sh start-foreground "$dir/zoo.cfg" \
     >"$dir/server.log" 2>&1 &
   wait_for 2181 zookeeper 60

@@ -72,6 +72,9 @@ class TCPProxy:
         return len(open_sockets)
 
     def close(self) -> None:
+        """Stop accepting (waking the blocked accept) and sever what is open."""
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()

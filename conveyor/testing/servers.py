@@ -112,7 +112,8 @@ def zookeeper_config(port: int, data_dir: Path) -> str:
             f"clientPort={port}",
             "clientPortAddress=127.0.0.1",
             "minSessionTimeout=1000",
-            "maxSessionTimeout=60000",
+            "maxSessionTimeout=120000",
+            "maxClientCnxns=0",
             "admin.enableServer=false",
             "4lw.commands.whitelist=*",
             "",
@@ -175,7 +176,7 @@ def start_local_server(kind: str, port: int | None = None, timeout: float = 60.0
         raise ServerUnavailable(f"{binary} is not installed")
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"conveyor-{kind}-"))
-    env = {**os.environ, "ZOO_LOG_DIR": str(workdir), "ZOOPIDFILE": str(workdir / "zk.pid")}
+    env = {**os.environ, "JMXDISABLE": "true", "JVMFLAGS": "-Xmx256m"}
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen(
         command(port, workdir),
