@@ -294,19 +294,20 @@ class AMQPTransport(Transport):
         self._delay_queues[queue].add(name)
 
         def prepare() -> None:
+            # The delay queue's path back to `queue` is redeclared with it: someone may have
+            # deleted `queue` (and its due exchange) meanwhile, and a message expiring into
+            # a missing exchange is dropped without a word.
             self._ensure(
                 {
-                    queue: self._queue_steps(queue),
-                    exchange: [
+                    name: [
+                        *self._queue_steps(queue),
                         lambda ch, cb: ch.exchange_declare(
                             exchange, "fanout", durable=True, callback=cb
                         ),
                         lambda ch, cb: ch.queue_bind(queue, exchange, callback=cb),
-                    ],
-                }
-            )
-            self._ensure(
-                {name: [_declare(name, topo.delay_arguments(queue, ms))]},
+                        _declare(name, topo.delay_arguments(queue, ms)),
+                    ]
+                },
                 max_age=topo.DELAY_QUEUE_REFRESH,
             )
 

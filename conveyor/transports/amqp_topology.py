@@ -12,7 +12,12 @@ so these never collide with user queues):
   queues disappear after their TTL plus a minute (``x-expires``).
 
 Deleting ``q`` deletes ``conveyor.due.q`` too, so delayed messages that come due afterwards
-are dropped by the broker instead of reappearing.
+are dropped by the broker instead of reappearing. AMQP cannot list queues, so `delete`
+removes the delay queues its own transport published to; others expire on their own. One
+window stays: if ``q`` gets a new delayed message before an old one comes due, the due
+exchange exists again and the old one lands in the new ``q``. Publishers redeclare the due
+exchange with each delay queue (every ``DELAY_QUEUE_REFRESH`` s), so one that missed a
+delete by another process stops publishing into a dead end within that time.
 """
 
 from __future__ import annotations

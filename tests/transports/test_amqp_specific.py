@@ -46,6 +46,7 @@ from conveyor.testing.servers import (
 from conveyor.testing.suite_support import closing_factory
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
+from conveyor.transports import amqp_topology as topology
 from conveyor.transports.amqp import AMQPTransport
 from conveyor.transports.amqp_inbox import Raw, Unacked
 from conveyor.transports.amqp_topology import DELAY_QUEUE_GRACE_MS, MAX_DELAY, delay_bucket
@@ -620,3 +621,26 @@ def test_close_puts_back_untaken_deliveries_uncounted(
     assert again.message.body == b"b"
     assert again.delivery_count == 1
     again.ack()
+
+
+def test_delayed_publish_after_another_transport_deleted_the_queue(
+    make: Make, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached route back from a delay queue is renewed: nothing expires into nowhere."""
+    monkeypatch.setattr(topology, "DELAY_QUEUE_REFRESH", 0.0)  # renew on every publish
+    publisher, other = make(), make()
+    publisher.publish(queue, Message(b"first"), delay=0.2)
+    fetch_one(publisher, queue).ack()
+    other.delete(queue)  # takes the due exchange with it
+    publisher.publish(queue, Message(b"second"), delay=0.2)
+    assert fetch_one(publisher, queue, timeout=5.0).message.body == b"second"
+
+
+def test_publish_after_another_transport_deleted_the_queue(make: Make, queue: str) -> None:
+    """A cached declaration is stale: the broker returns the message (mandatory) and the
+    transport redeclares and sends it again, instead of a confirmed loss."""
+    publisher, other = make(), make()
+    publisher.publish(queue, Message(b"first"))
+    other.delete(queue)
+    publisher.publish(queue, Message(b"second"))
+    assert fetch_one(other, queue).message.body == b"second"
