@@ -49,7 +49,13 @@ class Client:
         with app.connection_for_write() as connection:
             channel = connection.default_channel
             channel.queue_delete(QUEUE)
-            if connection.transport_cls in ("amqp", "pyamqp"):
+            if connection.transport_cls == "redis":
+                # kombu keeps the exchange's bindings in sets that queue_delete leaves behind
+                bindings = [f"_kombu.binding{kind}.{QUEUE}" for kind in ("", "_permanent")]
+                channel.client.delete(*bindings)
+            elif connection.transport_cls == "zookeeper":
+                channel._delete(QUEUE)  # queue_delete leaves the empty queue znode
+            elif connection.transport_cls in ("amqp", "pyamqp"):
                 channel.exchange_delete(QUEUE)  # Celery names the default exchange after it
         app.close()
 
