@@ -28,16 +28,13 @@ setting on the broker for longer tasks.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import ssl
 import threading
 import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -58,6 +55,7 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.retry import Backoff
 from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
+from conveyor.transports import amqp_deadletters as deadletters
 from conveyor.transports import amqp_topology as topo
 from conveyor.transports.amqp_broadcast import (
     SUBSCRIBE,
@@ -67,7 +65,8 @@ from conveyor.transports.amqp_broadcast import (
 )
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
 from conveyor.transports.amqp_inbox import Inbox, Raw, Unacked
-from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
+from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply
+from conveyor.transports.amqp_options import AMQPOptions, connection_parameters
 from conveyor.transports.base import (
     MAX_DELIVERIES_REASON,
     Capabilities,
@@ -77,57 +76,6 @@ from conveyor.transports.base import (
 )
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
-_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
-MAX_BROWSE = 100_000  # dead letters one replay moves at most
-
-
-@dataclass
-class AMQPOptions(TransportOptions):
-    """AMQP options (URL query).
-
-    queue_type: "classic" or "quorum".
-    heartbeat: seconds; default half the lease timeout, so a dead peer is noticed in time.
-    max_priority: x-max-priority of classic queues (0: no priority queues).
-    blocked_connection_timeout: seconds a publish may wait on a blocked connection.
-    confirm_timeout: seconds to wait for a broker reply before ConnectionLost.
-    connection_name: shown in the management UI and rabbitmqctl (default conveyor-<pid>).
-    ssl_*: TLS settings for ``amqps://`` (CA bundle, client certificate, verification).
-    """
-
-    queue_type: str = "classic"
-    heartbeat: int | None = None
-    max_priority: int = 10
-    blocked_connection_timeout: float = 30.0
-    confirm_timeout: float = 30.0
-    connection_name: str = ""
-    ssl_cert_reqs: str = "required"
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-
-    def validate(self) -> None:
-        super().validate()
-        if self.queue_type not in ("classic", "quorum"):
-            raise ConfigurationError("queue_type must be 'classic' or 'quorum'")
-        if not 0 <= self.max_priority <= 255:
-            raise ConfigurationError("max_priority must be between 0 and 255")
-        if self.blocked_connection_timeout <= 0 or self.confirm_timeout <= 0:
-            raise ConfigurationError("timeouts must be positive")
-        if self.ssl_cert_reqs not in _CERT_REQS:
-            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
-
-    def tls_context(self) -> ssl.SSLContext:
-        """The client TLS context; unreadable files fail here, before any I/O."""
-        try:
-            context = ssl.create_default_context(cafile=self.ssl_ca_certs)
-            if self.ssl_certfile:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"cannot load the TLS files: {exc}") from None
-        if self.ssl_cert_reqs != "required":
-            context.check_hostname = False
-            context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
-        return context
 
 
 class AMQPTransport(Transport):
@@ -177,29 +125,7 @@ class AMQPTransport(Transport):
     # -- connections -----------------------------------------------------------------
 
     def _parameters(self, kind: str) -> list[pika.ConnectionParameters]:
-        """One parameter set per host, tried in order (failover)."""
-        url, options, tls = self.url, self.options, self._tls
-        vhost = url.path[1:] if url.path.startswith("/") else url.path
-        heartbeat = options.heartbeat
-        if heartbeat is None:
-            heartbeat = max(1, math.ceil(options.lease_timeout / 2))
-        name = options.connection_name or f"conveyor-{os.getpid()}"
-        return [
-            pika.ConnectionParameters(
-                host=host.name,
-                port=host.port or (5671 if tls else 5672),
-                virtual_host=vhost or "/",
-                credentials=pika.PlainCredentials(url.username or "guest", url.password or "guest"),
-                heartbeat=heartbeat,
-                blocked_connection_timeout=options.blocked_connection_timeout,
-                socket_timeout=options.connect_timeout,
-                stack_timeout=options.connect_timeout,
-                connection_attempts=1,
-                ssl_options=pika.SSLOptions(tls, host.name) if tls else None,
-                client_properties={"connection_name": f"{name}:{kind}", "product": "conveyor"},
-            )
-            for host in url.hosts
-        ]
+        return connection_parameters(self.url, self.options, self._tls, kind)
 
     def _link(self, kind: str) -> Link:
         """The live connection of `kind` (PUBLISH or CONSUME), reconnecting with backoff."""
@@ -578,65 +504,20 @@ class AMQPTransport(Transport):
             link.later(send)
 
     def _browse(self, queue: str, limit: int | None) -> list[Raw]:
-        """Get (without ack) up to `limit` dead letters of `queue`, on the admin channel.
-
-        The caller must `_release` them: acked ones leave, the others return in place.
-        """
-        dlq = topo.dead_letter_queue(queue)
+        """Get (without ack) up to `limit` dead letters of `queue`; `_release` them after."""
         self._ensure_queue(queue)
-
-        def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
-            got: list[Raw] = []
-            ch.add_callback(lambda _frame: resolve(fut, got), [pika.spec.Basic.GetEmpty])
-
-            def take(left: int) -> None:
-                if left <= 0:
-                    resolve(fut, got)
-                    return
-
-                def on_get(ch: Any, method: Any, properties: Any, body: bytes) -> None:
-                    got.append(Raw(ch, method.delivery_tag, False, properties, body))
-                    take(left - 1)
-
-                ch.basic_get(dlq, on_get)
-
-            # Not the declare's message_count: messages just returned by a nack may not be
-            # counted yet, while a basic.get sees them (same channel, same order).
-            ch.queue_declare(
-                dlq,
-                durable=True,
-                arguments=topo.DEAD_LETTER_ARGUMENTS,
-                callback=lambda _frame: take(MAX_BROWSE if limit is None else limit),
-            )
-
+        work = deadletters.browse(topo.dead_letter_queue(queue), limit)
         return list(self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout))
 
     def _release(self, acked: list[Raw], returned: list[Raw]) -> None:
-        """Ack the replayed gets and put the others back where they were."""
-        link = self._link(PUBLISH)
-
-        def send() -> None:
-            for raw in acked:
-                if raw.channel.is_open:
-                    raw.channel.basic_ack(raw.delivery_tag)
-            for raw in returned:
-                if raw.channel.is_open:
-                    raw.channel.basic_nack(raw.delivery_tag, requeue=True)
-
-        link.later(send)
+        self._link(PUBLISH).later(deadletters.release(acked, returned))
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)
         with self._admin_lock:
             raws = self._browse(queue, limit)
             self._release([], raws)
-        letters = []
-        for raw in raws:
-            reason, dead_at = codec.dead_letter_info(raw.properties)
-            message = codec.decode(raw.properties, raw.body)
-            count = codec.previous_deliveries(raw.properties)
-            letters.append(DeadLetter(message, queue, reason, dead_at, count))
-        return letters
+        return [deadletters.dead_letter(queue, raw) for raw in raws]
 
     def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
         validate_queue_name(queue)
