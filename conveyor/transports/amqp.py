@@ -294,6 +294,8 @@ class AMQPTransport(Transport):
 
     def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:
         validate_queue_name(queue)
+        if max_messages < 1:
+            return []
         deadline = time.monotonic() + timeout
         closes = self._closes
         while closes == self._closes:  # a close() meanwhile ends this fetch, not reconnects
