@@ -118,13 +118,20 @@ def dead_letter_info(properties: BasicProperties) -> tuple[str, float]:
 
 
 def _foreign(properties: BasicProperties, body: bytes, headers: dict[str, Any]) -> Message:
+    """A message from another AMQP client: what its properties say, sensible defaults else.
+
+    No content type reads as opaque bytes; JSON and text without an encoding read as UTF-8
+    (JSON is UTF-8 by definition).
+    """
     timestamp = properties.timestamp
+    content_type = properties.content_type or "application/octet-stream"
+    textual = content_type.startswith(("application/json", "text/"))
     return Message(
         body=body,
         headers={k: _jsonable(v) for k, v in headers.items() if not k.startswith("x-conveyor-")},
         id=properties.message_id or new_message_id(),
-        content_type=properties.content_type or "application/octet-stream",
-        content_encoding=properties.content_encoding or "binary",
+        content_type=content_type,
+        content_encoding=properties.content_encoding or ("utf-8" if textual else "binary"),
         priority=properties.priority or 0,
         timestamp=float(timestamp) if timestamp is not None else time.time(),
         correlation_id=properties.correlation_id,
