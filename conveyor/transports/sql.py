@@ -12,7 +12,8 @@ row per message, created on first use.
   lease_timeout/3. Rows whose lease ran out (the consumer died) are returned by a reaper that
   runs during fetch, dead-lettered instead once they have been delivered max_deliveries times.
 * fetch is a bounded poll: a cheap read-only probe every few milliseconds, backing off to
-  `poll_interval` while the queue stays idle; a publish through the same transport wakes it.
+  `poll_interval` while the queue stays idle; a publish through the same transport wakes it,
+  and on PostgreSQL so does any publish, through LISTEN/NOTIFY (sql_notify.py).
 * Broadcast: a table of recent broadcasts that subscribers read forward (sql_broadcast.py).
 * Every operation is its own transaction on a pooled connection, so ack/nack work from any
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
@@ -56,6 +57,7 @@ from conveyor.transports.base import (
 )
 from conveyor.transports.sql_broadcast import KEEP, LocalSignal, SQLSubscription
 from conveyor.transports.sql_engine import ATTEMPTS, build_engines, dialect_of, transact
+from conveyor.transports.sql_notify import Listener, create_trigger
 from conveyor.transports.sql_schema import tables, validate_prefix
 from conveyor.transports.sql_statements import Statements
 
@@ -65,6 +67,7 @@ log = logging.getLogger("conveyor.transports.sql")
 _ROWS_PER_STATEMENT = 500
 _BYTES_PER_STATEMENT = 4 * 1024 * 1024
 _FIRST_POLL = 0.005
+_POLL_WITH_PUSHES = 0.25
 _MiB = 1024 * 1024
 
 
@@ -139,6 +142,7 @@ class SQLTransport(Transport):
         self._held_lock = threading.Lock()
         self._signal = LocalSignal()
         self._heartbeat: threading.Thread | None = None
+        self._listener: Listener | None = None
         self._batch = threading.local()
 
     def _after_fork_in_child(self) -> None:
@@ -170,14 +174,13 @@ class SQLTransport(Transport):
         return self._run(work, kind=kind, repeatable=repeatable)
 
     def _create_schema(self) -> None:
-        """Create the table and index if missing; safe when several processes race to it."""
-        metadata = self._sql.table.metadata
+        """Create the tables and indexes if missing; safe when several processes race to it."""
         with self._schema_lock:
             for attempt in range(1, ATTEMPTS + 1):
                 if self._schema_ready:
                     return
                 try:
-                    transact(self._engines, self.url, metadata.create_all)
+                    transact(self._engines, self.url, self._create_tables)
                     self._schema_ready = True
                 except BrokerUnavailable:
                     raise
@@ -185,6 +188,13 @@ class SQLTransport(Transport):
                     # Another process created it between our check and our CREATE.
                     if attempt == ATTEMPTS:
                         raise
+
+    def _create_tables(self, connection: Connection) -> None:
+        self._sql.table.metadata.create_all(connection)
+
+    def _pushes(self) -> bool:
+        """Start the database's own wake-ups if it has them; whether they are live now."""
+        return False
 
     # -- producing ---------------------------------------------------------------------
 
@@ -226,7 +236,10 @@ class SQLTransport(Transport):
             if remaining <= 0:
                 return []
             self._signal.wait(generation, min(pause, remaining))
-            pause = min(pause * 2, self.options.poll_interval)
+            longest = self.options.poll_interval
+            if self._pushes():  # a new message wakes us: poll only for due delayed ones
+                longest = max(longest, _POLL_WITH_PUSHES)
+            pause = min(pause * 2, longest)
             generation = self._signal.generation
             ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
             if expired:
@@ -424,6 +437,8 @@ class SQLTransport(Transport):
         _live.discard(self)
         if self._heartbeat is not None:
             self._heartbeat.join(timeout=self.options.connect_timeout)
+        if self._listener is not None:
+            self._listener.stop()
         with self._held_lock:
             ids, self._held = sorted(self._held), set()
         try:
@@ -443,9 +458,22 @@ class SQLiteTransport(SQLTransport):
 
 
 class PostgreSQLTransport(SQLTransport):
+    """Wakes idle fetches with LISTEN/NOTIFY (sql_notify.py) on PostgreSQL 14 and later."""
+
     capabilities = Capabilities(
         max_message_size=16 * _MiB, priorities=True, broadcast=True, connection_cut=True
     )
+
+    def _create_tables(self, connection: Connection) -> None:
+        super()._create_tables(connection)
+        create_trigger(connection, self.options.table_prefix)
+
+    def _pushes(self) -> bool:
+        with self._held_lock:
+            if self._listener is None and not self._closed.is_set():
+                channel = self._sql.table.name
+                self._listener = Listener(self._engines.single, channel, self._signal, self.url)
+        return self._listener is not None and self._listener.listening
 
 
 class MySQLTransport(SQLTransport):

@@ -146,6 +146,28 @@ def test_idle_consumer_picks_up_a_message_from_another_transport(
     got[0].ack()
 
 
+def test_postgresql_notifies_an_idle_consumer(postgres_url: str, queue: str) -> None:
+    """With polling slowed to 2 s, only LISTEN/NOTIFY can deliver within a fraction of it."""
+    consumer = create_transport(postgres_url, poll_interval=2.0)
+    producer = create_transport(postgres_url)
+    try:
+        assert consumer.fetch(queue, timeout=2.5) == []  # now listening, polling every 2 s
+        got: list[Delivery] = []
+        thread = threading.Thread(target=lambda: got.extend(consumer.fetch(queue, timeout=10)))
+        thread.start()
+        time.sleep(1.5)  # deep into the idle backoff
+        producer.publish(queue, Message(b"notified"))
+        published = time.monotonic()
+        assert wait_until(lambda: bool(got), 5.0)
+        latency = time.monotonic() - published
+        thread.join(5)
+        assert latency < 0.3, f"picked up after {latency * 1000:.0f} ms"
+        got[0].ack()
+    finally:
+        consumer.close()
+        producer.close()
+
+
 def lease_threads() -> int:
     return sum(t.name == "conveyor-sql-leases" and t.is_alive() for t in threading.enumerate())
 
