@@ -69,7 +69,11 @@ class Driver:
             stderr=self.log,
             text=True,
         )
-        self.hello = self._reply()
+        try:
+            self.hello = self._reply()
+        except BlockFailed:
+            self.close()
+            raise
 
     def _reply(self) -> dict[str, Any]:
         assert self.process.stdout is not None
