@@ -108,8 +108,14 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _overlap(a: list[float], b: list[float]) -> bool:
+    """Whether two runs' min-max ranges overlap (then a change may be noise)."""
+    return len(a) > 1 and len(b) > 1 and min(a) <= max(b) and min(b) <= max(a)
+
+
 def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
-    """Median of each (broker, metric, system) in OLD and NEW, and the change."""
+    """Median of each (broker, metric, system) in OLD and NEW, and the change, judged by
+    the metric's direction; "ranges overlap" warns that the change may be noise."""
     before, after = samples(old), samples(new)
     out = [
         "| broker | metric | system | old | new | change |",
@@ -120,12 +126,12 @@ def compare(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> str:
         a, b = statistics.median(before[key]), statistics.median(after[key])
         label, better = METRICS.get(metric, (metric, "higher"))
         change = (b - a) / a * 100 if a else float("nan")
-        improved = (change > 0) == (better == "higher")
-        verdict = (
-            "better"
-            if improved and abs(change) >= 0.5
-            else ("worse" if abs(change) >= 0.5 else "same")
-        )
+        if abs(change) < 0.5:
+            verdict = "same"
+        else:
+            verdict = "better" if (change > 0) == (better == "higher") else "worse"
+        if _overlap(before[key], after[key]):
+            verdict += ", ranges overlap"
         out.append(
             f"| {broker} | {label} | {system} | {_num(a)} | {_num(b)} | "
             f"{change:+.1f}% ({verdict}) |"

@@ -86,6 +86,11 @@ def test_compare_judges_by_the_metric_direction() -> None:
     text = report.compare(old, new)
     assert "| redis | drain (tasks/s) | conveyor | 100 | 150 | +50.0% (better) |" in text
     assert "| redis | latency p50 (ms) | conveyor | 2.00 | 3.00 | +50.0% (worse) |" in text
+    noisy = report.compare(
+        [_row("conveyor", "drain_per_s", v) for v in (90.0, 100.0, 140.0)],
+        [_row("conveyor", "drain_per_s", v) for v in (120.0, 130.0, 150.0)],
+    )
+    assert "| 100 | 130 | +30.0% (better, ranges overlap) |" in noisy
 
 
 def test_broker_urls_per_system(tmp_path: Path) -> None:
