@@ -14,6 +14,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "enqueue_batch_per_s": ("enqueue, batched (tasks/s)", "higher"),
     "enqueue_client_cpu_us": ("enqueue client CPU (µs/task)", "lower"),
     "drain_per_s": ("drain (tasks/s)", "higher"),
+    "drain_worker_cpu_us_per_task": ("worker CPU, drain (µs/task)", "lower"),
     "roundtrip_per_s": ("round trip (tasks/s)", "higher"),
     "worker_cpu_us_per_task": ("worker CPU, round trip (µs/task)", "lower"),
     "roundtrip_client_cpu_us": ("client CPU, round trip (µs/task)", "lower"),

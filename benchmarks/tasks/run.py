@@ -10,7 +10,8 @@ so every system sees the same background load within a repetition. Inside a bloc
 
 1. enqueue: N `delay()`-style sends with no worker running (timed in the driver);
 2. drain: start the worker; time from the first to the N-th execution (ledger stamps on the
-   Redis server clock, so worker start-up is excluded);
+   Redis server clock, so worker start-up is excluded), and the worker's CPU per task from
+   the first execution seen to the end;
 3. latency: one task at a time on the now idle worker, p50/p99;
 4. roundtrip: enqueue N and wait for every result; the worker tree's CPU is read before
    and after, giving CPU per task;
@@ -217,9 +218,14 @@ class BlockRun:
             if "enqueue" in wanted:
                 metrics.update(sent)
             worker = self.start_worker()
+            wait_for(lambda: self.ledger.count() > 0, config.timeout, "a first task", worker)
+            cpu, started = worker.cpu(), self.ledger.count()  # start-up CPU left out
             wait_for(lambda: self.ledger.count() >= n, config.timeout, "the drain", worker)
             if "drain" in wanted:
                 metrics["drain_per_s"] = (n - 1) / max(self.ledger.span(), 1e-6)
+                if n > started:
+                    per_task = (worker.cpu() - cpu) / (n - started)
+                    metrics["drain_worker_cpu_us_per_task"] = per_task * 1e6
         else:
             worker = self.start_worker()
             driver.call("warmup", n=WARMUP, timeout=config.timeout)
