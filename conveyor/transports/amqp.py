@@ -57,10 +57,10 @@ from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_deadletters as deadletters
 from conveyor.transports import amqp_topology as topo
+from conveyor.transports.amqp_broadcast import EXCHANGE as BROADCAST_EXCHANGE
 from conveyor.transports.amqp_broadcast import (
     SUBSCRIBE,
     AMQPSubscription,
-    broadcast_exchange,
     declare_exchange,
 )
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
@@ -266,9 +266,8 @@ class AMQPTransport(Transport):
 
     def broadcast(self, channel: str, message: Message) -> None:
         validate_queue_name(channel)
-        exchange = broadcast_exchange(channel)
-        items = self._encode(exchange, "", (message,))
-        self._publish(items, lambda: self._ensure({exchange: [declare_exchange(exchange)]}))
+        items = self._encode(BROADCAST_EXCHANGE, channel, (message,))
+        self._publish(items, lambda: self._ensure({BROADCAST_EXCHANGE: [declare_exchange]}))
 
     def subscribe(self, channel: str) -> Subscription:
         validate_queue_name(channel)

@@ -1,14 +1,14 @@
-"""Broadcast over RabbitMQ: a fanout exchange per channel, one private queue per subscriber.
+"""Broadcast over RabbitMQ: one direct exchange, one private queue per subscriber.
 
 Each subscription has its own connection and an exclusive, auto-deleted, server-named
-queue bound to ``conveyor.broadcast.<channel>``: every live subscriber gets each message
-once, and when the last subscriber goes away the exchange goes too. Broadcasts are fire-and-forget
-signals (auto-ack); a message sent while nobody listens reaches nobody.
+queue bound to the ``conveyor.broadcast`` exchange with the channel name as its key: every
+live subscriber gets each message once, and a subscriber that goes away leaves nothing
+behind (one shared exchange, so short-lived reply channels create no objects). Broadcasts
+are fire-and-forget signals (auto-ack); a message sent while nobody listens reaches nobody.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -24,15 +24,11 @@ from conveyor.transports.base import Subscription
 SUBSCRIBE = "subscribe"
 
 
-def broadcast_exchange(channel: str) -> str:
-    return f"conveyor.broadcast.{channel}"
+EXCHANGE = "conveyor.broadcast"
 
 
-def declare_exchange(name: str) -> Callable[[pika.channel.Channel, Any], None]:
-    """Transient and auto-deleted: it goes away with its last subscriber."""
-    return lambda ch, cb: ch.exchange_declare(
-        name, "fanout", durable=False, auto_delete=True, callback=cb
-    )
+def declare_exchange(ch: pika.channel.Channel, callback: Any) -> None:
+    ch.exchange_declare(EXCHANGE, "direct", durable=True, callback=callback)
 
 
 class AMQPSubscription(Subscription):
@@ -41,7 +37,6 @@ class AMQPSubscription(Subscription):
     ) -> None:
         self._inbox: SimpleQueue[Message] = SimpleQueue()
         self._link = connect(candidates, timeout, {}, lambda _role: None)
-        exchange = broadcast_exchange(channel)
 
         def on_message(_ch: Any, _method: Any, properties: Any, body: bytes) -> None:
             self._inbox.put(codec.decode(properties, body))
@@ -49,10 +44,10 @@ class AMQPSubscription(Subscription):
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
             def bind(frame: Any) -> None:
                 queue = frame.method.queue
-                ch.queue_bind(queue, exchange)
+                ch.queue_bind(queue, EXCHANGE, routing_key=channel)
                 ch.basic_consume(queue, on_message, auto_ack=True, callback=reply(fut))
 
-            declare_exchange(exchange)(ch, None)
+            declare_exchange(ch, None)
             ch.queue_declare("", exclusive=True, auto_delete=True, callback=bind)
 
         try:

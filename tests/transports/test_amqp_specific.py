@@ -697,3 +697,17 @@ def test_confirmed_messages_survive_a_broker_crash(make: Make) -> None:
         transport.ack_many(got)
     finally:
         node.stop()
+
+
+def test_broadcast_channels_are_isolated(make: Make) -> None:
+    tag = uuid.uuid4().hex[:8]
+    transport = make()
+    mine, other = make().subscribe(f"ctl.{tag}"), make().subscribe(f"ctl.{tag}.other")
+    try:
+        transport.broadcast(f"ctl.{tag}", Message(b"for mine"))
+        got = mine.get(timeout=5.0)
+        assert got is not None and got.body == b"for mine"
+        assert other.get(timeout=0.3) is None
+    finally:
+        mine.close()
+        other.close()
