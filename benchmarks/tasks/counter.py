@@ -12,6 +12,7 @@ BENCH_RUN_KEY (the key prefix of this run).
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import redis
@@ -59,6 +60,19 @@ class Ledger:
         if first is None or last is None:
             return 0.0
         return float(last) - float(first)
+
+    def cost_us(self, calls: int = 500) -> float:
+        """CPU µs one ledger write costs its caller (every task pays it once), measured
+        in this process against throwaway keys."""
+        script = self.redis.register_script(_HIT)
+        probe = keys(f"{self.count_key}:probe")
+        script(keys=probe)  # load the script
+        started = time.process_time()
+        for _ in range(calls):
+            script(keys=probe)
+        spent = time.process_time() - started
+        self.redis.delete(*probe)
+        return spent / calls * 1e6
 
     def delete(self) -> None:
         self.redis.delete(self.count_key, self.first_key, self.last_key)

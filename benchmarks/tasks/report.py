@@ -74,6 +74,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         f"N = {head.get('n')} tasks per workload, {head.get('repetitions')} repetition(s), "
         f"{head.get('latency_samples')} latency samples; {head.get('cpus')} CPUs, "
         f"load {head.get('load1', 0):.2f} at start; commit {head.get('commit')}. "
+        f"Each execution includes one ledger write to Redis, about "
+        f"{head.get('ledger_cpu_us', 0):.0f} µs of worker CPU for every system. "
         "Cells: median (min-max) over repetitions. Ratio = conveyor / peer "
         "(throughput: above 1 is conveyor faster; CPU and latency: below 1 is conveyor "
         "cheaper/faster).",

@@ -315,6 +315,9 @@ def header(run_id: str, config: Config, argv: list[str]) -> dict[str, Any]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    ledger = Ledger(config.servers.redis, f"bench:{run_id}")
+    ledger_cost = round(ledger.cost_us(), 1)
+    ledger.delete()
     return {
         "run": run_id,
         "kind": "header",
@@ -323,6 +326,7 @@ def header(run_id: str, config: Config, argv: list[str]) -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load1": os.getloadavg()[0],
+        "ledger_cpu_us": ledger_cost,
         "versions": versions,
         "n": config.n,
         "repetitions": config.repetitions,
