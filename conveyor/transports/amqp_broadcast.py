@@ -16,6 +16,7 @@ from typing import Any
 import pika
 import pika.channel
 
+from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import Message
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp_link import connect, reply
@@ -35,8 +36,9 @@ class AMQPSubscription(Subscription):
     def __init__(
         self, candidates: list[pika.ConnectionParameters], timeout: float, channel: str
     ) -> None:
-        self._inbox: SimpleQueue[Message] = SimpleQueue()
-        self._link = connect(candidates, timeout, {}, lambda _role: None)
+        self._inbox: SimpleQueue[Message | None] = SimpleQueue()
+        # Losing the connection or the channel wakes `get`, which raises: subscribe again.
+        self._link = connect(candidates, timeout, {}, lambda _role: self._inbox.put(None))
 
         def on_message(_ch: Any, _method: Any, properties: Any, body: bytes) -> None:
             self._inbox.put(codec.decode(properties, body))
@@ -57,10 +59,15 @@ class AMQPSubscription(Subscription):
             raise
 
     def get(self, timeout: float) -> Message | None:
+        """The next message, None after `timeout`; ConnectionLost once the link is gone."""
         try:
-            return self._inbox.get(timeout=timeout)
+            message = self._inbox.get(timeout=timeout)
         except Empty:
             return None
+        if message is None:
+            self._inbox.put(None)  # every later get raises too
+            raise ConnectionLost("the broadcast subscription lost its connection")
+        return message
 
     def close(self) -> None:
         self._link.close()

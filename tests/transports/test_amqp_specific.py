@@ -711,3 +711,18 @@ def test_broadcast_channels_are_isolated(make: Make) -> None:
     finally:
         mine.close()
         other.close()
+
+
+def test_a_subscription_whose_connection_is_closed_raises(
+    make: Make, rabbitmqctl: Callable[..., str]
+) -> None:
+    """The worker's control loop resubscribes on a conveyor error; silence would be forever."""
+    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
+    subscription = make(connection_name=name).subscribe(f"ctl-{name}")
+    try:
+        (pid,) = connection_pids(rabbitmqctl, name)
+        rabbitmqctl("close_connection", pid, "closed by test_amqp_specific")
+        with pytest.raises(ConnectionLost):
+            subscription.get(timeout=10.0)
+    finally:
+        subscription.close()
