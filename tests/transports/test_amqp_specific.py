@@ -180,16 +180,19 @@ def test_delete_removes_delay_queues(
 # -- delivery counts ---------------------------------------------------------------
 
 
-def test_classic_counts_redeliveries_after_consumers_die(make: Make, queue: str) -> None:
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_redeliveries_after_consumers_die_are_counted(
+    make: Make, queue: str, queue_type: str
+) -> None:
     """A closed consumer's message comes back counted; past max_deliveries it is dead."""
-    make().publish(queue, Message(b"crashy"))
+    make(queue_type=queue_type).publish(queue, Message(b"crashy"))
     counts = []
     for _ in range(2):
-        consumer = make(max_deliveries=2)
+        consumer = make(max_deliveries=2, queue_type=queue_type)
         counts.append(fetch_one(consumer, queue).delivery_count)
         consumer.close()  # dies holding it
     assert counts == [1, 2]
-    survivor = make(max_deliveries=2)
+    survivor = make(max_deliveries=2, queue_type=queue_type)
     assert survivor.fetch(queue, timeout=1.5) == []
     (dead,) = survivor.dead_letters(queue)
     assert dead.reason == MAX_DELIVERIES_REASON
