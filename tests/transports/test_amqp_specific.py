@@ -263,9 +263,10 @@ def test_cut_mid_publish_raises_connection_lost_and_retry_keeps_ids(
             except BaseException as exc:
                 errors.append(exc)
 
+        checker = make()
         thread = threading.Thread(target=publish)
         thread.start()
-        assert wait_until(lambda: make().size(queue) > 0 or not thread.is_alive(), 10)
+        assert wait_until(lambda: checker.size(queue) > 0 or not thread.is_alive(), 10)
         assert proxy.cut() > 0
         thread.join(30)
         assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
