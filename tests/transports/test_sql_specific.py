@@ -286,6 +286,8 @@ def test_prefixes_isolate_tables_and_schema_creation_races(url: str, queue: str)
         with engine.begin() as connection:
             for table in ("messages", "broadcasts"):
                 connection.execute(sa.text(f"DROP TABLE IF EXISTS {prefix}{table}"))
+            if engine.dialect.name == "postgresql":  # the notifying trigger's function
+                connection.execute(sa.text(f"DROP FUNCTION IF EXISTS {prefix}messages_ready()"))
         engine.dispose()
 
 
