@@ -91,16 +91,17 @@ def _known_id(delivery: Delivery) -> str | None:
 
 
 def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
-    """Dead-letter `delivery` with the reason; mark the task FAILURE when its id is known."""
+    """Dead-letter `delivery` with the reason, then mark the task FAILURE when its id is
+    known: whoever sees the FAILURE finds the dead letter already there."""
     reason = f"{type(problem).__name__}: {problem}"
     log.error("rejecting message %s: %s", delivery.message.id, reason)
+    delivery.nack(requeue=False, reason=reason)
     task_id = _known_id(delivery)
     if task_id is not None:
         try:
             store_failure(app, task_id, problem)
         except Exception:
             log.exception("could not mark task %s FAILURE", task_id)
-    delivery.nack(requeue=False, reason=reason)
 
 
 def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:

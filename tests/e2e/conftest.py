@@ -1,6 +1,6 @@
 """Real worker processes started through the CLI against real broker/backend URLs.
 
-`e2e_url` is parametrized: redis:// (broker and backend) and sqlite:/// files in a temp
+`urls` is parametrized: redis:// (broker and backend) and sqlite:/// files in a temp
 dir. Each (URL, pool) gets its own queue and its own worker process, stopped by PID with
 SIGTERM and a deadline.
 """
@@ -26,12 +26,35 @@ ROOT = Path(__file__).parents[2]
 CONVEYOR = [sys.executable, "-m", "conveyor.cli"]
 
 
-@pytest.fixture(scope="module", params=["redis", "sqlite"])
-def e2e_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
+@dataclass(frozen=True)
+class Urls:
+    broker: str
+    backend: str
+
+    def __str__(self) -> str:
+        return f"{self.broker} + {self.backend}"
+
+
+# The matrix: name -> (broker, backend), each a server fixture of conveyor.testing.plugin
+# ("redis_url", "amqp_url", ...) or "sqlite" for a file in a temp dir. Add rows here, e.g.
+# "amqp": ("amqp_url", "redis_url") or "zookeeper": ("zookeeper_url", "redis_url").
+MATRIX = {
+    "redis": ("redis_url", "redis_url"),
+    "sqlite": ("sqlite", "sqlite"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MATRIX))
+def urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Urls:
+    def resolve(source: str) -> str:
+        if source == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('e2e')}/conveyor.db"
+        url: str = request.getfixturevalue(source)
         return url
-    return f"sqlite:///{tmp_path_factory.mktemp('e2e')}/conveyor.db"
+
+    broker, backend = MATRIX[request.param]
+    broker_url = resolve(broker)
+    return Urls(broker_url, broker_url if backend == broker else resolve(backend))
 
 
 @dataclass
@@ -55,16 +78,16 @@ class WorkerProcess:
             raise AssertionError(f"worker did not stop in {timeout} s:\n{self.output()}") from None
 
 
-def worker_env(url: str) -> dict[str, str]:
+def worker_env(urls: Urls) -> dict[str, str]:
     return {
         **os.environ,
-        "CONVEYOR_BROKER_URL": url,
-        "CONVEYOR_RESULT_BACKEND": url,
+        "CONVEYOR_BROKER_URL": urls.broker,
+        "CONVEYOR_RESULT_BACKEND": urls.backend,
         "PYTHONPATH": str(ROOT),
     }
 
 
-def start_worker(url: str, queue: str, log: Path, *extra: str) -> WorkerProcess:
+def start_worker(urls: Urls, queue: str, log: Path, *extra: str) -> WorkerProcess:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -78,7 +101,7 @@ def start_worker(url: str, queue: str, log: Path, *extra: str) -> WorkerProcess:
                 *extra,
             ],
             cwd=ROOT,
-            env=worker_env(url),
+            env=worker_env(urls),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -90,42 +113,40 @@ def start_worker(url: str, queue: str, log: Path, *extra: str) -> WorkerProcess:
     return worker
 
 
-def client_app(url: str, queue: str) -> Conveyor:
-    """The e2e app in this process, pointed at `url` and `queue`."""
+def client_app(urls: Urls, queue: str) -> Conveyor:
+    """The e2e app in this process, pointed at `urls` and `queue`."""
     app = e2e_tasks.app
     app.close()
-    app.conf.broker_url = url
-    app.conf.result_backend = url
+    app.conf.broker_url = urls.broker
+    app.conf.result_backend = urls.backend
     app.conf.task_default_queue = queue
     return app
 
 
 def _module_worker(
-    e2e_url: str, tmp_path_factory: pytest.TempPathFactory, pool: str
+    urls: Urls, tmp_path_factory: pytest.TempPathFactory, pool: str
 ) -> Iterator[WorkerProcess]:
     queue = f"e2e_{uuid.uuid4().hex[:12]}"
     log = tmp_path_factory.mktemp("logs") / f"{pool}.log"
-    process = start_worker(e2e_url, queue, log, "-P", pool, "-c", "2")
+    process = start_worker(urls, queue, log, "-P", pool, "-c", "2")
     yield process
     assert process.stop() == 0, process.output()
 
 
 @pytest.fixture(scope="module")
-def worker(e2e_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+def worker(urls: Urls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """A thread-pool worker on its own queue, for the module."""
-    yield from _module_worker(e2e_url, tmp_path_factory, "threads")
+    yield from _module_worker(urls, tmp_path_factory, "threads")
 
 
 @pytest.fixture(scope="module")
-def process_worker(
-    e2e_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
+def process_worker(urls: Urls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     """A process-pool worker on its own queue, for the module."""
-    yield from _module_worker(e2e_url, tmp_path_factory, "processes")
+    yield from _module_worker(urls, tmp_path_factory, "processes")
 
 
 @pytest.fixture
-def app(worker: WorkerProcess, e2e_url: str) -> Iterator[Conveyor]:
-    application = client_app(e2e_url, worker.queue)
+def app(worker: WorkerProcess, urls: Urls) -> Iterator[Conveyor]:
+    application = client_app(urls, worker.queue)
     yield application
     application.close()

@@ -8,16 +8,19 @@ import sqlite3
 import struct
 import time
 import uuid
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import redis
 
 from conveyor import Conveyor
-from tests.e2e.conftest import WorkerProcess
+from tests.e2e.conftest import Urls, WorkerProcess
 
 
-def envelope(task_id: str, task: str, args: list[object]) -> bytes:
-    body = json.dumps({"v": 1, "id": task_id, "task": task, "args": args, "kwargs": {}})
+def task_body(task_id: str, task: str, args: list[object]) -> bytes:
+    return json.dumps({"v": 1, "id": task_id, "task": task, "args": args, "kwargs": {}}).encode()
+
+
+def envelope(body: bytes, task_id: str) -> bytes:
     meta = json.dumps(
         {
             "id": uuid.uuid4().hex,
@@ -30,39 +33,90 @@ def envelope(task_id: str, task: str, args: list[object]) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-    return b"CV1" + struct.pack(">I", len(meta)) + meta + body.encode()
+    return b"CV1" + struct.pack(">I", len(meta)) + meta + body
 
 
-def enqueue(url: str, queue: str, data: bytes) -> None:
-    if url.startswith("redis://"):
-        client = redis.Redis.from_url(url.split("?")[0])
-        try:
-            client.lpush(f"conveyor:{{{queue}}}:ready", b"1:" + data)
-        finally:
-            client.close()
-        return
+def _redis(url: str, queue: str, body: bytes, task_id: str) -> None:
+    client = redis.Redis.from_url(url.split("?")[0])
+    try:
+        client.lpush(f"conveyor:{{{queue}}}:ready", b"1:" + envelope(body, task_id))
+    finally:
+        client.close()
+
+
+def _sqlite(url: str, queue: str, body: bytes, task_id: str) -> None:
     path = urlsplit(url).path[1:]  # sqlite:///<path>: the path after the third slash
     with sqlite3.connect(path) as db:
         db.execute(
             "INSERT INTO conveyor_messages (queue, state, priority, due, deliveries, body) "
             "VALUES (?, 0, 0, (julianday('now') - 2440587.5) * 86400.0, 0, ?)",
-            (queue, data),
+            (queue, envelope(body, task_id)),
         )
 
 
-def test_hand_built_message_runs(app: Conveyor, worker: WorkerProcess, e2e_url: str) -> None:
+def _amqp(url: str, queue: str, body: bytes, task_id: str) -> None:
+    import pika
+
+    parts = urlsplit(url.split("?")[0])
+    vhost = unquote(parts.path[1:]) or "/"  # amqp://host/ and amqp://host// are vhost "/"
+    credentials = pika.PlainCredentials(parts.username or "guest", parts.password or "guest")
+    parameters = pika.ConnectionParameters(parts.hostname, parts.port or 5672, vhost, credentials)
+    connection = pika.BlockingConnection(parameters)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        properties = pika.BasicProperties(
+            delivery_mode=2,
+            content_type="application/json",
+            correlation_id=task_id,
+            message_id=uuid.uuid4().hex,
+        )
+        channel.basic_publish("", queue, body, properties)
+    finally:
+        connection.close()
+
+
+def _zookeeper(url: str, queue: str, body: bytes, task_id: str) -> None:
+    from kazoo.client import KazooClient
+
+    parts = urlsplit(url.split("?")[0])
+    root = parts.path.rstrip("/") or "/conveyor"
+    client = KazooClient(hosts=parts.netloc.replace(";", ","))
+    client.start(timeout=10)
+    try:
+        client.create(
+            f"{root}/queues/{queue}/e/m0_0_0_",
+            envelope(body, task_id),
+            sequence=True,
+            makepath=True,
+        )
+    finally:
+        client.stop()
+
+
+# docs/protocol.md, "Enqueueing from another language", one recipe per broker.
+RECIPES = {"redis": _redis, "sqlite": _sqlite, "amqp": _amqp, "zookeeper": _zookeeper}
+
+
+def enqueue(url: str, queue: str, body: bytes, task_id: str) -> None:
+    scheme = url.split("://", 1)[0]
+    assert scheme in RECIPES, f"no foreign-producer recipe for {scheme}:// in this test"
+    RECIPES[scheme](url, queue, body, task_id)
+
+
+def test_hand_built_message_runs(app: Conveyor, worker: WorkerProcess, urls: Urls) -> None:
     task_id = f"foreign-{uuid.uuid4()}"
-    enqueue(e2e_url, worker.queue, envelope(task_id, "tests.e2e.e2e_tasks.add", [20, 22]))
+    enqueue(
+        urls.broker, worker.queue, task_body(task_id, "tests.e2e.e2e_tasks.add", [20, 22]), task_id
+    )
     assert app.AsyncResult(task_id).get(timeout=20) == 42
 
 
 def test_hand_built_garbage_is_dead_lettered(
-    app: Conveyor, worker: WorkerProcess, e2e_url: str
+    app: Conveyor, worker: WorkerProcess, urls: Urls
 ) -> None:
     task_id = f"foreign-{uuid.uuid4()}"
-    data = envelope(task_id, "x", [])
-    garbage = data[: data.index(b'{"v"')] + b'{"v": 1, "task": 5}'
-    enqueue(e2e_url, worker.queue, garbage)
+    enqueue(urls.broker, worker.queue, b'{"v": 1, "task": 5}', task_id)
     result = app.AsyncResult(task_id)
     assert result.get(timeout=20, propagate=False) is not None
     assert result.failed()

@@ -17,7 +17,7 @@ from conveyor.core.errors import Unsupported
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import SIGNAL_REPEAT
 from tests.e2e import e2e_tasks
-from tests.e2e.conftest import WorkerProcess, client_app, start_worker
+from tests.e2e.conftest import Urls, WorkerProcess, client_app, start_worker
 
 TIMEOUT = 20.0
 
@@ -126,8 +126,8 @@ def test_unknown_task_name_is_dead_lettered(app: Conveyor, worker: WorkerProcess
     assert mine and "NotRegistered" in mine[0].reason
 
 
-def test_process_pool_add_and_time_limits(process_worker: WorkerProcess, e2e_url: str) -> None:
-    app = client_app(e2e_url, process_worker.queue)
+def test_process_pool_add_and_time_limits(process_worker: WorkerProcess, urls: Urls) -> None:
+    app = client_app(urls, process_worker.queue)
     try:
         assert e2e_tasks.add.delay(1, 2).get(timeout=TIMEOUT) == 3
         assert e2e_tasks.soft_limited.delay().get(timeout=TIMEOUT) == "soft limit handled"
@@ -140,10 +140,10 @@ def test_process_pool_add_and_time_limits(process_worker: WorkerProcess, e2e_url
         app.close()
 
 
-def test_sigterm_is_a_warm_shutdown(e2e_url: str, tmp_path: Path) -> None:
+def test_sigterm_is_a_warm_shutdown(urls: Urls, tmp_path: Path) -> None:
     queue = f"e2e_warm_{uuid.uuid4().hex[:12]}"
-    process = start_worker(e2e_url, queue, tmp_path / "warm.log", "-c", "1")
-    app = client_app(e2e_url, queue)
+    process = start_worker(urls, queue, tmp_path / "warm.log", "-c", "1")
+    app = client_app(urls, queue)
     try:
         running = e2e_tasks.sleep.delay(1.0)
         waiting = [e2e_tasks.add.delay(n, n) for n in range(3)]
@@ -157,10 +157,10 @@ def test_sigterm_is_a_warm_shutdown(e2e_url: str, tmp_path: Path) -> None:
         app.close()
 
 
-def test_second_sigterm_is_a_cold_shutdown(e2e_url: str, tmp_path: Path) -> None:
+def test_second_sigterm_is_a_cold_shutdown(urls: Urls, tmp_path: Path) -> None:
     queue = f"e2e_cold_{uuid.uuid4().hex[:12]}"
-    process = start_worker(e2e_url, queue, tmp_path / "cold.log", "-c", "1")
-    app = client_app(e2e_url, queue)
+    process = start_worker(urls, queue, tmp_path / "cold.log", "-c", "1")
+    app = client_app(urls, queue)
     try:
         running = e2e_tasks.sleep.delay(60.0)
         assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), TIMEOUT)
@@ -181,10 +181,8 @@ def test_second_sigterm_is_a_cold_shutdown(e2e_url: str, tmp_path: Path) -> None
         app.close()
 
 
-def test_revoke_terminate_kills_the_running_task(
-    process_worker: WorkerProcess, e2e_url: str
-) -> None:
-    app = client_app(e2e_url, process_worker.queue)
+def test_revoke_terminate_kills_the_running_task(process_worker: WorkerProcess, urls: Urls) -> None:
+    app = client_app(urls, process_worker.queue)
     try:
         if not app.transport.capabilities.broadcast:
             with pytest.raises(Unsupported):
@@ -204,9 +202,9 @@ def test_revoke_terminate_kills_the_running_task(
 
 
 def test_a_child_that_dies_mid_task_loses_nothing(
-    process_worker: WorkerProcess, e2e_url: str
+    process_worker: WorkerProcess, urls: Urls
 ) -> None:
-    app = client_app(e2e_url, process_worker.queue)
+    app = client_app(urls, process_worker.queue)
     try:
         assert e2e_tasks.crash_once.delay().get(timeout=TIMEOUT) == 2, "redelivered once"
         assert e2e_tasks.add.delay(3, 3).get(timeout=TIMEOUT) == 6
