@@ -38,12 +38,12 @@ class Inspect:
         self.app = app
         self.timeout = timeout
 
-    def _collect(self, command: str, **arguments: Any) -> dict[str, Any]:
+    def _collect(self, command: str) -> dict[str, Any]:
         transport = self.app.transport
         reply_to = f"_reply_{uuid.uuid4().hex}"
         subscription = transport.subscribe(reply_to)
         try:
-            transport.broadcast(CONTROL_CHANNEL, control_message(command, arguments, reply_to))
+            transport.broadcast(CONTROL_CHANNEL, control_message(command, {}, reply_to))
             replies: dict[str, Any] = {}
             deadline = time.monotonic() + self.timeout
             while (left := deadline - time.monotonic()) > 0:

@@ -539,3 +539,22 @@ def test_msgpack_when_accepted(app: Conveyor, start_worker: StartWorker) -> None
     start_worker()
     assert result.get(timeout=5) == {"bytes": "ok", "n": [1, 2]}
     assert echo.apply_async((1,), serializer="json").get(timeout=5) == 1
+
+
+def test_inspect_over_broadcast(app: Conveyor, start_worker: StartWorker) -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    @app.task
+    def hold() -> None:
+        running.set()
+        release.wait(5)
+
+    worker = start_worker()
+    assert wait_until(lambda: app.control.ping(timeout=0.2) == {worker.hostname: "pong"}, 5)
+    assert app.control.inspect().registered() == {worker.hostname: [hold.name]}
+    result = hold.delay()
+    assert running.wait(5)
+    (active,) = app.control.inspect().active()[worker.hostname]
+    assert (active["id"], active["name"]) == (result.id, hold.name)
+    release.set()
