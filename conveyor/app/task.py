@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.app import context
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
@@ -122,8 +122,9 @@ class Task:
         countdown: float | None = None,
         max_retries: int | None = None,
         **options: Any,
-    ) -> NoReturn:
-        """Send this task again after a broker-side delay and end this run with `Retry`.
+    ) -> Retry:
+        """Send this task again after a broker-side delay and end this run with `Retry`
+        (returned instead of raised with ``throw=False``; `options` go to `apply_async`).
 
         Past `max_retries` the given `exc` is raised (or MaxRetriesExceededError), which ends
         the task in FAILURE with that error.
@@ -138,26 +139,31 @@ class Task:
             )
         if countdown is None and eta is None:
             countdown = self.default_retry_delay
+        send: dict[str, Any] = {
+            "task_id": request.id,
+            "retries": request.retries + 1,
+            "countdown": countdown,
+            "eta": eta,
+            "expires": request.expires,
+            "root_id": request.root_id,
+            "parent_id": request.parent_id,
+            "link": request.callbacks or None,
+            "link_error": request.errbacks or None,
+            "queue": request.delivery_info.get("queue"),
+            "headers": request.headers,
+            "record_pending": False,
+        }
         self.app.send_task(
             self.name,
             request.args if args is None else args,
             request.kwargs if kwargs is None else kwargs,
             task=self,
-            task_id=request.id,
-            retries=request.retries + 1,
-            countdown=countdown,
-            eta=eta,
-            expires=request.expires,
-            root_id=request.root_id,
-            parent_id=request.parent_id,
-            link=request.callbacks or None,
-            link_error=request.errbacks or None,
-            queue=request.delivery_info.get("queue"),
-            headers=request.headers,
-            record_pending=False,
-            **options,
+            **{**send, **options},
         )
-        raise Retry(exc=exc, when=countdown or 0.0)
+        retry = Retry(exc=exc, when=countdown or 0.0)
+        if throw:
+            raise retry
+        return retry
 
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None
