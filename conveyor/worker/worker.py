@@ -134,6 +134,8 @@ class Worker:
         if not self.pool.join(self.shutdown_timeout):
             log.warning("tasks still running after %.0f s; stopping them", self.shutdown_timeout)
             self.pool.kill()
+            for work in self.pool.active():
+                work.give_back()
         self.app.close()
 
     def cold_stop(self) -> None:

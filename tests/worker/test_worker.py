@@ -558,3 +558,23 @@ def test_inspect_over_broadcast(app: Conveyor, start_worker: StartWorker) -> Non
     (active,) = app.control.inspect().active()[worker.hostname]
     assert (active["id"], active["name"]) == (result.id, hold.name)
     release.set()
+
+
+def test_warm_shutdown_timeout_returns_the_running_message(
+    app: Conveyor, start_worker: StartWorker
+) -> None:
+    running = threading.Event()
+    release = threading.Event()
+
+    @app.task
+    def stuck() -> None:
+        running.set()
+        release.wait(10)
+
+    worker = start_worker(concurrency=1, shutdown_timeout=0.2)
+    result = stuck.delay()
+    assert running.wait(5)
+    worker.stop()
+    assert not result.ready()
+    assert app.transport.size("default") == 1, "the unfinished message went back"
+    release.set()
