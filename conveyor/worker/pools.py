@@ -18,7 +18,7 @@ from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TaskRevokedError
 from conveyor.worker.execute import execute
 from conveyor.worker.request import Work
-from conveyor.worker.time_limits import raise_in_thread
+from conveyor.worker.time_limits import interrupt
 
 log = logging.getLogger("conveyor.worker")
 
@@ -69,8 +69,7 @@ class Pool(ABC):
         return False
 
     def _terminate_slot(self, slot: int) -> bool:
-        raise_in_thread(slot, TaskRevokedError)
-        return True
+        return interrupt(slot, TaskRevokedError)
 
     def _run_here(self, work: Work) -> str | BaseException:
         try:

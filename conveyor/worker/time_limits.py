@@ -1,11 +1,11 @@
-"""Time limits inside the thread that runs a task.
+"""Time limits, and revoke-with-terminate, inside the thread that runs a task.
 
 The soft limit raises SoftTimeLimitExceeded in the task so it can clean up. In a process
 pool child (the main thread) it is a SIGALRM timer and interrupts blocking calls too; in
 pool threads it is an asynchronous exception, raised at the task's next Python bytecode (a
 blocking C call finishes first). The hard limit kills the child process in the process pool
-(see pools.py); in threads, where nothing can be killed, it is raised like the soft one as
-TimeLimitExceeded, with the same caveat.
+(see processes.py); in threads, where nothing can be killed, it is raised like the soft one
+as TimeLimitExceeded, with the same caveat, and so is TaskRevokedError by `interrupt`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from conveyor.app.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from conveyor.app.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -42,7 +42,7 @@ def _alarm_limit(soft: float) -> Iterator[None]:
 
 
 class _Armed:
-    """The limits of one task run; `over` is set (under `_firing`) when the body ended."""
+    """One task run in one thread; `over` is set (under `_firing`) when the body ended."""
 
     def __init__(self, thread_id: int) -> None:
         self.thread_id = thread_id
@@ -55,12 +55,24 @@ class _Armed:
 
 
 _firing = threading.Lock()
-_LIMITS = (SoftTimeLimitExceeded, TimeLimitExceeded)
+_INTERRUPTS = (SoftTimeLimitExceeded, TimeLimitExceeded, TaskRevokedError)
+_runs: dict[int, _Armed] = {}  # thread id -> the run in that thread now
+
+
+def interrupt(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Raise `exc_type` in the task running in thread `thread_id` (revoke with terminate);
+    False when no task runs there. Never reaches the thread outside a task body."""
+    armed = _runs.get(thread_id)
+    if armed is None:
+        return False
+    armed.fire(exc_type)
+    return True
 
 
 @contextmanager
-def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
+def _thread_run(soft: float | None, hard: float | None) -> Iterator[None]:
     armed = _Armed(threading.get_ident())
+    _runs[armed.thread_id] = armed
     timers = [
         threading.Timer(seconds, armed.fire, (exc_type,))
         for seconds, exc_type in ((soft, SoftTimeLimitExceeded), (hard, TimeLimitExceeded))
@@ -72,16 +84,17 @@ def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
     try:
         yield
     finally:
-        # A limit that fired just as the body ended arrives here, asynchronously; catch it
+        # An interrupt fired just as the body ended arrives here, asynchronously; catch it
         # until the run is marked over, so it can never reach the thread's next task.
         while True:
             try:
                 with _firing:
                     armed.over = True
+                    _runs.pop(armed.thread_id, None)
                 for timer in timers:
                     timer.cancel()
                 break
-            except _LIMITS:
+            except _INTERRUPTS:
                 continue
 
 
@@ -89,16 +102,17 @@ def _thread_limits(soft: float | None, hard: float | None) -> Iterator[None]:
 def limits(
     soft: float | None, hard: float | None, *, hard_enforced_outside: bool
 ) -> Iterator[None]:
-    """Apply the limits to the body; `hard_enforced_outside` when a parent kills on `hard`."""
+    """Run the body under its limits, interruptible by `interrupt`.
+
+    `hard_enforced_outside` when a parent process kills on `hard` (process pool); there a
+    soft-only limit in the child's main thread is a SIGALRM timer.
+    """
     if hard_enforced_outside:
         hard = None
-    if not soft and not hard:
-        yield
-        return
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and soft and not hard and hasattr(signal, "setitimer"):
         with _alarm_limit(soft):
             yield
     else:
-        with _thread_limits(soft, hard):
+        with _thread_run(soft, hard):
             yield

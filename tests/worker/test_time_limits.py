@@ -58,3 +58,29 @@ def test_a_limit_never_outlives_its_run() -> None:
         _spin(0.3)
 
     assert _in_thread(quick_then_idle) == [None]
+
+
+def test_interrupt_reaches_only_a_running_task() -> None:
+    from conveyor.app.exceptions import TaskRevokedError
+    from conveyor.worker.time_limits import interrupt
+
+    inside = threading.Event()
+    outcome: list[str] = []
+
+    def body() -> None:
+        try:
+            with limits(None, None, hard_enforced_outside=False):
+                inside.set()
+                _spin(5)
+        except TaskRevokedError:
+            outcome.append("revoked")
+        assert not interrupt(threading.get_ident(), TaskRevokedError), "no task runs now"
+        _spin(0.1)
+        outcome.append("idle survived")
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    assert inside.wait(5)
+    assert interrupt(thread.ident or 0, TaskRevokedError)
+    thread.join(10)
+    assert outcome == ["revoked", "idle survived"]
