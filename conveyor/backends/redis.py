@@ -4,7 +4,8 @@ A record is one string key, ``conveyor-result:<task id>`` (long ids hashed), hol
 marker byte (``R`` for a ready state, ``N`` otherwise) and then the JSON record. The store
 script reads the marker, refuses to overwrite a ready record, SETs with a PX expiry and
 PUBLISHes the value on the task's channel, all in one atomic step. `wait` subscribes first,
-then reads, then listens, so no state written in between is missed; it never polls.
+then reads, then listens, so no state written in between is missed; it never polls. A
+result already ready is read first and returned without subscribing.
 
 Client retries are off (a retried INCRBY could count twice); idempotent reads and stores
 retry once here, on a fresh connection.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import redis
@@ -153,6 +154,12 @@ class RedisBackend(ResultBackend):
     ) -> ResultRecord:
         deadline = None if timeout is None else time.monotonic() + timeout
         watch = Watch(on_message)
+        # Most waits find the result already stored: one GET, no subscription. (An outage
+        # here is left to the subscribing loop below, which retries it.)
+        with suppress(BackendUnavailable):
+            record = self.get(task_id)
+            if record is not None and watch.saw(record):
+                return record
         failing_since: float | None = None
         subscribed: list[bool] = [False]
         pause = 0.05

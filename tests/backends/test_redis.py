@@ -59,6 +59,27 @@ def test_wait_is_pushed_not_polled(own_redis: LocalServer) -> None:
         backend.close()
 
 
+def test_wait_on_a_ready_result_reads_without_subscribing(own_redis: LocalServer) -> None:
+    backend: RedisBackend = create_backend(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        backend.store(ResultRecord("t", SUCCESS, result=1))
+        backend.get("t")  # the pooled connection is open
+
+        def count(command: str) -> int:
+            stats = admin.info("commandstats").get(f"cmdstat_{command}", {})
+            return int(stats.get("calls", 0))
+
+        subscribes = count("subscribe")
+        for _ in range(20):
+            assert backend.wait("t", timeout=1.0) == ResultRecord("t", SUCCESS, result=1)
+        assert count("subscribe") == subscribes
+        assert int(admin.info("stats")["total_connections_received"]) <= 3
+    finally:
+        admin.close()
+        backend.close()
+
+
 def test_wait_carries_on_across_a_server_restart(own_redis: LocalServer) -> None:
     waiter: RedisBackend = create_backend(own_redis.url)
     writer: RedisBackend = create_backend(own_redis.url)
