@@ -118,7 +118,6 @@ class AMQPTransport(Transport):
         self._unacked: dict[pika.channel.Channel, Unacked] = {}
         self._inbox = Inbox()
         self._admin_lock = threading.Lock()
-        self._local = threading.local()
         self._window_lock = threading.Lock()
         self._closes = 0
 
@@ -390,26 +389,22 @@ class AMQPTransport(Transport):
         return tag
 
     def ack(self, delivery: Delivery) -> None:
-        self._settle(self._held_tag(delivery))
+        self._send_acks([self._held_tag(delivery)])
 
-    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack `deliveries` with one hand-over to the I/O thread (each settled as by ack)."""
-        batch: list[Raw] = []
-        self._local.batch = batch
-        try:
-            for delivery in deliveries:
-                delivery.ack()
-        finally:
-            self._local.batch = None
-            if batch:  # also when one was already settled: the others still go
-                self._send_acks(batch)
-
-    def _settle(self, tag: Raw) -> None:
-        batch = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.append(tag)
-        else:
-            self._send_acks([tag])
+    def ack_batch(self, deliveries: list[Delivery]) -> None:
+        """One hand-over to the I/O thread; those whose channel is gone raise after it."""
+        tags: list[Raw] = []
+        lost: list[Delivery] = []
+        for delivery in deliveries:
+            try:
+                tags.append(self._held_tag(delivery))
+            except LeaseLost:
+                lost.append(delivery)
+        if tags:
+            self._send_acks(tags)
+        if lost:
+            ids = ", ".join(d.message.id for d in lost)
+            raise LeaseLost(f"messages {ids}: their channel is gone; the broker redelivers them")
 
     def _send_acks(self, tags: list[Raw]) -> None:
         """Ack on the delivering channel only: a tag is meaningless on any other."""
@@ -451,7 +446,7 @@ class AMQPTransport(Transport):
             properties, _ = codec.encode(message, previous=count, dead=(reason, time.time()))
         self._publish([("", routing_key, properties, message.body)], prepare)
         with contextlib.suppress(LeaseLost):  # the original comes back: a duplicate, not a loss
-            self._settle(tag)
+            self._send_acks([tag])
 
     # -- administration -------------------------------------------------------------
 

@@ -143,7 +143,6 @@ class SQLTransport(Transport):
         self._signal = LocalSignal()
         self._heartbeat: threading.Thread | None = None
         self._listener: Listener | None = None
-        self._batch = threading.local()
 
     def _after_fork_in_child(self) -> None:
         """Leave the parent's connections and claims to the parent (a worker's prefork
@@ -285,23 +284,12 @@ class SQLTransport(Transport):
     # -- settling ----------------------------------------------------------------------
 
     def ack(self, delivery: Delivery) -> None:
-        batch: list[Delivery] | None = getattr(self._batch, "acks", None)
-        if batch is None:
-            self._settle([delivery], self._sql.ack)
-        else:
-            batch.append(delivery)
+        self._settle([delivery], self._sql.ack)
 
-    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack `deliveries` in one statement per 500 (each is settled, as by `Delivery.ack`)."""
-        batch: list[Delivery] = []
-        self._batch.acks = batch
-        try:
-            for delivery in deliveries:
-                delivery.ack()  # settles it and lands in `batch`, through ack() above
-        finally:
-            self._batch.acks = None
-            for chunk in _chunks(batch, _ROWS_PER_STATEMENT):
-                self._settle(chunk, self._sql.ack)
+    def ack_batch(self, deliveries: list[Delivery]) -> None:
+        """One statement per 500 deliveries."""
+        for chunk in _chunks(deliveries, _ROWS_PER_STATEMENT):
+            self._settle(chunk, self._sql.ack)
 
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
         sql, one = self._sql, [delivery]

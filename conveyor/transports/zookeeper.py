@@ -157,7 +157,6 @@ class ZooKeeperTransport(Transport):
         self._views: dict[str, QueueView] = {}
         self._known: set[str] = set()
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._session.on_state_change(self._on_state_change)
 
     def _paths(self, queue: str) -> QueuePaths:
@@ -296,25 +295,10 @@ class ZooKeeperTransport(Transport):
             raise _lease_lost([delivery])
 
     def ack(self, delivery: Delivery) -> None:
-        batch: list[Delivery] | None = getattr(self._local, "batch", None)
-        if batch is not None:
-            batch.append(delivery)
-        else:
-            self._settle(delivery, _ack_ops)
+        self._settle(delivery, _ack_ops)
 
-    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack `deliveries` with pipelined transactions: one round trip for the batch."""
-        batch: list[Delivery] = []
-        self._local.batch = batch
-        try:
-            for delivery in deliveries:
-                delivery.ack()
-        finally:
-            self._local.batch = None
-            if batch:  # also when a delivery was already settled: the others still go
-                self._ack_now(batch)
-
-    def _ack_now(self, deliveries: list[Delivery]) -> None:
+    def ack_batch(self, deliveries: list[Delivery]) -> None:
+        """Pipelined transactions: one round trip for the batch."""
         session = self._session
         with translating(f"ack {len(deliveries)} messages"):
             current = session.await_session()
