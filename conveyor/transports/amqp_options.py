@@ -11,13 +11,11 @@ import pika
 
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.url import URL
-from conveyor.transports.base import TransportOptions
-
-_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+from conveyor.transports.tls import TLSOptions
 
 
 @dataclass
-class AMQPOptions(TransportOptions):
+class AMQPOptions(TLSOptions):
     """AMQP options (URL query).
 
     queue_type: "classic" or "quorum".
@@ -26,7 +24,7 @@ class AMQPOptions(TransportOptions):
     blocked_connection_timeout: seconds a publish may wait on a blocked connection.
     confirm_timeout: seconds to wait for a broker reply before ConnectionLost.
     connection_name: shown in the management UI and rabbitmqctl (default conveyor-<pid>).
-    ssl_*: TLS settings for ``amqps://`` (CA bundle, client certificate, verification).
+    ssl_*: TLS settings for ``amqps://`` (see `TLSOptions`).
     """
 
     queue_type: str = "classic"
@@ -35,10 +33,6 @@ class AMQPOptions(TransportOptions):
     blocked_connection_timeout: float = 30.0
     confirm_timeout: float = 30.0
     connection_name: str = ""
-    ssl_cert_reqs: str = "required"
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -48,21 +42,6 @@ class AMQPOptions(TransportOptions):
             raise ConfigurationError("max_priority must be between 0 and 255")
         if self.blocked_connection_timeout <= 0 or self.confirm_timeout <= 0:
             raise ConfigurationError("timeouts must be positive")
-        if self.ssl_cert_reqs not in _CERT_REQS:
-            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
-
-    def tls_context(self) -> ssl.SSLContext:
-        """The client TLS context; unreadable files fail here, before any I/O."""
-        try:
-            context = ssl.create_default_context(cafile=self.ssl_ca_certs)
-            if self.ssl_certfile:
-                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"cannot load the TLS files: {exc}") from None
-        if self.ssl_cert_reqs != "required":
-            context.check_hostname = False
-            context.verify_mode = _CERT_REQS[self.ssl_cert_reqs]
-        return context
 
 
 def connection_parameters(

@@ -23,8 +23,8 @@ from conveyor.core.errors import (
     InvalidURL,
 )
 from conveyor.core.url import URL, Host
-from conveyor.transports.base import TransportOptions
 from conveyor.transports.redis_scripts import SCRIPTS
+from conveyor.transports.tls import TLSOptions
 
 T = TypeVar("T")
 DEFAULT_PORT = 6379
@@ -34,29 +34,22 @@ _AUTH_ERRORS = (
     redis.exceptions.AuthorizationError,
     redis.exceptions.NoPermissionError,
 )
-_CERT_REQS = ("required", "optional", "none")
 
 
 @dataclass
-class RedisOptions(TransportOptions):
+class RedisOptions(TLSOptions):
     """Redis options on top of the common ones.
 
     socket_timeout: seconds a reply may take before the connection counts as lost.
-    ssl_*: TLS settings for ``rediss://`` (CA bundle, client certificate, verification).
+    ssl_*: TLS settings for ``rediss://`` (see `TLSOptions`).
     """
 
     socket_timeout: float = 10.0
-    ssl_cert_reqs: str = "required"
-    ssl_ca_certs: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
 
     def validate(self) -> None:
         super().validate()
         if self.socket_timeout < MIN_SOCKET_TIMEOUT:
             raise ConfigurationError(f"socket_timeout must be at least {MIN_SOCKET_TIMEOUT} s")
-        if self.ssl_cert_reqs not in _CERT_REQS:
-            raise ConfigurationError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
 
 
 class RedisLink:
