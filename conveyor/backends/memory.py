@@ -21,6 +21,7 @@ from conveyor.backends.base import (
     ResultTimeout,
     Watch,
 )
+from conveyor.core.inprocess import PerName
 from conveyor.core.url import URL
 
 _SWEEP_EVERY = 1.0  # seconds between sweeps of expired entries
@@ -51,14 +52,7 @@ class _Store:
             del self.counters[key]
 
 
-_stores: dict[str, _Store] = {}
-_stores_lock = threading.Lock()
-
-
-def _store_for(url: URL) -> _Store:
-    name = url.host.name if url.host else url.path.strip("/") or "default"
-    with _stores_lock:
-        return _stores.setdefault(name, _Store())
+_store_for = PerName(_Store)
 
 
 class MemoryBackend(ResultBackend):

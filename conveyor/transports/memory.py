@@ -18,6 +18,7 @@ from queue import Empty, SimpleQueue
 
 from conveyor.core import envelope
 from conveyor.core.errors import LeaseLost
+from conveyor.core.inprocess import PerName
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
@@ -76,14 +77,7 @@ class _Broker:
         self.lock.notify_all()
 
 
-_brokers: dict[str, _Broker] = {}
-_brokers_lock = threading.Lock()
-
-
-def _broker_for(url: URL) -> _Broker:
-    name = url.host.name if url.host else url.path.strip("/") or "default"
-    with _brokers_lock:
-        return _brokers.setdefault(name, _Broker())
+_broker_for = PerName(_Broker)
 
 
 class _MemorySubscription(Subscription):
