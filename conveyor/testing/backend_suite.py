@@ -43,11 +43,10 @@ from conveyor.backends.base import (
 from conveyor.backends.errors import RemoteError, ResultTooLarge, rebuild_exception
 from conveyor.core.errors import AuthenticationFailed, BackendUnavailable
 from conveyor.core.registry import create_backend
-from conveyor.core.url import URL
 from conveyor.testing.suite_support import (
     FAULTS,
     WRONG_PASSWORD,
-    closing_factory,
+    closing_builder,
     faulty_url,
     not_applicable,
 )
@@ -83,12 +82,8 @@ class BackendContract:
 
     @pytest.fixture
     def make_backend(self, backend_url: str) -> Iterator[MakeBackend]:
-        def build(url: str | URL | None = None, **options: Any) -> ResultBackend:
-            options = {"result_expires": 60.0, "poll_interval": 0.05, **options}
-            backend: ResultBackend = create_backend(url or backend_url, **options)
-            return backend
-
-        with closing_factory(build) as make:
+        defaults = {"result_expires": 60.0, "poll_interval": 0.05}
+        with closing_builder(create_backend, ResultBackend, backend_url, **defaults) as make:
             yield make
 
     @pytest.fixture

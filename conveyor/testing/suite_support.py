@@ -3,6 +3,7 @@
 * `not_applicable`: how a clause reports a capability the target declares it lacks.
 * `faulty_url`: the three bad connections every networked target must report in time.
 * `closing_factory`: build targets during a test and close them all at its end.
+* `closing_builder`: the same for `create(url, **options)` with a default URL and options.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -62,3 +63,22 @@ def closing_factory(build: Callable[..., C]) -> Iterator[Callable[..., C]]:
         for target in reversed(made):
             with contextlib.suppress(ConveyorError):
                 target.close()
+
+
+@contextlib.contextmanager
+def closing_builder(
+    create: Callable[..., object], kind: type, url: str | URL, **defaults: object
+) -> Iterator[Callable[..., Any]]:
+    """A `closing_factory` of ``make(url=None, **options)``: `create` on `url` (or the one
+    given) with `defaults` under the given options, checked to be a `kind`.
+
+    `kind` may be abstract (Transport), so the result is typed by the caller's fixture.
+    """
+
+    def build(other: str | URL | None = None, **options: object) -> Any:
+        target = create(other or url, **{**defaults, **options})
+        assert isinstance(target, kind), f"{target!r} is not a {kind.__name__}"
+        return target
+
+    with closing_factory(build) as make:
+        yield make

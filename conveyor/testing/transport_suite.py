@@ -40,12 +40,12 @@ from conveyor.core.names import RULES
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
-from conveyor.core.url import URL, Host, parse_url
+from conveyor.core.url import Host, parse_url
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.suite_support import (
     FAULTS,
     WRONG_PASSWORD,
-    closing_factory,
+    closing_builder,
     faulty_url,
     not_applicable,
 )
@@ -85,12 +85,8 @@ class TransportContract:
 
     @pytest.fixture
     def make_transport(self, broker_url: str) -> Iterator[MakeTransport]:
-        def build(url: str | URL | None = None, **options: object) -> Transport:
-            options = {"lease_timeout": LEASE, "max_deliveries": MAX_DELIVERIES, **options}
-            transport: Transport = create_transport(url or broker_url, **options)
-            return transport
-
-        with closing_factory(build) as make:
+        defaults = {"lease_timeout": LEASE, "max_deliveries": MAX_DELIVERIES}
+        with closing_builder(create_transport, Transport, broker_url, **defaults) as make:
             yield make
 
     @pytest.fixture

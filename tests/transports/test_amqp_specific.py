@@ -43,7 +43,7 @@ from conveyor.testing.servers import (
     port_open,
     rabbitmq_command,
 )
-from conveyor.testing.suite_support import closing_factory
+from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_topology as topology
@@ -57,12 +57,8 @@ Make = Callable[..., AMQPTransport]
 
 @pytest.fixture
 def make(amqp_url: str) -> Iterator[Make]:
-    def build(url: str | None = None, **options: object) -> AMQPTransport:
-        options = {"lease_timeout": 2.0, "max_deliveries": 3, **options}
-        transport: AMQPTransport = create_transport(url or amqp_url, **options)
-        return transport
-
-    with closing_factory(build) as made:
+    defaults = {"lease_timeout": 2.0, "max_deliveries": 3}
+    with closing_builder(create_transport, AMQPTransport, amqp_url, **defaults) as made:
         yield made
 
 

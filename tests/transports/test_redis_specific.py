@@ -6,7 +6,6 @@ names; the fault tests start their own redis-server and kill it by PID.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import shutil
 import subprocess
@@ -27,14 +26,14 @@ from conveyor.core.errors import (
     AuthenticationFailed,
     BrokerUnavailable,
     ConfigurationError,
-    ConveyorError,
     LeaseLost,
 )
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
-from conveyor.core.url import URL, Host, parse_url
+from conveyor.core.url import Host, parse_url
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.servers import free_port, port_open
+from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 from conveyor.transports.redis import RedisTransport
@@ -46,19 +45,9 @@ MakeTransport = Callable[..., RedisTransport]
 
 @pytest.fixture
 def make_transport(redis_url: str) -> Iterator[MakeTransport]:
-    made: list[RedisTransport] = []
-
-    def make(url: str | URL | None = None, **options: object) -> RedisTransport:
-        options = {"lease_timeout": 1.0, "max_deliveries": 3, **options}
-        transport = create_transport(url or redis_url, **options)
-        assert isinstance(transport, RedisTransport)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        with contextlib.suppress(ConveyorError):
-            transport.close()
+    defaults = {"lease_timeout": 1.0, "max_deliveries": 3}
+    with closing_builder(create_transport, RedisTransport, redis_url, **defaults) as make:
+        yield make
 
 
 @pytest.fixture

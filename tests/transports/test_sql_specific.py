@@ -6,7 +6,6 @@ test); tests that need their own tables use a unique prefix and drop only those 
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import shutil
@@ -28,13 +27,13 @@ from conveyor.core.errors import (
     BrokerUnavailable,
     ConfigurationError,
     ConnectionLost,
-    ConveyorError,
     LeaseLost,
 )
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
 from conveyor.testing.servers import free_port, port_open
+from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
 from conveyor.transports.sql import SQLTransport
@@ -57,17 +56,8 @@ def queue() -> str:
 
 @pytest.fixture
 def make(url: str) -> Iterator[MakeTransport]:
-    made: list[Transport] = []
-
-    def factory(**options: object) -> Transport:
-        transport = create_transport(url, **options)
-        made.append(transport)
-        return transport
-
-    yield factory
-    for transport in made:
-        with contextlib.suppress(ConveyorError):
-            transport.close()
+    with closing_builder(create_transport, Transport, url) as factory:
+        yield factory
 
 
 def raw_engine(url: str) -> sa.Engine:

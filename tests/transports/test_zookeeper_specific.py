@@ -7,7 +7,6 @@ flushed; lost sessions come from a paused consumer process or the standard expir
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +25,6 @@ from conveyor.core.envelope import packed_size
 from conveyor.core.errors import (
     AuthenticationFailed,
     BrokerUnavailable,
-    ConveyorError,
     InvalidURL,
     LeaseLost,
     MessageTooLarge,
@@ -34,6 +32,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import URL, Host, parse_url
+from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 from conveyor.transports.zookeeper import (
@@ -73,19 +72,9 @@ def base_url(zookeeper_url: str) -> Iterator[URL]:
 
 @pytest.fixture
 def make_transport(base_url: URL) -> Iterator[MakeTransport]:
-    made: list[ZooKeeperTransport] = []
-
-    def make(url: URL | None = None, **options: object) -> ZooKeeperTransport:
-        options = {"lease_timeout": LEASE, "max_deliveries": 3, **options}
-        transport = create_transport(url or base_url, **options)
-        assert isinstance(transport, ZooKeeperTransport)
-        made.append(transport)
-        return transport
-
-    yield make
-    for transport in made:
-        with contextlib.suppress(ConveyorError):
-            transport.close()
+    defaults = {"lease_timeout": LEASE, "max_deliveries": 3}
+    with closing_builder(create_transport, ZooKeeperTransport, base_url, **defaults) as make:
+        yield make
 
 
 @pytest.fixture
