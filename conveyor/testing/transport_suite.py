@@ -68,6 +68,15 @@ def fetch_n(transport: Transport, queue: str, n: int, timeout: float = 10.0) -> 
     return got
 
 
+def fetch_after_delay(transport: Transport, queue: str, since: float, delay: float) -> Delivery:
+    """The one delivery due `delay` s after `since`: none until 0.5 s before, then within 1 s."""
+    assert transport.fetch(queue, timeout=delay - 0.5) == []
+    (delivery,) = fetch_n(transport, queue, 1, timeout=delay + 1.0)
+    arrived = time.monotonic() - since
+    assert delay - 0.05 <= arrived <= delay + 1.0, f"arrived after {arrived:.2f} s"
+    return delivery
+
+
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
     return [d.message.body for d in deliveries]
 
@@ -213,10 +222,7 @@ class TransportContract:
         (first,) = fetch_n(transport, queue, 1)
         nacked_at = time.monotonic()
         first.nack(requeue=True, delay=2.0)
-        assert transport.fetch(queue, timeout=1.5) == []
-        (second,) = fetch_n(transport, queue, 1, timeout=3.0)
-        arrived = time.monotonic() - nacked_at
-        assert 2.0 - 0.05 <= arrived <= 3.0, f"arrived after {arrived:.2f} s"
+        second = fetch_after_delay(transport, queue, nacked_at, 2.0)
         assert second.delivery_count == 2
         second.ack()
 
@@ -268,10 +274,7 @@ class TransportContract:
     def test_delayed_publish(self, transport: Transport, queue: str) -> None:
         published = time.monotonic()
         transport.publish(queue, Message(b"delayed"), delay=2.0)
-        assert transport.fetch(queue, timeout=1.5) == []
-        (delivery,) = fetch_n(transport, queue, 1, timeout=3.0)
-        arrived = time.monotonic() - published
-        assert 2.0 - 0.05 <= arrived <= 3.0, f"arrived after {arrived:.2f} s"
+        delivery = fetch_after_delay(transport, queue, published, 2.0)
         assert delivery.delivery_count == 1
         delivery.ack()
 
