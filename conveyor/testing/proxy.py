@@ -10,6 +10,10 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+from conveyor.core.url import URL, Host, parse_url
 
 
 class TCPProxy:
@@ -78,3 +82,16 @@ class TCPProxy:
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()
+
+
+@contextlib.contextmanager
+def proxy_in_front_of(url: str | URL) -> Iterator[tuple[TCPProxy, URL]]:
+    """A proxy to `url`'s first host and `url` leading through it; the proxy closes on exit."""
+    parsed = parse_url(url)
+    if parsed.host is None or parsed.host.port is None:
+        raise ValueError(f"{parsed} names no host and port to put a proxy in front of")
+    proxy = TCPProxy(parsed.host.name, parsed.host.port)
+    try:
+        yield proxy, replace(parsed, hosts=(Host("127.0.0.1", proxy.port),))
+    finally:
+        proxy.close()

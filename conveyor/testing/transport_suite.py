@@ -23,7 +23,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -40,8 +39,8 @@ from conveyor.core.names import RULES
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
-from conveyor.core.url import Host, parse_url
-from conveyor.testing.proxy import TCPProxy
+from conveyor.core.url import parse_url
+from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.suite_support import (
     FAULTS,
     WRONG_PASSWORD,
@@ -550,14 +549,11 @@ class TransportContract:
     def test_connection_cut(
         self, make_transport: MakeTransport, broker_url: str, queue: str
     ) -> None:
-        url = parse_url(broker_url)
         probe = make_transport()
         if not (probe.capabilities.networked and probe.capabilities.connection_cut):
             not_applicable("the transport does not declare surviving cut connections")
-        assert url.host is not None and url.host.port is not None
-        proxy = TCPProxy(url.host.name, url.host.port)
-        try:
-            proxied = make_transport(replace(url, hosts=(Host("127.0.0.1", proxy.port),)))
+        with proxy_in_front_of(broker_url) as (proxy, through):
+            proxied = make_transport(through)
             producer = Producer(proxied, Backoff(budget=30))
             sent = numbered(40)
             acked: list[str] = []
@@ -579,8 +575,6 @@ class TransportContract:
                 except BrokerUnavailable:
                     time.sleep(0.2)  # reconnecting: the next fetch retries
             assert set(acked) == {m.id for m in sent}
-        finally:
-            proxy.close()
 
 
 _HOLDER = f"""

@@ -34,8 +34,8 @@ from conveyor.core.message import Delivery, Message
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
-from conveyor.core.url import Host, parse_url
-from conveyor.testing.proxy import TCPProxy
+from conveyor.core.url import parse_url
+from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.servers import (
     RABBITMQ_SERVER,
     LocalServer,
@@ -244,11 +244,8 @@ def test_recovers_when_its_connection_is_closed_by_the_broker(
 def test_cut_mid_publish_raises_connection_lost_and_retry_keeps_ids(
     make: Make, amqp_url: str, queue: str
 ) -> None:
-    url = parse_url(amqp_url)
-    assert url.host is not None and url.host.port is not None
-    proxy = TCPProxy(url.host.name, url.host.port)
-    try:
-        proxied = make(replace(url, hosts=(Host("127.0.0.1", proxy.port),)).unredacted())
+    with proxy_in_front_of(amqp_url) as (proxy, through):
+        proxied = make(through.unredacted())
         proxied.size(queue)  # connected before the clock starts
         sent = [Message(b"x" * 512) for _ in range(20_000)]
         errors: list[BaseException] = []
@@ -267,8 +264,6 @@ def test_cut_mid_publish_raises_connection_lost_and_retry_keeps_ids(
         thread.join(30)
         assert len(errors) == 1 and isinstance(errors[0], ConnectionLost), errors
         Producer(proxied, Backoff(budget=20)).publish_many(queue, sent)  # the same ids again
-    finally:
-        proxy.close()
     reader = make()
     ids = set()
     while len(ids) < len(sent):

@@ -31,7 +31,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import Host, parse_url
-from conveyor.testing.proxy import TCPProxy
+from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
@@ -193,13 +193,8 @@ def test_reaper_requeues_with_count_raised_and_buries_past_max(
 def test_heartbeat_survives_a_cut_connection(
     make_transport: MakeTransport, redis_url: str, queue: str
 ) -> None:
-    url = parse_url(redis_url)
-    assert url.host is not None and url.host.port is not None
-    proxy = TCPProxy(url.host.name, url.host.port)
-    try:
-        holder = make_transport(
-            replace(url, hosts=(Host("127.0.0.1", proxy.port),)), lease_timeout=0.9
-        )
+    with proxy_in_front_of(redis_url) as (proxy, through):
+        holder = make_transport(through, lease_timeout=0.9)
         other = make_transport(lease_timeout=0.9)
         holder.publish(queue, Message(b"held through cuts"))
         (held,) = fetch_n(holder, queue, 1)
@@ -209,8 +204,6 @@ def test_heartbeat_survives_a_cut_connection(
             assert other.fetch(queue, timeout=0.3) == []
         held.ack()
         assert other.fetch(queue, timeout=1.5) == []
-    finally:
-        proxy.close()
 
 
 def test_strays_of_a_lost_reply_come_back_on_the_next_fetch(
