@@ -241,6 +241,30 @@ def test_recovers_when_its_connection_is_closed_by_the_broker(
     assert transport.fetch(queue, timeout=0.5) == []
 
 
+def test_ack_many_acks_the_live_and_names_those_whose_channel_is_gone(
+    make: Make, queue: str, rabbitmqctl: Callable[..., str]
+) -> None:
+    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
+    transport = make(connection_name=name)
+    producer = Producer(transport, Backoff(budget=20))
+    producer.publish(queue, Message(b"stale"))
+    stale = fetch_one(transport, queue)
+    for pid in connection_pids(rabbitmqctl, name):
+        rabbitmqctl("close_connection", pid, "closed by test_amqp_specific")
+    assert wait_until(lambda: not transport._links["consume"].alive, 10)  # type: ignore[union-attr]
+    producer.publish(queue, Message(b"fresh"))
+    got = {d.message.body: d for d in (fetch_one(transport, queue), fetch_one(transport, queue))}
+    assert sorted(got) == [b"fresh", b"stale"]
+    with pytest.raises(LeaseLost) as info:
+        transport.ack_many([stale, got[b"fresh"]])
+    assert stale.message.id in str(info.value)
+    assert got[b"fresh"].message.id not in str(info.value)
+    assert stale.settled and got[b"fresh"].settled
+    got[b"stale"].ack()
+    transport.close()  # what was not acked would come back now
+    assert make().fetch(queue, timeout=1.0) == []
+
+
 def test_cut_mid_publish_raises_connection_lost_and_retry_keeps_ids(
     make: Make, amqp_url: str, queue: str
 ) -> None:
