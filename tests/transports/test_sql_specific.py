@@ -32,6 +32,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
+from conveyor.testing.frozen import frozen_consumer
 from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
@@ -385,56 +386,23 @@ def test_frozen_consumer_loses_its_lease(url: str, queue: str) -> None:
     transport = create_transport(url, lease_timeout=1.0)
     try:
         transport.publish(queue, Message(b"slow"))
-        child = run_python(_FROZEN, url, queue, stdin=subprocess.PIPE)
-        assert child.stdout is not None and child.stdin is not None
-        try:
-            assert child.stdout.readline().strip() == "held 1"
-            os.kill(child.pid, signal.SIGSTOP)
-            stopped = time.monotonic()
+        with frozen_consumer(url, queue, lease_timeout=1.0) as child:
+            assert child.held == 1
             (taken,) = transport.fetch(queue, timeout=10.0)
-            assert time.monotonic() - stopped < 4.0
+            assert time.monotonic() - child.frozen_at < 4.0
             assert taken.delivery_count == 2
-            os.kill(child.pid, signal.SIGCONT)
-            child.stdin.write("ack\n")
-            child.stdin.flush()
-            assert child.stdout.readline().strip() == "LeaseLost"
+            assert child.wake_and_ack() == "LeaseLost"
             taken.ack()
-        finally:
-            os.kill(child.pid, signal.SIGCONT)
-            child.kill()
-            child.wait(10)
     finally:
         transport.close()
-
-
-_FROZEN = """
-import sys
-from conveyor.core.errors import LeaseLost
-from conveyor.core.registry import create_transport
-url, queue = sys.argv[1:]
-transport = create_transport(url, lease_timeout=1.0)
-(delivery,) = transport.fetch(queue, timeout=10.0)
-print("held", delivery.delivery_count, flush=True)
-sys.stdin.readline()
-try:
-    delivery.ack()
-    print("acked", flush=True)
-except LeaseLost:
-    print("LeaseLost", flush=True)
-"""
 
 
 def test_dead_consumer_at_max_deliveries_is_dead_lettered(url: str, queue: str) -> None:
     transport = create_transport(url, lease_timeout=1.0, max_deliveries=1)
     try:
         transport.publish(queue, Message(b"poison"))
-        child = run_python(_FROZEN, url, queue, stdin=subprocess.PIPE)
-        assert child.stdout is not None
-        try:
-            assert child.stdout.readline().strip() == "held 1"
-        finally:
-            child.kill()
-            child.wait(10)
+        with frozen_consumer(url, queue, lease_timeout=1.0) as child:
+            assert child.held == 1
         assert transport.fetch(queue, timeout=3.0) == []  # reaped into the dead letters
         assert wait_until(lambda: len(transport.dead_letters(queue)) == 1, 5.0)
         (dead,) = transport.dead_letters(queue)

@@ -7,10 +7,6 @@ flushed; lost sessions come from a paused consumer process or the standard expir
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,6 +28,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import URL, Host, parse_url
+from conveyor.testing.frozen import frozen_consumer
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON
@@ -95,24 +92,6 @@ def fetch_one(transport: ZooKeeperTransport, queue: str, timeout: float = 10.0) 
 # -- leases are sessions ---------------------------------------------------------------
 
 
-_PAUSED_CONSUMER = """
-import sys
-from conveyor.core.errors import LeaseLost
-from conveyor.core.registry import create_transport
-transport = create_transport(sys.argv[1], lease_timeout=float(sys.argv[3]))
-held = []
-while not held:
-    held = transport.fetch(sys.argv[2], timeout=5.0)
-print("held", held[0].delivery_count, flush=True)
-sys.stdin.readline()
-try:
-    held[0].ack()
-    print("acked", flush=True)
-except LeaseLost:
-    print("lease lost", flush=True)
-"""
-
-
 def test_a_paused_consumer_loses_its_session_and_its_late_ack_is_refused(
     make_transport: MakeTransport, base_url: URL, queue: str
 ) -> None:
@@ -120,29 +99,14 @@ def test_a_paused_consumer_loses_its_session_and_its_late_ack_is_refused(
     the message to another consumer, count raised; when it wakes, its ack is refused."""
     other = make_transport()
     other.publish(queue, Message(b"work"))
-    child = subprocess.Popen(
-        [sys.executable, "-c", _PAUSED_CONSUMER, base_url.unredacted(), queue, str(LEASE)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        assert child.stdout.readline().strip() == "held 1"
-        os.kill(child.pid, signal.SIGSTOP)
-        paused_at = time.monotonic()
+    with frozen_consumer(base_url, queue, LEASE) as child:
+        assert child.held == 1
         again = fetch_one(other, queue, timeout=LEASE + 5)
-        assert time.monotonic() - paused_at < LEASE + 3
+        assert time.monotonic() - child.frozen_at < LEASE + 3
         assert again.delivery_count == 2
-        os.kill(child.pid, signal.SIGCONT)
-        child.stdin.write("ack\n")
-        child.stdin.flush()
-        assert child.stdout.readline().strip() == "lease lost"
+        assert child.wake_and_ack() == "LeaseLost"
         again.ack()
         assert other.fetch(queue, timeout=0.5) == []
-    finally:
-        child.kill()
-        child.wait(10)
 
 
 def _expire_session(transport: ZooKeeperTransport, base_url: URL) -> None:
