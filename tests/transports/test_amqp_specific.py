@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -217,9 +218,11 @@ def test_quorum_delivery_counts(make: Make, amqp_url: str, queue: str) -> None:
 # -- connections ---------------------------------------------------------------------
 
 
-def test_recovers_when_its_connection_is_closed_by_the_broker(
+def held_across_a_broker_close(
     make: Make, queue: str, rabbitmqctl: Callable[..., str]
-) -> None:
+) -> tuple[AMQPTransport, Producer, Delivery]:
+    """A transport and its producer, and the message b"before" that the transport held when
+    the broker closed both its connections."""
     name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
     transport = make(connection_name=name)
     producer = Producer(transport, Backoff(budget=20))
@@ -230,6 +233,13 @@ def test_recovers_when_its_connection_is_closed_by_the_broker(
     for pid in pids:
         rabbitmqctl("close_connection", pid, "closed by test_amqp_specific")
     assert wait_until(lambda: not transport._links["consume"].alive, 10)  # type: ignore[union-attr]
+    return transport, producer, held
+
+
+def test_recovers_when_its_connection_is_closed_by_the_broker(
+    make: Make, queue: str, rabbitmqctl: Callable[..., str]
+) -> None:
+    transport, producer, held = held_across_a_broker_close(make, queue, rabbitmqctl)
     with pytest.raises(LeaseLost):
         held.ack()  # its channel is gone: never sent on a new one
     producer.publish(queue, Message(b"after"))
@@ -244,23 +254,16 @@ def test_recovers_when_its_connection_is_closed_by_the_broker(
 def test_ack_many_acks_the_live_and_names_those_whose_channel_is_gone(
     make: Make, queue: str, rabbitmqctl: Callable[..., str]
 ) -> None:
-    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
-    transport = make(connection_name=name)
-    producer = Producer(transport, Backoff(budget=20))
-    producer.publish(queue, Message(b"stale"))
-    stale = fetch_one(transport, queue)
-    for pid in connection_pids(rabbitmqctl, name):
-        rabbitmqctl("close_connection", pid, "closed by test_amqp_specific")
-    assert wait_until(lambda: not transport._links["consume"].alive, 10)  # type: ignore[union-attr]
-    producer.publish(queue, Message(b"fresh"))
+    transport, producer, stale = held_across_a_broker_close(make, queue, rabbitmqctl)
+    producer.publish(queue, Message(b"after"))
     got = {d.message.body: d for d in (fetch_one(transport, queue), fetch_one(transport, queue))}
-    assert sorted(got) == [b"fresh", b"stale"]
+    assert sorted(got) == [b"after", b"before"]
     with pytest.raises(LeaseLost) as info:
-        transport.ack_many([stale, got[b"fresh"]])
+        transport.ack_many([stale, got[b"after"]])
     assert stale.message.id in str(info.value)
-    assert got[b"fresh"].message.id not in str(info.value)
-    assert stale.settled and got[b"fresh"].settled
-    got[b"stale"].ack()
+    assert got[b"after"].message.id not in str(info.value)
+    assert stale.settled and got[b"after"].settled
+    got[b"before"].ack()
     transport.close()  # what was not acked would come back now
     assert make().fetch(queue, timeout=1.0) == []
 
@@ -745,3 +748,45 @@ def test_a_subscription_whose_connection_is_closed_raises(
             subscription.get(timeout=10.0)
     finally:
         subscription.close()
+
+
+# -- dead letters across processes ---------------------------------------------------------
+
+
+def _exit_right_after(amqp_url: str, name: str, call: str) -> str:
+    """Run `transport.<call>` in a child that leaves with os._exit as soon as it returns,
+    as a CLI command may; the broker returns whatever the child still held unsettled."""
+    code = (
+        "import os, sys\n"
+        "from conveyor.core.registry import create_transport\n"
+        f"transport = create_transport({amqp_url!r}, connection_name={name!r})\n"
+        f"print(transport.{call}, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_dead_letters_browsed_and_replayed_by_exiting_processes_move_once(
+    make: Make, amqp_url: str, queue: str, rabbitmqctl: Callable[..., str]
+) -> None:
+    """`conveyor dead list`, `queues`, then `dead replay`, each its own short-lived process:
+    the replay's ack of the original used to be handed to the I/O thread and lost on exit,
+    so the original came back next to its replayed copy."""
+    transport = make()
+    transport.publish_many(queue, [Message(b"%d" % i) for i in range(3)])
+    ids = set()
+    for _ in range(3):
+        delivery = fetch_one(transport, queue)
+        delivery.nack(requeue=False, reason="test")
+        ids.add(delivery.message.id)
+    name = f"conveyor-test-{uuid.uuid4().hex[:8]}"
+    listed = _exit_right_after(amqp_url, name, f"dead_letters({queue!r})")
+    assert listed.count("DeadLetter(") == 3
+    assert _exit_right_after(amqp_url, name, f"replay_dead_letters({queue!r})") == "3"
+    assert wait_until(lambda: not connection_pids(rabbitmqctl, f"{name}:"), 10)
+    assert transport.dead_letters(queue) == [], "an original came back to the dead letters"
+    replayed = [fetch_one(transport, queue) for _ in range(3)]
+    assert {d.message.id for d in replayed} == ids
+    assert transport.fetch(queue, timeout=0.5) == []
