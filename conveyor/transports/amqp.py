@@ -506,7 +506,9 @@ class AMQPTransport(Transport):
         return list(self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout))
 
     def _release(self, acked: list[Raw], returned: list[Raw]) -> None:
-        self._link(PUBLISH).later(deadletters.release(acked, returned))
+        """Settle a browse and wait for the broker (the caller may exit right after)."""
+        work = deadletters.release(acked, returned)
+        self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout)
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)
@@ -535,7 +537,8 @@ class AMQPTransport(Transport):
             if items:
                 self._publish(items, partial(self._ensure_queue, queue))
         except BaseException:
-            self._release([], raws)
+            with contextlib.suppress(ConveyorError):  # unsettled, they return with the link
+                self._release([], raws)
             raise
         self._release(chosen, kept)
         return len(chosen)

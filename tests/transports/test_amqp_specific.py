@@ -776,7 +776,7 @@ def test_dead_letters_browsed_and_replayed_by_exiting_processes_move_once(
     so the original came back next to its replayed copy."""
     transport = make()
     transport.publish_many(queue, [Message(b"%d" % i) for i in range(3)])
-    ids = set()
+    ids: set[str] = set()
     for _ in range(3):
         delivery = fetch_one(transport, queue)
         delivery.nack(requeue=False, reason="test")
