@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
@@ -139,6 +139,14 @@ class ResultBackend(ABC):
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
         return {task_id: self.get(task_id) for task_id in task_ids}
+
+    def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
+        """`store` each record, in order; what `store` returned for each.
+
+        Each store is atomic on its own, not the batch as a whole. Backends override this
+        to save round trips. An error may leave the records before it stored.
+        """
+        return [self.store(record) for record in records]
 
     @abstractmethod
     def wait(

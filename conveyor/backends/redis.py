@@ -14,12 +14,13 @@ retry once here, on a fresh connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from conveyor.backends.base import (
@@ -114,14 +115,39 @@ class RedisBackend(ResultBackend):
 
     # -- the contract ----------------------------------------------------------------
 
-    def store(self, record: ResultRecord) -> bool:
+    def _store_args(self, record: ResultRecord) -> tuple[str, list[bytes | str | int]]:
+        """The store script's KEYS[1] and ARGV, encoded and size-checked."""
         record, data = self.encode(record)
-        value = marked(record, data)
         ttl_ms = round(self.options.result_expires * 1000)
-        task_id = record.task_id
-        keys = [_key(RESULT_PREFIX, task_id)]
-        args: list[bytes | str | int] = [value, ttl_ms, _key(CHANNEL_PREFIX, task_id)]
-        return bool(self._idempotent("store", lambda: self._store_script(keys=keys, args=args)))
+        channel = _key(CHANNEL_PREFIX, record.task_id)
+        return _key(RESULT_PREFIX, record.task_id), [marked(record, data), ttl_ms, channel]
+
+    def store(self, record: ResultRecord) -> bool:
+        key, args = self._store_args(record)
+        return bool(self._idempotent("store", lambda: self._store_script(keys=[key], args=args)))
+
+    def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
+        """Every record encoded first (an EncodeError stores nothing), then one pipeline of
+        script calls: one round trip."""
+        calls = [self._store_args(record) for record in records]
+        if not calls:
+            return []
+        sha = self._store_script.sha
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for key, args in calls:
+                pipe.evalsha(sha, 1, key, *args)
+            return pipe.execute()
+
+        def run_loaded() -> list[Any]:
+            try:
+                return run()
+            except NoScriptError:  # a restarted or flushed server: load it, once
+                self._client.script_load(_STORE)
+                return run()
+
+        return [bool(reply) for reply in self._idempotent("store_many", run_loaded)]
 
     def get(self, task_id: str) -> ResultRecord | None:
         key = _key(RESULT_PREFIX, task_id)

@@ -20,7 +20,9 @@ class Consumer:
 
     At most `prefetch` deliveries are held unsettled at once: when the limit is reached the
     consumer waits for an ack or nack before fetching again. The callback (or whoever it
-    hands the delivery to, on any thread) must settle every delivery.
+    hands the delivery to, on any thread) must settle every delivery. `on_batch`, if
+    given, sees each fetched batch first (to look its messages up in one round trip); it
+    must not raise.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class Consumer:
         prefetch: int = 10,
         poll_timeout: float = 1.0,
         backoff: Backoff | None = None,
+        on_batch: Callable[[list[Delivery]], None] | None = None,
     ) -> None:
         if prefetch < 1:
             raise ValueError("prefetch must be at least 1")
@@ -41,6 +44,7 @@ class Consumer:
         self.prefetch = prefetch
         self.poll_timeout = poll_timeout
         self.backoff = backoff or Backoff()
+        self.on_batch = on_batch
         self._held = 0
         self._room = threading.Condition()
         self._stop = threading.Event()
@@ -74,6 +78,8 @@ class Consumer:
         deliveries = self.transport.fetch(queue, max_messages=room, timeout=timeout)
         with self._room:
             self._held += len(deliveries)
+        if self.on_batch is not None and deliveries:
+            self.on_batch(deliveries)
         for delivery in deliveries:
             delivery.on_settle(self._settled)
             self.callback(delivery)

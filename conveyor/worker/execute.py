@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from conveyor.app.exceptions import Retry
 from conveyor.app.protocol import TaskMessage
 from conveyor.app.signature import Signature
 from conveyor.app.task import Task
+from conveyor.backends.base import ResultRecord
 from conveyor.worker import results
 from conveyor.worker.retries import autoretry, wants_autoretry
 from conveyor.worker.time_limits import limits
@@ -29,6 +31,17 @@ class Job:
     delivery_info: dict[str, Any] = field(default_factory=dict)
     delivery_count: int = 1
     headers: dict[str, Any] = field(default_factory=dict)
+    #: The stored state read for a batch of deliveries (results.Checked), if any.
+    checked: results.Checked | None = None
+
+
+@dataclass
+class Stored:
+    """A success whose record the caller stores (in a batch with others), then calls
+    `after` for what follows the store: the log line, on_success, the links, after_return."""
+
+    record: ResultRecord
+    after: Callable[[], str]
 
 
 @dataclass
@@ -109,15 +122,27 @@ def make_context(job: Job, hostname: str) -> context.Context:
     )
 
 
-def execute(app: Conveyor, job: Job, hostname: str, *, hard_limit_outside: bool = False) -> str:
+def execute(
+    app: Conveyor,
+    job: Job,
+    hostname: str,
+    *,
+    hard_limit_outside: bool = False,
+    defer_success: bool = False,
+) -> str | Stored:
     """Run `job` and return its final state. Backend or broker errors propagate (the caller
-    then returns the message to the queue); task errors never do."""
+    then returns the message to the queue); task errors never do.
+
+    With `defer_success`, a success whose record encodes is not stored here: a `Stored`
+    is returned and the caller stores the record, then calls its `after`.
+    """
     msg = job.message
     task = app.get_task(msg.task)
     keep = not msg.ignore_result
     if keep:
         track = bool(_setting(task, "track_started", app, "task_track_started"))
-        forbidden = results.claim(app, msg.id, track, {"hostname": hostname, "pid": os.getpid()})
+        meta = {"hostname": hostname, "pid": os.getpid()}
+        forbidden = results.claim(app, msg.id, track, meta, job.checked)
         if forbidden is not None:
             log.info("task %s[%s] is %s already; not running it", msg.task, msg.id, forbidden)
             return forbidden
@@ -148,15 +173,24 @@ def execute(app: Conveyor, job: Job, hostname: str, *, hard_limit_outside: bool 
     except Exception as exc:
         state, retval, einfo = states.FAILURE, exc, _failed(app, task, msg, args, exc, store=keep)
     else:
-        state = states.SUCCESS
-        problem = results.store_success(app, msg.id, retval, msg.parent_id) if keep else None
-        if problem is not None:
-            # Already stored as FAILURE by store_success.
-            state, retval = states.FAILURE, problem
-            einfo = _failed(app, task, msg, args, problem, store=False)
-        else:
+
+        def succeeded() -> str:
             log.info("task %s[%s] succeeded", msg.task, msg.id)
             _hook(task, "on_success", retval, msg.id, args, kwargs)
             _send_links(app, msg.callbacks, retval, msg)
+            _hook(task, "after_return", states.SUCCESS, retval, msg.id, args, kwargs, None)
+            return states.SUCCESS
+
+        if not keep:
+            return succeeded()
+        record = results.success_record(msg.id, retval, msg.parent_id)
+        if defer_success and results.encodes(record):
+            return Stored(record, succeeded)
+        problem = results.store_success(app, record)
+        if problem is None:
+            return succeeded()
+        # Already stored as FAILURE by store_success.
+        state, retval = states.FAILURE, problem
+        einfo = _failed(app, task, msg, args, problem, store=False)
     _hook(task, "after_return", state, retval, msg.id, args, kwargs, einfo)
     return state

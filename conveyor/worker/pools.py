@@ -16,8 +16,9 @@ from abc import ABC, abstractmethod
 
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TaskRevokedError
-from conveyor.worker.execute import execute
+from conveyor.worker.execute import Stored, execute
 from conveyor.worker.request import Work
+from conveyor.worker.settle import QUICK, Settlements
 from conveyor.worker.time_limits import interrupt
 
 log = logging.getLogger("conveyor.worker")
@@ -32,6 +33,8 @@ class Pool(ABC):
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._unstarted: list[Work] = []
+        #: The last run time of each task name, seconds.
+        self.durations: dict[str, float] = {}
 
     def start(self) -> None:
         """Start threads or children; called once before the first `submit`."""
@@ -71,13 +74,14 @@ class Pool(ABC):
     def _terminate_slot(self, slot: int) -> bool:
         return interrupt(slot, TaskRevokedError)
 
-    def _run_here(self, work: Work) -> str | BaseException:
+    def _run_here(self, work: Work) -> str | Stored | BaseException:
         try:
-            return execute(self.app, work.job, self.hostname)
+            return execute(self.app, work.job, self.hostname, defer_success=True)
         except Exception as exc:
             return exc
 
-    def _process(self, slot: int, work: Work) -> None:
+    def _process(self, slot: int, work: Work, batch: Settlements | None = None) -> None:
+        """Run `work`; a success to store goes into `batch` (settled at once without one)."""
         with self._lock:
             if self._closing.is_set():
                 self._unstarted.append(work)
@@ -85,15 +89,28 @@ class Pool(ABC):
             self._active[slot] = work
         try:
             work.begin()
-            work.finish(self.run(slot, work))
+            started = time.monotonic()
+            outcome = self.run(slot, work)
+            self.durations[work.job.message.task] = time.monotonic() - started
+            if isinstance(outcome, Stored):
+                settlements = batch or Settlements(self.app)
+                settlements.add(work, outcome)
+                if batch is None:
+                    settlements.flush()
+            else:
+                work.finish(outcome)
         except Exception:
             log.exception("settling task %s failed", work.task_id)
         finally:
             with self._lock:
                 self._active.pop(slot, None)
 
-    def run(self, slot: int, work: Work) -> str | BaseException:
+    def run(self, slot: int, work: Work) -> str | Stored | BaseException:
         return self._run_here(work)
+
+    def quick(self, work: Work) -> bool:
+        """Whether `work`'s task ran in under QUICK seconds last time."""
+        return self.durations.get(work.job.message.task, QUICK) < QUICK
 
 
 class SoloPool(Pool):
@@ -132,9 +149,22 @@ class ThreadPool(Pool):
             self._threads.append(thread)
 
     def _loop(self, number: int) -> None:
+        """Run work from the queue; successes are stored and acked in batches while more
+        quick work waits (see Settlements), and as soon as the queue is empty."""
         slot = self.slot_id(number)
-        while (work := self._queue.get()) is not None:
-            self._process(slot, work)
+        batch = Settlements(self.app)
+        while True:
+            try:
+                work = self._queue.get_nowait()
+            except queue.Empty:
+                batch.flush()
+                work = self._queue.get()
+            if work is None:
+                break
+            if not (batch.has_room() and self.quick(work)):
+                batch.flush()
+            self._process(slot, work, batch)
+        batch.flush()
 
     def slot_id(self, number: int) -> int:
         """The key of slot `number` in the active table (a thread ident for threads)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from conveyor.app import states
@@ -13,6 +15,9 @@ from conveyor.backends.errors import describe_exception
 from conveyor.core.errors import EncodeError
 
 log = logging.getLogger("conveyor.worker")
+# How old a batch's state check may be when its task starts. A revoke stored later than
+# that before the start is not seen (the message was in flight to the slot anyway).
+CHECK_FRESH_FOR = 0.05
 
 
 def traceback_text(exc: BaseException) -> str:
@@ -34,18 +39,28 @@ def store_failure(
     )
 
 
-def store_success(
-    app: Conveyor, task_id: str, retval: Any, parent_id: str | None
-) -> BaseException | None:
-    """Store SUCCESS; a return value the backend cannot encode is stored as a FAILURE
-    (EncodeError), which is returned so the caller reports the task as failed."""
-    record = ResultRecord(
+def success_record(task_id: str, retval: Any, parent_id: str | None) -> ResultRecord:
+    return ResultRecord(
         task_id, states.SUCCESS, result=retval, parent_id=parent_id, date_done=now()
     )
+
+
+def encodes(record: ResultRecord) -> bool:
+    """Whether `record` encodes (so a batched store of it cannot fail on its value)."""
+    try:
+        record.to_bytes()
+    except EncodeError:
+        return False
+    return True
+
+
+def store_success(app: Conveyor, record: ResultRecord) -> BaseException | None:
+    """Store a SUCCESS record; a return value the backend cannot encode is stored as a
+    FAILURE (EncodeError), which is returned so the caller reports the task as failed."""
     try:
         app.backend.store(record)
     except EncodeError as exc:
-        store_failure(app, task_id, exc, parent_id)
+        store_failure(app, record.task_id, exc, record.parent_id)
         return exc
     return None
 
@@ -64,13 +79,44 @@ def store_retry(
     )
 
 
-def claim(app: Conveyor, task_id: str, track_started: bool, meta: dict[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class Checked:
+    """A task's ready state (None: not ready or unknown) as read at monotonic time `at`,
+    for a whole fetched batch in one `get_many`."""
+
+    state: str | None
+    at: float
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.at < CHECK_FRESH_FOR
+
+
+def check_many(app: Conveyor, task_ids: list[str]) -> dict[str, Checked]:
+    """Read the ready states of `task_ids` in one round trip."""
+    at = time.monotonic()
+    records = app.backend.get_many(task_ids)
+    return {
+        task_id: Checked(record.state if record is not None and record.ready else None, at)
+        for task_id, record in records.items()
+    }
+
+
+def claim(
+    app: Conveyor,
+    task_id: str,
+    track_started: bool,
+    meta: dict[str, Any],
+    checked: Checked | None = None,
+) -> str | None:
     """Check the stored state before running: the ready state that forbids a run
     (REVOKED, or a finished duplicate delivery), else None. With `track_started` the
-    check is the STARTED write itself, so it costs no extra round trip."""
+    check is the STARTED write itself, so it costs no extra round trip; without it, a
+    state read for the delivery's batch less than CHECK_FRESH_FOR seconds ago is used."""
     backend = app.backend
     if track_started and backend.store(ResultRecord(task_id, states.STARTED, meta=meta)):
         return None
+    if not track_started and checked is not None and checked.fresh():
+        return checked.state
     record = backend.get(task_id)
     if record is not None and record.ready:
         return record.state

@@ -20,7 +20,7 @@ from conveyor.app.base import Conveyor
 from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
 from conveyor.core.message import Delivery
-from conveyor.worker import request
+from conveyor.worker import request, results
 from conveyor.worker.control import ControlListener
 from conveyor.worker.pools import create_pool
 
@@ -61,13 +61,28 @@ class Worker:
         )
         self.pool = create_pool(self.pool_kind, app, self.hostname, self.concurrency, app_path)
         self.consumer = Consumer(
-            app.transport, self.queues, self.on_delivery, prefetch=self.prefetch
+            app.transport,
+            self.queues,
+            self.on_delivery,
+            prefetch=self.prefetch,
+            on_batch=self.on_batch,
         )
+        self._checked: dict[str, results.Checked] = {}
         self.control = ControlListener(app, self.hostname, self.pool)
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
     # -- the hot path ------------------------------------------------------------------
+
+    def on_batch(self, deliveries: list[Delivery]) -> None:
+        """Read the stored states of a fetched batch in one round trip, for the revoked and
+        duplicate check before each task runs (results.claim)."""
+        ids = [d.message.correlation_id for d in deliveries if d.message.correlation_id]
+        try:
+            self._checked = results.check_many(self.app, ids) if ids else {}
+        except Exception as exc:
+            self._checked = {}  # each task reads its own state instead
+            log.warning("reading the states of %d tasks failed: %s", len(ids), exc)
 
     def on_delivery(self, delivery: Delivery) -> None:
         """Check a delivery and hand it to the pool; never raises (poison never crashes)."""
@@ -88,6 +103,7 @@ class Worker:
             request.reject(self.app, delivery, problem)
             return
         message = job.message
+        job.checked = self._checked.pop(message.id, None)
         now = time.time()
         if message.expires is not None and parse_time(message.expires) <= now:
             request.expire(self.app, delivery, job)

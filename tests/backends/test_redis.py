@@ -80,6 +80,38 @@ def test_wait_on_a_ready_result_reads_without_subscribing(own_redis: LocalServer
         backend.close()
 
 
+def test_store_many_keeps_the_first_ready_state_with_no_extra_commands(
+    own_redis: LocalServer,
+) -> None:
+    backend: RedisBackend = create_backend(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        backend.store(ResultRecord("done", SUCCESS, result="first"))
+        admin.script_flush()  # the script is loaded again on the first NOSCRIPT
+        records = [
+            ResultRecord("a", SUCCESS, result=1),
+            ResultRecord("done", SUCCESS, result="second"),
+            ResultRecord("b", STARTED),
+        ]
+        assert backend.store_many(records) == [True, False, True]
+        assert backend.get("done") == ResultRecord("done", SUCCESS, result="first")
+        assert backend.get_many(["a", "b"]) == {"a": records[0], "b": records[2]}
+
+        def calls(command: str) -> int:
+            stats = admin.info("commandstats").get(f"cmdstat_{command}", {})
+            return int(stats.get("calls", 0))
+
+        more = [ResultRecord(f"m{i}", SUCCESS, result=i) for i in range(50)]
+        evalsha, script = calls("evalsha"), calls("script|exists") + calls("script")
+        assert backend.store_many(more) == [True] * 50
+        assert calls("evalsha") - evalsha == 50
+        assert calls("script|exists") + calls("script") == script  # no per-batch check
+        assert backend.store_many([]) == []
+    finally:
+        admin.close()
+        backend.close()
+
+
 def test_wait_carries_on_across_a_server_restart(own_redis: LocalServer) -> None:
     waiter: RedisBackend = create_backend(own_redis.url)
     writer: RedisBackend = create_backend(own_redis.url)
