@@ -5,7 +5,8 @@ marker byte (``R`` for a ready state, ``N`` otherwise) and then the JSON record.
 script reads the marker, refuses to overwrite a ready record, SETs with a PX expiry and
 PUBLISHes the value on the task's channel, all in one atomic step. `wait` subscribes first,
 then reads, then listens, so no state written in between is missed; it never polls. A
-result already ready is read first and returned without subscribing.
+result already ready is read first and returned without subscribing, and subscription
+connections are kept for later waits rather than opened for each.
 
 Client retries are off (a retried INCRBY could count twice); idempotent reads and stores
 retry once here, on a fresh connection.
@@ -13,6 +14,7 @@ retry once here, on a fresh connection.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.client import PubSub
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
@@ -48,6 +51,7 @@ RESULT_PREFIX = "conveyor-result:"
 CHANNEL_PREFIX = "conveyor-result-events:"
 COUNTER_PREFIX = "conveyor-counter:"
 _MAX_KEY = 1024
+_IDLE_PUBSUBS = 8  # subscription connections kept open for later waits
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _AUTH_REPLIES = ("WRONGPASS", "NOAUTH", "invalid password", "invalid username-password")
 
@@ -89,6 +93,8 @@ class RedisBackend(ResultBackend):
             health_check_interval=30,
         )
         self._store_script = self._client.register_script(_STORE)
+        self._idle_lock = threading.Lock()
+        self._idle_pubsubs: list[PubSub] = []
 
     # -- errors ----------------------------------------------------------------------
 
@@ -214,23 +220,49 @@ class RedisBackend(ResultBackend):
         timeout: float | None,
         subscribed: list[bool],
     ) -> ResultRecord:
-        pubsub = self._client.pubsub()
+        channel = _key(CHANNEL_PREFIX, task_id).encode(errors="surrogatepass")
+        pubsub = self._take_pubsub()
+        done = False
         try:
-            pubsub.subscribe(_key(CHANNEL_PREFIX, task_id))
+            pubsub.subscribe(channel)
             # Wait for the confirmation: only then is every later PUBLISH sure to reach us.
-            while not self._confirmed(pubsub.get_message(timeout=self._slice(deadline))):
+            message = pubsub.get_message(timeout=self._slice(deadline))
+            while not self._about(message, "subscribe", channel):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise ResultTimeout(task_id, timeout)
+                message = pubsub.get_message(timeout=self._slice(deadline))
             subscribed[0] = True
             record = self.get(task_id)
             while record is None or not watch.saw(record):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise ResultTimeout(task_id, timeout)
                 message = pubsub.get_message(timeout=self._slice(deadline))
-                record = self._record_of(message)
+                record = (
+                    unmarked(message["data"]) if self._about(message, "message", channel) else None
+                )
+            done = True
             return record
         finally:
-            pubsub.close()
+            self._give_back_pubsub(pubsub, channel, done)
+
+    def _take_pubsub(self) -> PubSub:
+        """An idle subscription connection, or a new one."""
+        with self._idle_lock:
+            if self._idle_pubsubs:
+                return self._idle_pubsubs.pop()
+        return self._client.pubsub()
+
+    def _give_back_pubsub(self, pubsub: PubSub, channel: bytes, reusable: bool) -> None:
+        """Keep a connection that ended cleanly for the next `wait` (its messages about
+        other channels are skipped there); close one that failed or timed out."""
+        if reusable:
+            with suppress(redis.RedisError, OSError):
+                pubsub.unsubscribe(channel)
+                with self._idle_lock:
+                    if len(self._idle_pubsubs) < _IDLE_PUBSUBS:
+                        self._idle_pubsubs.append(pubsub)
+                        return
+        pubsub.close()
 
     @staticmethod
     def _slice(deadline: float | None) -> float:
@@ -238,15 +270,14 @@ class RedisBackend(ResultBackend):
         return 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
 
     @staticmethod
-    def _confirmed(message: dict[str, Any] | None) -> bool:
-        return message is not None and message.get("type") == "subscribe"
-
-    @staticmethod
-    def _record_of(message: dict[str, Any] | None) -> ResultRecord | None:
-        if message is None or message.get("type") != "message":
-            return None
-        return unmarked(message["data"])
+    def _about(message: dict[str, Any] | None, kind: str, channel: bytes) -> bool:
+        """Whether `message` is of `kind` on `channel` (not left over from an earlier wait)."""
+        return message is not None and message["type"] == kind and message["channel"] == channel
 
     def close(self) -> None:
+        with self._idle_lock:
+            idle, self._idle_pubsubs = self._idle_pubsubs, []
         with self._errors("close"):
+            for pubsub in idle:
+                pubsub.close()
             self._client.close()

@@ -80,6 +80,44 @@ def test_wait_on_a_ready_result_reads_without_subscribing(own_redis: LocalServer
         backend.close()
 
 
+def test_waits_reuse_one_subscription_connection(own_redis: LocalServer) -> None:
+    waiter: RedisBackend = create_backend(own_redis.url)
+    writer: RedisBackend = create_backend(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    watcher = redis.Redis.from_url(own_redis.url)
+
+    def connections() -> int:
+        return int(admin.info("stats")["total_connections_received"])
+
+    def subscribers(task_id: str) -> int:
+        return int(watcher.pubsub_numsub(CHANNEL_PREFIX + task_id)[0][1])
+
+    try:
+        waiter.get("warm-up")
+        writer.get("warm-up")
+        subscribers("warm-up")
+        before = connections()
+        for number in range(10):
+            task_id = f"t{number}"
+            waiter.store(ResultRecord(task_id, PENDING))
+
+            def finish(task_id: str = task_id) -> None:
+                assert wait_until(lambda: subscribers(task_id) == 1, 5)
+                writer.store(ResultRecord(task_id, SUCCESS, result=task_id))
+
+            thread = threading.Thread(target=finish)
+            thread.start()
+            assert waiter.wait(task_id, timeout=5) == ResultRecord(task_id, SUCCESS, result=task_id)
+            thread.join(5)
+        assert connections() - before == 1, "one subscription connection for the ten waits"
+        assert [subscribers(f"t{number}") for number in range(10)] == [0] * 10
+    finally:
+        watcher.close()
+        admin.close()
+        waiter.close()
+        writer.close()
+
+
 def test_store_many_keeps_the_first_ready_state_with_no_extra_commands(
     own_redis: LocalServer,
 ) -> None:
