@@ -220,7 +220,9 @@ class Conveyor:
 
         countdown/eta become the broker-side delay; `expires` is seconds from now, a datetime
         or an ISO 8601 string. An argument that cannot be encoded raises EncodeError and
-        nothing is sent or stored.
+        nothing is sent or stored. The PENDING record and the publish may overlap
+        (ResultBackend.store_during): a backend error raised after the message went out
+        leaves the task to run, like a lost publisher confirm.
         """
         conf = self.conf
         sent_at = time.time()
@@ -260,11 +262,19 @@ class Conveyor:
             body, self.serializer, codec=codec, priority=priority or 0, headers=headers
         )
         store_pending = record_pending and not ignore_result
-        if store_pending:
-            self.backend.store(ResultRecord(task_id, states.PENDING, parent_id=parent_id))
         delay = 0.0 if due is None else max(0.0, due - sent_at)
-        try:
+
+        def publish() -> None:
             self.producer.publish(queue, message, delay=delay)
+
+        try:
+            if store_pending:
+                # The PENDING write and the publish overlap where the backend can (both are
+                # done when this returns); a ready state stored first is never replaced.
+                pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
+                self.backend.store_during(pending, publish)
+            else:
+                publish()
         except BaseException:
             if store_pending:
                 self.backend.forget(task_id)

@@ -148,6 +148,17 @@ class ResultBackend(ABC):
         """
         return [self.store(record) for record in records]
 
+    def store_during(self, record: ResultRecord, action: Callable[[], T]) -> T:
+        """`store(record)` and `action()`, both finished when this returns; `action`'s value.
+
+        The default stores first. A backend may send the store, run `action`, then wait for
+        the store's reply, so that the two round trips overlap: then a store that fails
+        raises after `action` ran (the caller cannot tell it from a lost reply). A record
+        that cannot be encoded raises before either starts.
+        """
+        self.store(record)
+        return action()
+
     @abstractmethod
     def wait(
         self, task_id: str, timeout: float | None, on_message: OnMessage | None = None

@@ -118,6 +118,33 @@ def test_waits_reuse_one_subscription_connection(own_redis: LocalServer) -> None
         writer.close()
 
 
+def test_store_during_overlaps_the_store_with_the_action(own_redis: LocalServer) -> None:
+    backend: RedisBackend = create_backend(own_redis.url)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        backend.store(ResultRecord("warm-up", PENDING))
+        seen: list[object] = []
+        # The store is sent before the action runs, and read back after it.
+        assert backend.store_during(ResultRecord("a", PENDING), lambda: seen.append(1)) is None
+        assert seen == [1] and backend.get("a") == ResultRecord("a", PENDING)
+        # A ready record is never replaced; the action still runs.
+        backend.store(ResultRecord("done", SUCCESS, result=1))
+        assert backend.store_during(ResultRecord("done", PENDING), lambda: "value") == "value"
+        assert backend.get("done") == ResultRecord("done", SUCCESS, result=1)
+        # The script missing from the server: stored all the same.
+        admin.script_flush()
+        assert backend.store_during(ResultRecord("b", PENDING), lambda: 2) == 2
+        assert backend.get("b") == ResultRecord("b", PENDING)
+        # The action's error is raised once the store has finished.
+        with pytest.raises(KeyError):
+            backend.store_during(ResultRecord("c", PENDING), lambda: {}["missing"])
+        assert admin.exists(RESULT_PREFIX + "c")
+        assert backend.get("a") == ResultRecord("a", PENDING)  # the connection is usable
+    finally:
+        admin.close()
+        backend.close()
+
+
 def test_store_many_keeps_the_first_ready_state_with_no_extra_commands(
     own_redis: LocalServer,
 ) -> None:
