@@ -19,7 +19,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any, ClassVar, TypeVar
 
 from conveyor.backends.errors import ResultTooLarge, describe_exception
@@ -34,6 +34,12 @@ FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
 T = TypeVar("T")
+
+
+def _dataclass_dict(value: Any) -> dict[str, Any]:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 @dataclass
@@ -60,8 +66,12 @@ class ResultRecord:
         return self.state in READY_STATES
 
     def to_bytes(self) -> bytes:
+        # The fields as they are (asdict would deep-copy the result first); a dataclass
+        # inside the result still becomes a dict, as asdict made it.
         try:
-            text = json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(
+                vars(self), separators=(",", ":"), ensure_ascii=False, default=_dataclass_dict
+            )
             return text.encode()
         except (TypeError, ValueError) as exc:
             raise EncodeError(f"result of task {self.task_id!r} is not JSON: {exc}") from None
