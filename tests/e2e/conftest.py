@@ -1,8 +1,9 @@
 """Real worker processes started through the CLI against real broker/backend URLs.
 
-`urls` is parametrized: redis:// (broker and backend) and sqlite:/// files in a temp
-dir. Each (URL, pool) gets its own queue and its own worker process, stopped by PID with
-SIGTERM and a deadline.
+`urls` is parametrized over `MATRIX`: every transport but memory:// (which cannot cross
+processes) as the broker, and every result backend at least once. Each (URL, pool) gets its
+own queue and its own worker process, stopped by PID with SIGTERM and a deadline; the queue
+(with its dead letters) is deleted afterwards, since the servers are shared.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor
+from conveyor.core.registry import create_transport
 from conveyor.testing.waiting import wait_until
 from tests.e2e import e2e_tasks
 
@@ -36,11 +38,16 @@ class Urls:
 
 
 # The matrix: name -> (broker, backend), each a server fixture of conveyor.testing.plugin
-# ("redis_url", "amqp_url", ...) or "sqlite" for a file in a temp dir. Add rows here, e.g.
-# "amqp": ("amqp_url", "redis_url") or "zookeeper": ("zookeeper_url", "redis_url").
+# ("redis_url", "amqp_url", ...) or "sqlite" for a file in a temp dir. Every transport is a
+# broker once; every result backend (redis, memcached, sqlite, postgresql, mysql) serves at
+# least one row. Every row runs every scenario: the whole matrix takes about 3 to 4 minutes.
 MATRIX = {
     "redis": ("redis_url", "redis_url"),
+    "amqp": ("amqp_url", "memcached_url"),
+    "zookeeper": ("zookeeper_url", "postgres_url"),
     "sqlite": ("sqlite", "sqlite"),
+    "postgresql": ("postgres_url", "postgres_url"),
+    "mysql": ("mysql_url", "mysql_url"),
 }
 
 
@@ -131,6 +138,11 @@ def _module_worker(
     process = start_worker(urls, queue, log, "-P", pool, "-c", "2")
     yield process
     assert process.stop() == 0, process.output()
+    transport = create_transport(urls.broker)
+    try:
+        transport.delete(queue)
+    finally:
+        transport.close()
 
 
 @pytest.fixture(scope="module")

@@ -63,8 +63,11 @@ def test_purge(urls: Urls, app: Conveyor) -> None:
     queue = f"e2e_purge_{uuid.uuid4().hex[:8]}"
     for n in range(3):
         app.send_task("tests.e2e.e2e_tasks.add", [n, n], queue=queue)
-    assert cli(urls, "purge", "-Q", queue, "-f").strip() == f"{queue}: 3 removed"
-    assert app.transport.size(queue) == 0
+    try:
+        assert cli(urls, "purge", "-Q", queue, "-f").strip() == f"{queue}: 3 removed"
+        assert app.transport.size(queue) == 0
+    finally:
+        app.transport.delete(queue)
 
 
 def test_inspect(worker: WorkerProcess, urls: Urls, app: Conveyor) -> None:
@@ -73,7 +76,8 @@ def test_inspect(worker: WorkerProcess, urls: Urls, app: Conveyor) -> None:
         assert "no broadcast capability" in out
         return
     hostname = f"conveyor.{worker.process.pid}@"
-    assert hostname in cli(urls, "inspect", "ping") and '"pong"' in cli(urls, "inspect", "ping")
+    pong = cli(urls, "inspect", "ping")
+    assert hostname in pong and '"pong"' in pong
     assert "tests.e2e.e2e_tasks.add" in cli(urls, "inspect", "registered")
     running = app.send_task("tests.e2e.e2e_tasks.sleep", [2.0])
     assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), 20)

@@ -54,6 +54,51 @@ def _sqlite(url: str, queue: str, body: bytes, task_id: str) -> None:
         )
 
 
+# `due` is "now" by the database server's clock, as the SQL transport measures it.
+INSERT = (
+    "INSERT INTO conveyor_messages (queue, state, priority, due, deliveries, body) "
+    "VALUES (%s, 0, 0, {now}, 0, %s)"
+)
+
+
+def _postgresql(url: str, queue: str, body: bytes, task_id: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url.split("?")[0])
+    with psycopg.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        dbname=parts.path[1:],
+    ) as db:
+        db.execute(
+            INSERT.format(now="EXTRACT(EPOCH FROM clock_timestamp())"),
+            (queue, envelope(body, task_id)),
+        )
+
+
+def _mysql(url: str, queue: str, body: bytes, task_id: str) -> None:
+    import pymysql
+
+    parts = urlsplit(url.split("?")[0])
+    db = pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=parts.path[1:],
+        autocommit=True,
+    )
+    try:
+        with db.cursor() as cursor:
+            cursor.execute(
+                INSERT.format(now="UNIX_TIMESTAMP(NOW(6))"), (queue, envelope(body, task_id))
+            )
+    finally:
+        db.close()
+
+
 def _amqp(url: str, queue: str, body: bytes, task_id: str) -> None:
     import pika
 
@@ -95,7 +140,14 @@ def _zookeeper(url: str, queue: str, body: bytes, task_id: str) -> None:
 
 
 # docs/protocol.md, "Enqueueing from another language", one recipe per broker.
-RECIPES = {"redis": _redis, "sqlite": _sqlite, "amqp": _amqp, "zookeeper": _zookeeper}
+RECIPES = {
+    "redis": _redis,
+    "sqlite": _sqlite,
+    "sql+postgresql": _postgresql,
+    "sql+mysql": _mysql,
+    "amqp": _amqp,
+    "zookeeper": _zookeeper,
+}
 
 
 def enqueue(url: str, queue: str, body: bytes, task_id: str) -> None:
