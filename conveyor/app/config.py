@@ -2,8 +2,9 @@
 
 Precedence, highest first: values set in code (`Conveyor(broker=...)`, `conf.update`,
 `config_from_object`), then the environment (`CONVEYOR_BROKER_URL`,
-`CONVEYOR_RESULT_BACKEND`), then the defaults below. With nothing configured the broker and
-results live in SQLite files in the working directory, so a newcomer needs no server.
+`CONVEYOR_RESULT_BACKEND`, `CONVEYOR_WORKER_PROCESSES`), then the defaults below. With
+nothing configured the broker and results live in SQLite files in the working directory,
+so a newcomer needs no server.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "imports": [],
     "include": [],
     "worker_concurrency": None,
+    "worker_processes": None,
     "worker_pool": "threads",
     "worker_prefetch_multiplier": 4,
     "worker_shutdown_timeout": 30.0,
@@ -45,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
 ENVIRONMENT = {
     "broker_url": "CONVEYOR_BROKER_URL",
     "result_backend": "CONVEYOR_RESULT_BACKEND",
+    "worker_processes": "CONVEYOR_WORKER_PROCESSES",
 }
 
 # Celery 3 names, as found in config modules written for Celery.

@@ -20,7 +20,7 @@ from conveyor.app.base import Conveyor
 from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
 from conveyor.core.message import Delivery
-from conveyor.worker import request, results
+from conveyor.worker import request, results, siblings
 from conveyor.worker.control import ControlListener
 from conveyor.worker.pools import create_pool
 
@@ -52,10 +52,23 @@ class Worker:
         self.pool_kind = pool or conf.worker_pool
         if self.pool_kind == "solo":
             concurrency = 1
-        self.concurrency = concurrency or conf.worker_concurrency or os.cpu_count() or 1
+        slots = concurrency or conf.worker_concurrency or os.cpu_count() or 1
+        # A command-line worker (app_path) with the threads pool shares its slots among
+        # worker_processes processes (default: one per CPU, at most one per slot): this
+        # one and its siblings (siblings.py), each with its share of threads.
+        self.processes = 1
+        if self.pool_kind == "threads" and app_path:
+            wanted = int(conf.worker_processes or os.cpu_count() or 1)
+            self.processes = max(1, min(wanted, slots))
+        self.concurrency = -(-slots // self.processes)
         multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
         self.prefetch = max(1, self.concurrency * multiplier)
         self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
+        if hostname and siblings.is_sibling():
+            self.hostname = f"{hostname}-{os.environ[siblings.SIBLING_ENV]}"
+        self.siblings: siblings.Siblings | None = None
+        if self.processes > 1 and not siblings.is_sibling():
+            self.siblings = siblings.Siblings(self.processes - 1)
         self.shutdown_timeout = (
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
@@ -124,11 +137,13 @@ class Worker:
         if control is not None:
             self._threads.append(control)
         log.info(
-            "%s ready: queues %s, %s pool x%d, prefetch %d, broker %s, results %s",
+            "%s ready: queues %s, %s pool x%d (one of %d processes), prefetch %d, "
+            "broker %s, results %s",
             self.hostname,
             ",".join(self.queues),
             self.pool_kind,
             self.concurrency,
+            self.processes,
             self.prefetch,
             self.app.transport.url,
             self.app.backend.url,
@@ -190,6 +205,8 @@ class Worker:
         def on_signal(signum: int, _frame: Any) -> None:
             # Launchers such as timeout(1) send one SIGTERM to the process and again to its
             # group: a repeat within SIGNAL_REPEAT seconds is that echo, not a second request.
+            if self.siblings is not None:
+                self.siblings.signal(signum)
             if first_signal_at and time.monotonic() - first_signal_at[0] >= SIGNAL_REPEAT:
                 self.cold_stop()
             if not first_signal_at:
@@ -199,7 +216,12 @@ class Worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
         self.start()
+        if self.siblings is not None:
+            self.siblings.start()
         while not stop_requested.wait(1.0):
             pass
         self.stop()
+        if self.siblings is not None and not self.siblings.wait(self.shutdown_timeout + 5.0):
+            log.warning("sibling workers still running; killing them")
+            self.siblings.kill()
         log.info("%s stopped", self.hostname)

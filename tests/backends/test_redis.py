@@ -65,15 +65,10 @@ def test_wait_on_a_ready_result_reads_without_subscribing(own_redis: LocalServer
     try:
         backend.store(ResultRecord("t", SUCCESS, result=1))
         backend.get("t")  # the pooled connection is open
-
-        def count(command: str) -> int:
-            stats = admin.info("commandstats").get(f"cmdstat_{command}", {})
-            return int(stats.get("calls", 0))
-
-        subscribes = count("subscribe")
+        subscribes = _calls(admin, "subscribe")
         for _ in range(20):
             assert backend.wait("t", timeout=1.0) == ResultRecord("t", SUCCESS, result=1)
-        assert count("subscribe") == subscribes
+        assert _calls(admin, "subscribe") == subscribes
         assert int(admin.info("stats")["total_connections_received"]) <= 3
     finally:
         admin.close()
@@ -137,7 +132,7 @@ def test_store_during_overlaps_the_store_with_the_action(own_redis: LocalServer)
         assert backend.get("b") == ResultRecord("b", PENDING)
         # The action's error is raised once the store has finished.
         with pytest.raises(KeyError):
-            backend.store_during(ResultRecord("c", PENDING), lambda: {}["missing"])
+            backend.store_during(ResultRecord("c", PENDING), _missing)
         assert admin.exists(RESULT_PREFIX + "c")
         assert backend.get("a") == ResultRecord("a", PENDING)  # the connection is usable
     finally:
@@ -163,8 +158,7 @@ def test_store_many_keeps_the_first_ready_state_with_no_extra_commands(
         assert backend.get_many(["a", "b"]) == {"a": records[0], "b": records[2]}
 
         def calls(command: str) -> int:
-            stats = admin.info("commandstats").get(f"cmdstat_{command}", {})
-            return int(stats.get("calls", 0))
+            return _calls(admin, command)
 
         more = [ResultRecord(f"m{i}", SUCCESS, result=i) for i in range(50)]
         evalsha, script = calls("evalsha"), calls("script|exists") + calls("script")
@@ -251,6 +245,16 @@ def _wait(backend: RedisBackend, task_id: str, timeout: float) -> object:
         return backend.wait(task_id, timeout=timeout)
     except Exception as exc:
         return exc
+
+
+def _calls(admin: redis.Redis, command: str) -> int:
+    """How many times the server ran `command` (its commandstats)."""
+    stats = admin.info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get("calls", 0))
+
+
+def _missing() -> None:
+    raise KeyError("missing")
 
 
 def _subscribers(server: LocalServer, task_id: str) -> int:
