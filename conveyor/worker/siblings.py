@@ -30,6 +30,15 @@ def is_sibling() -> bool:
     return bool(os.environ.get(SIBLING_ENV))
 
 
+def on_command_line() -> bool:
+    """Whether this process runs the `conveyor worker` command, so that its `sys.argv` is a
+    command line a sibling can run (not a program embedding a Worker)."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    return context is not None and context.info_name == "worker"
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
     try:

@@ -1,5 +1,8 @@
 """The Worker: one consumer thread fetching up to the prefetch window, feeding a pool.
 
+The `conveyor worker` command runs as worker_processes processes (siblings.py), each a
+Worker with its share of the slots.
+
 Shutdown: the first SIGTERM/SIGINT is warm (stop fetching, give prefetched unstarted work
 back to the broker, let running tasks finish up to `worker_shutdown_timeout`); a second one
 is cold (kill what can be killed, close the connections, exit).
@@ -53,11 +56,11 @@ class Worker:
         if self.pool_kind == "solo":
             concurrency = 1
         slots = concurrency or conf.worker_concurrency or os.cpu_count() or 1
-        # A command-line worker (app_path) with the threads pool shares its slots among
-        # worker_processes processes (default: one per CPU, at most one per slot): this
-        # one and its siblings (siblings.py), each with its share of threads.
+        # The worker command (`conveyor -A app worker`) with the threads pool shares its
+        # slots among worker_processes processes (default: one per CPU, at most one per
+        # slot): this one and its siblings (siblings.py), each with its share of threads.
         self.processes = 1
-        if self.pool_kind == "threads" and app_path:
+        if self.pool_kind == "threads" and app_path and siblings.on_command_line():
             wanted = int(conf.worker_processes or os.cpu_count() or 1)
             self.processes = max(1, min(wanted, slots))
         self.concurrency = -(-slots // self.processes)
