@@ -73,6 +73,14 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def pids(self) -> set[int]:
+        """The worker's PID and its children's: the command starts `worker_processes` - 1
+        sibling workers (one per CPU by default, at most one per slot), each its own
+        hostname."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return {pid, *map(int, children)}
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM (warm shutdown) and wait; SIGKILL past the deadline (then fail)."""
         if self.process.poll() is None:
