@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -17,6 +18,13 @@ from conveyor.testing.servers import KINDS, ServerUnavailable, env_name, find_se
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> NoReturn:
+    """A server or tool a test needs is absent: skip on a laptop, fail under CI=true."""
+    if in_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,10 +43,7 @@ def _server_fixture(kind: str) -> object:
         try:
             url, stop = find_server(kind)
         except (ServerUnavailable, OSError) as exc:
-            message = f"no {kind} server ({exc}); set {env_name(kind)}"
-            if in_ci():
-                pytest.fail(f"CI=true: {message}", pytrace=False)
-            pytest.skip(message)
+            missing(f"no {kind} server ({exc}); set {env_name(kind)}")
         try:
             yield url
         finally:

@@ -17,6 +17,7 @@ from conveyor.backends.errors import ResultTooLarge
 from conveyor.backends.memcached import RESULT_PREFIX, MemcachedBackend, memcached_key
 from conveyor.core.errors import BackendUnavailable, ConfigurationError
 from conveyor.core.registry import create_backend
+from conveyor.testing.plugin import missing
 from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.waiting import wait_until
 
@@ -28,7 +29,7 @@ StartServer = Callable[..., int]
 def start_memcached() -> Iterator[StartServer]:
     """Start memcached servers on free ports (extra arguments allowed); stop them by PID."""
     if not os.path.exists(MEMCACHED):
-        pytest.skip(f"{MEMCACHED} is not installed")
+        missing(f"{MEMCACHED} is not installed")
     processes: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(*extra: str) -> int:

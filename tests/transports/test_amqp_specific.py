@@ -36,6 +36,7 @@ from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
 from conveyor.core.url import parse_url
+from conveyor.testing.plugin import missing
 from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.servers import (
     RABBITMQ_SERVER,
@@ -83,10 +84,10 @@ def fetch_one(transport: AMQPTransport, queue: str, timeout: float = 10.0) -> De
 
 def cli(tool: str, *args: str) -> str:
     if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not available")
+        missing(f"{tool} is not available")
     done = subprocess.run([tool, "-q", *args], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
-        pytest.skip(f"{tool} failed: {done.stderr.strip()[:200]}")
+        missing(f"{tool} failed: {done.stderr.strip()[:200]}")
     return done.stdout
 
 
@@ -97,7 +98,7 @@ def rabbitmqctl(amqp_url: str) -> Callable[..., str]:
     port = (url.host.port if url.host else None) or 5672
     local = url.host is not None and url.host.name in ("127.0.0.1", "localhost", "::1")
     if not local or f"port: {port}, protocol: amqp" not in cli("rabbitmq-diagnostics", "listeners"):
-        pytest.skip("rabbitmqctl manages another node than the broker under test")
+        missing("rabbitmqctl manages another node than the broker under test")
     return lambda *args: cli("rabbitmqctl", *args)
 
 
@@ -394,7 +395,7 @@ class OwnRabbitMQ:
 
     def __init__(self, config: Callable[[int, Path], str], scheme: str = "amqp") -> None:
         if not Path(RABBITMQ_SERVER).exists():
-            pytest.skip("rabbitmq-server is not installed")
+            missing("rabbitmq-server is not installed")
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="conveyor-rabbitmq-"))
         self.command = rabbitmq_command(self.port, self.workdir, config(self.port, self.workdir))
@@ -412,7 +413,7 @@ class OwnRabbitMQ:
             )
         self.server = LocalServer("amqp", self.url, self.port, process, self.workdir)
         if not wait_until(lambda: port_open("127.0.0.1", self.port), 90, interval=0.25):
-            pytest.skip("a private rabbitmq-server did not start within 90 s")
+            missing("a private rabbitmq-server did not start within 90 s")
 
     def kill(self) -> None:
         """SIGKILL the node (a crash), keeping its data for `start`."""
@@ -461,7 +462,7 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 def tls_broker() -> Iterator[tuple[str, Path]]:
     """A private node that speaks only TLS, with a self-signed certificate for 127.0.0.1."""
     if not Path(OPENSSL).exists():
-        pytest.skip("openssl is not installed")
+        missing("openssl is not installed")
     made: list[Path] = []
 
     def config(port: int, workdir: Path) -> str:

@@ -31,6 +31,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import Host, parse_url
+from conveyor.testing.plugin import missing
 from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.suite_support import closing_builder
@@ -423,7 +424,7 @@ class OwnRedis:
 @pytest.fixture
 def start_redis() -> Iterator[Callable[..., OwnRedis]]:
     if not Path(REDIS_SERVER).exists():
-        pytest.skip(f"{REDIS_SERVER} is not installed")
+        missing(f"{REDIS_SERVER} is not installed")
     started: list[OwnRedis] = []
 
     def start(tls: bool = False) -> OwnRedis:
@@ -445,7 +446,7 @@ def own_redis(start_redis: Callable[..., OwnRedis]) -> OwnRedis:
 
 def test_rediss_round_trip_through_a_tls_server(start_redis: Callable[..., OwnRedis]) -> None:
     if not Path(OPENSSL).exists():
-        pytest.skip(f"{OPENSSL} is not installed")
+        missing(f"{OPENSSL} is not installed")
     server = start_redis(tls=True)
     transport = create_transport(f"{server.url}?ssl_ca_certs={server.cert}")
     try:

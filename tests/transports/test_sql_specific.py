@@ -33,6 +33,7 @@ from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
 from conveyor.testing.frozen import frozen_consumer
+from conveyor.testing.plugin import missing
 from conveyor.testing.servers import free_port, port_open
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
@@ -488,7 +489,7 @@ _AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
     if not Path(f"{_PG_BIN}/initdb").exists() or (_AS_POSTGRES and not shutil.which("runuser")):
-        pytest.skip("no PostgreSQL server binaries to start a private server")
+        missing("no PostgreSQL server binaries to start a private server")
     # Under /tmp itself: the server runs as `postgres`, which cannot enter pytest's tmp_path.
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
     if _AS_POSTGRES:
