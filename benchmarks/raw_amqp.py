@@ -4,9 +4,15 @@ Publish: a durable queue, persistent messages, the channel in confirm mode, so e
 basic_publish waits for its broker confirm (pika's BlockingChannel confirms one message at
 a time; `batch` does not change that). Consume: basic_consume with a prefetch of `batch`,
 one basic_ack(multiple=True) per `batch` messages.
+
+`unconfirmed_rate` is the task benchmark's ceiling for a batched publish: the same
+persistent messages with no confirm mode, each basic_publish returning once its frames are
+written to the socket.
 """
 
 from __future__ import annotations
+
+import time
 
 import pika
 
@@ -15,7 +21,7 @@ from conveyor.core.url import parse_url
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 
-def _connection(url: str) -> pika.BlockingConnection:
+def connect(url: str) -> pika.BlockingConnection:
     parsed = parse_url(url)
     host = parsed.host
     vhost = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
@@ -33,7 +39,7 @@ def _declare(channel: pika.adapters.blocking_connection.BlockingChannel, queue: 
 
 
 def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
-    connection = _connection(url)
+    connection = connect(url)
     channel = connection.channel()
     _declare(channel, queue)
     channel.confirm_delivery()
@@ -43,7 +49,7 @@ def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
 
 
 def consume(url: str, queue: str, n: int, batch: int) -> None:
-    connection = _connection(url)
+    connection = connect(url)
     channel = connection.channel()
     _declare(channel, queue)
     channel.basic_qos(prefetch_count=batch)
@@ -65,6 +71,45 @@ def consume(url: str, queue: str, n: int, batch: int) -> None:
 
 
 def cleanup(url: str, queue: str) -> None:
-    connection = _connection(url)
+    connection = connect(url)
     connection.channel().queue_delete(queue)
     connection.close()
+
+
+def unconfirmed_rate(url: str, queue: str, bodies: list[bytes], timeout: float) -> float:
+    """Messages per second of a basic_publish loop without confirms into a fresh `queue`.
+
+    The clock covers the loop alone (connected and declared before). The queue is then
+    counted until it holds every message (within `timeout`) and deleted.
+    """
+    connection = connect(url)
+    try:
+        channel = connection.channel()
+        _declare(channel, queue)
+        try:
+            start = time.perf_counter()
+            for body in bodies:
+                channel.basic_publish("", queue, body, PERSISTENT)
+            seconds = time.perf_counter() - start
+            _wait_for_count(channel, queue, len(bodies), timeout)
+        finally:
+            channel.queue_delete(queue)
+    finally:
+        connection.close()
+    return len(bodies) / seconds
+
+
+def _wait_for_count(
+    channel: pika.adapters.blocking_connection.BlockingChannel,
+    queue: str,
+    n: int,
+    timeout: float,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        count = channel.queue_declare(queue, passive=True).method.message_count
+        if count == n:
+            return
+        if count > n or time.monotonic() > deadline:
+            raise AssertionError(f"raw publish left {count} messages in {queue}, expected {n}")
+        time.sleep(0.01)

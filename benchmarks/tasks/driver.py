@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -24,6 +25,9 @@ def handle(client: Any, command: dict[str, Any]) -> dict[str, Any]:
         return workloads.enqueue(client, command["n"])
     if op == "enqueue_batch":
         return workloads.enqueue_batch(client, command["queue"], command["n"])
+    if op == "enqueue_raw_amqp":
+        url = os.environ["BENCH_BROKER_URL"]
+        return workloads.enqueue_raw_amqp(client, url, command["queue"], command["n"], timeout)
     if op == "roundtrip":
         return workloads.roundtrip(client, command["n"], timeout)
     if op == "latency":

@@ -16,6 +16,7 @@ so every system sees the same background load within a repetition. Inside a bloc
 4. roundtrip: enqueue N and wait for every result; the worker tree's CPU is read before
    and after, giving CPU per task;
 5. enqueue_batch (conveyor): N tasks through publish_many into a side queue, counted, removed;
+   on RabbitMQ also the same N bodies through raw pika without confirms (the ceiling);
 6. stop the worker by PID (SIGTERM, deadline, SIGKILL); check the ledger counted exactly the
    tasks sent, the queue is empty and nothing was dead-lettered; remove the queue.
 
@@ -246,10 +247,22 @@ class BlockRun:
             metrics["worker_cpu_us_per_task"] = (worker.cpu() - cpu) / n * 1e6
             self.expected += n
         if "enqueue" in wanted and driver.hello.get("batch"):
-            side = f"{self.block.queue}_batch"
-            metrics.update(driver.call("enqueue_batch", queue=side, n=n))
+            self.enqueue_batch(driver)
         wait_for(lambda: self.ledger.count() >= self.expected, config.timeout, "all", worker)
         self.verify(worker, driver)
+
+    def enqueue_batch(self, driver: Driver) -> None:
+        """The batched path into a side queue; on RabbitMQ also raw pika without confirms
+        into another one, and the ratio of the two within this block."""
+        metrics, n, side = self.block.metrics, self.config.n, f"{self.block.queue}_batch"
+        metrics.update(driver.call("enqueue_batch", queue=side, n=n))
+        if self.block.broker != "amqp":
+            return
+        raw = driver.call("enqueue_raw_amqp", queue=f"{side}_raw", n=n, timeout=self.config.timeout)
+        metrics.update(raw)
+        metrics["enqueue_batch_vs_raw"] = (
+            metrics["enqueue_batch_per_s"] / raw["enqueue_raw_unconfirmed_per_s"]
+        )
 
     def verify(self, worker: WorkerProcess, driver: Driver) -> None:
         """Stop the worker, then count executions and look at what the queue kept."""

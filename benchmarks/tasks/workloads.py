@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from benchmarks import raw_amqp
+
 
 class Client(Protocol):
     """What every `systems/*_app.py` offers the driver."""
@@ -36,6 +38,7 @@ class BatchClient(Client, Protocol):
     """A system with a batched enqueue path (conveyor)."""
 
     def send_batch(self, queue: str, values: list[int]) -> None: ...
+    def bodies(self, values: list[int]) -> list[bytes]: ...
     def size(self, queue: str) -> int: ...
     def delete(self, queue: str) -> None: ...
 
@@ -73,6 +76,16 @@ def enqueue_batch(client: BatchClient, queue: str, n: int) -> dict[str, float]:
     finally:
         client.delete(queue)
     return {"enqueue_batch_per_s": n / wall}
+
+
+def enqueue_raw_amqp(
+    client: BatchClient, url: str, queue: str, n: int, timeout: float
+) -> dict[str, float]:
+    """The ceiling for `enqueue_batch` on RabbitMQ: the same `n` task bodies, built before
+    the clock starts, through a raw pika basic_publish loop without confirms into a side
+    queue that is counted and removed."""
+    bodies = client.bodies(list(range(n)))
+    return {"enqueue_raw_unconfirmed_per_s": raw_amqp.unconfirmed_rate(url, queue, bodies, timeout)}
 
 
 def roundtrip(client: Client, n: int, timeout: float) -> dict[str, float]:

@@ -16,6 +16,7 @@ from benchmarks.tasks import counter
 from conveyor import Conveyor
 from conveyor.app import protocol
 from conveyor.app.result import AsyncResult
+from conveyor.core.message import Message
 
 QUEUE = os.environ["BENCH_QUEUE"]
 
@@ -51,16 +52,11 @@ class Client:
         return [f"dead letter: {letter.reason}" for letter in dead]
 
     def send_batch(self, queue: str, values: list[int]) -> None:
-        messages = [
-            protocol.encode(
-                protocol.TaskMessage(
-                    id=(task_id := str(uuid.uuid4())), task=add.name, args=[i, i], root_id=task_id
-                ),
-                app.serializer,
-            )
-            for i in values
-        ]
-        app.producer.publish_many(queue, messages)
+        app.producer.publish_many(queue, _messages(values))
+
+    def bodies(self, values: list[int]) -> list[bytes]:
+        """The bodies `send_batch` would send, for a raw client's baseline."""
+        return [message.body for message in _messages(values)]
 
     def size(self, queue: str) -> int:
         return app.transport.size(queue)
@@ -71,6 +67,18 @@ class Client:
     def cleanup(self) -> None:
         app.transport.delete(QUEUE)
         app.close()
+
+
+def _messages(values: list[int]) -> list[Message]:
+    return [
+        protocol.encode(
+            protocol.TaskMessage(
+                id=(task_id := str(uuid.uuid4())), task=add.name, args=[i, i], root_id=task_id
+            ),
+            app.serializer,
+        )
+        for i in values
+    ]
 
 
 def client() -> Client:

@@ -6,9 +6,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pika
+import pika.exceptions
+import pytest
+
+from benchmarks import raw_amqp
 from benchmarks.tasks import report, run
 from benchmarks.tasks.systems import Servers
 from benchmarks.tasks.workloads import percentile
@@ -132,3 +138,15 @@ def test_a_tiny_run_counts_every_execution(redis_url: str, tmp_path: Path) -> No
     assert ("conveyor", "enqueue_batch_per_s") in metrics
     assert ("huey", "worker_cpu_us_per_task") in metrics
     assert results.with_suffix(".md").read_text().startswith("# Task-queue benchmark")
+
+
+def test_raw_unconfirmed_baseline_sends_every_body_and_removes_its_queue(amqp_url: str) -> None:
+    queue = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    rate = raw_amqp.unconfirmed_rate(amqp_url, queue, [b"x%d" % i for i in range(50)], 10.0)
+    assert rate > 0
+    connection = raw_amqp.connect(amqp_url)
+    try:
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+            connection.channel().queue_declare(queue, passive=True)
+    finally:
+        connection.close()
