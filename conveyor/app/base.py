@@ -6,7 +6,6 @@ import importlib
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
@@ -19,6 +18,7 @@ from conveyor.app.control import Control
 from conveyor.app.exceptions import NotRegistered
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
+from conveyor.app.same_redis import SameRedis
 from conveyor.app.signature import signature_dicts
 from conveyor.app.task import Task as BaseTask
 from conveyor.app.task import make_task
@@ -27,6 +27,7 @@ from conveyor.backends.base import ResultBackend, ResultRecord
 from conveyor.backends.errors import rebuild_exception
 from conveyor.core import errors as core_errors
 from conveyor.core.codecs import Serializer
+from conveyor.core.message import new_task_id
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_backend, create_transport
 from conveyor.transports.base import Transport
@@ -134,6 +135,13 @@ class Conveyor:
         return producer
 
     @property
+    def _same_redis(self) -> SameRedis:
+        same: SameRedis = self._connection(
+            "same_redis", lambda: SameRedis(self.transport, self.backend)
+        )
+        return same
+
+    @property
     def serializer(self) -> Serializer:
         serializer: Serializer = self._connection(
             "serializer", lambda: Serializer(accept=list(self.conf.accept_content))
@@ -238,7 +246,7 @@ class Conveyor:
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
         if priority is None:
             priority = getattr(task, "priority", None) or conf.task_default_priority
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_task_id()
         parent = context.current()
         # Sent from inside a running task: that task is the parent (a retry is not its own).
         if parent is not None and parent.id not in (None, task_id) and parent_id is None:
@@ -272,7 +280,8 @@ class Conveyor:
                 # The PENDING write and the publish overlap where the backend can (both are
                 # done when this returns); a ready state stored first is never replaced.
                 pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
-                self.backend.store_during(pending, publish)
+                if delay or not self._same_redis.store_and_publish(pending, queue, message):
+                    self.backend.store_during(pending, publish)
             else:
                 publish()
         except BaseException:

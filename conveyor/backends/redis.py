@@ -45,6 +45,7 @@ from conveyor.core.errors import (
     ConfigurationError,
 )
 from conveyor.core.url import URL, redact
+from conveyor.transports.redis_link import endpoint_of
 
 T = TypeVar("T")
 RESULT_PREFIX = "conveyor-result:"
@@ -154,6 +155,18 @@ class RedisBackend(ResultBackend):
                 return run()
 
         return [bool(reply) for reply in self._idempotent("store_many", run_loaded)]
+
+    def store_command(self, record: ResultRecord) -> tuple[Any, ...]:
+        """The Redis command that stores `record`, for sending beside another component's
+        commands on this backend's server (see `endpoint`). Its reply is 1, 0 (a ready state
+        was already stored) or a NoScriptError, after which `store` must be called.
+        Encoding errors raise here."""
+        key, args = self._store_args(record)
+        return ("EVALSHA", self._store_script.sha, 1, key, *args)
+
+    def endpoint(self) -> dict[str, Any]:
+        """The connection settings of this backend's server (no I/O)."""
+        return endpoint_of(self._client)
 
     def store_during(self, record: ResultRecord, action: Callable[[], T]) -> T:
         """The store script is sent on a pooled connection, `action` runs, then the reply is

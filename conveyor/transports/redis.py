@@ -194,6 +194,18 @@ class RedisTransport(Transport):
 
         self.link.call(f"publish to {queue!r}", push)
 
+    def publish_command(self, queue: str, message: Message) -> tuple[Any, ...]:
+        """The Redis command that publishes `message` (no delay), for `link.send_all` beside
+        another component's commands on this transport's server (see `endpoint`).
+        Validation and size errors raise here, before any I/O."""
+        (packed,) = self.check_publish(queue, (message,))
+        return ("LPUSH", self._queue_keys(queue).ready, packed)
+
+    def endpoint(self) -> dict[str, Any] | None:
+        """The connection settings of this transport's server (no I/O; None with several
+        hosts): equal settings mean the same Redis database."""
+        return self.link.endpoint()
+
     # -- consuming -------------------------------------------------------------------
 
     def fetch(self, queue: str, *, max_messages: int = 1, timeout: float = 1.0) -> list[Delivery]:

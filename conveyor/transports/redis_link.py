@@ -52,6 +52,25 @@ class RedisOptions(TLSOptions):
             raise ConfigurationError(f"socket_timeout must be at least {MIN_SOCKET_TIMEOUT} s")
 
 
+ENDPOINT_SETTINGS = ("host", "port", "path", "db", "username", "password")
+
+
+def endpoint_of(client: redis.Redis) -> dict[str, Any]:
+    """The settings of `client` that name a Redis database and who talks to it."""
+    kwargs = client.connection_pool.connection_kwargs
+    settings = {name: kwargs.get(name) for name in ENDPOINT_SETTINGS}
+    settings["connection_class"] = client.connection_pool.connection_class
+    return settings
+
+
+def _reply(connection: redis.Connection) -> Any:
+    """The next reply on `connection`, or the exception an error reply stands for."""
+    try:
+        return connection.read_response()
+    except redis.ResponseError as exc:
+        return exc
+
+
 class RedisLink:
     """Connects lazily on first use; after a connection error with several hosts, the next
     call tries them in order again."""
@@ -95,6 +114,16 @@ class RedisLink:
             )
         return kwargs
 
+    def endpoint(self) -> dict[str, Any] | None:
+        """What `endpoint_of` says of the client this link will use (no I/O); None with
+        several hosts, where that depends on which one answers."""
+        if len(self._hosts) != 1:
+            return None
+        kwargs = self.connection_kwargs(self._hosts[0])
+        settings = {name: kwargs.get(name) for name in ENDPOINT_SETTINGS}
+        settings["connection_class"] = kwargs.get("connection_class", redis.Connection)
+        return settings
+
     def _connect(self) -> redis.Redis:
         """Try the hosts in order; the first that answers PING becomes the connection."""
         with self._lock:
@@ -126,13 +155,35 @@ class RedisLink:
         try:
             return operation(client)
         except (redis.RedisError, OSError) as exc:
-            raise self._translate(exc, what) from exc
+            raise self.translate(exc, what) from exc
+
+    def send_all(self, what: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Send `commands` in one write on one pooled connection and read every reply: one
+        round trip, without a pipeline object's bookkeeping. An error reply comes back as
+        its exception, in its place; a connection error raises (translated), after which
+        any of the commands may have run."""
+        client = self._client or self._connect()
+        pool = client.connection_pool
+        try:
+            connection = pool.get_connection()
+        except (redis.RedisError, OSError) as exc:
+            raise self.translate(exc, what) from exc
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            return [_reply(connection) for _ in commands]
+        except BaseException as exc:
+            connection.disconnect()
+            if isinstance(exc, (redis.RedisError, OSError)):
+                raise self.translate(exc, what) from exc
+            raise
+        finally:
+            pool.release(connection)
 
     def run(self, what: str, script: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         """Run one of redis_scripts.SCRIPTS by name (EVALSHA, loaded on a miss)."""
         return self.call(what, lambda client: self._scripts[script](keys, args, client=client))
 
-    def _translate(self, exc: BaseException, what: str) -> ConveyorError:
+    def translate(self, exc: BaseException, what: str) -> ConveyorError:
         if isinstance(exc, _AUTH_ERRORS):
             return AuthenticationFailed(f"{what}: Redis refused {self.url}: {exc}")
         refused = isinstance(exc, (redis.BusyLoadingError, redis.ReadOnlyError))  # not run

@@ -17,21 +17,8 @@ from conveyor.backends.base import PENDING, STARTED, SUCCESS, ResultRecord, Resu
 from conveyor.backends.redis import CHANNEL_PREFIX, COUNTER_PREFIX, RESULT_PREFIX, RedisBackend
 from conveyor.core.errors import BackendUnavailable, ConfigurationError
 from conveyor.core.registry import create_backend
-from conveyor.testing.plugin import missing
-from conveyor.testing.servers import LocalServer, ServerUnavailable, port_open, start_local_server
+from conveyor.testing.servers import LocalServer, port_open, start_local_server
 from conveyor.testing.waiting import wait_until
-
-
-@pytest.fixture
-def own_redis() -> Iterator[LocalServer]:
-    try:
-        server = start_local_server("redis")
-    except ServerUnavailable as exc:
-        missing(f"no redis-server binary: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,110 @@
+"""The one-round-trip PENDING + publish when broker and backend are one Redis database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from conveyor import Conveyor
+from conveyor.app import states
+from conveyor.backends.base import ResultRecord
+from conveyor.core.registry import create_backend
+from conveyor.testing.servers import LocalServer
+
+QUEUE = "same"
+
+
+@pytest.fixture
+def same_db_app(own_redis: LocalServer) -> Iterator[Conveyor]:
+    app = Conveyor("same", broker=own_redis.url, backend=own_redis.url, task_default_queue=QUEUE)
+    app.task(name="same.add")(lambda x, y: x + y)
+    yield app
+    app.close()
+
+
+def _server_view(url: str) -> tuple[int, dict[str, int]]:
+    """The other clients connected, and the calls per command so far."""
+    admin = redis.Redis.from_url(url)
+    try:
+        clients = len(admin.client_list(_type="normal")) - 1
+        stats = admin.info("commandstats")
+        return clients, {name[len("cmdstat_") :]: int(v["calls"]) for name, v in stats.items()}
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("broker", "backend", "active"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", True),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/1", False),
+        ("redis://127.0.0.1:6379/0", "redis://localhost:6379/0", False),
+        ("redis://u:p@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", False),
+        ("redis://127.0.0.1:6379;127.0.0.1:6380/0", "redis://127.0.0.1:6379/0", False),
+        ("redis://127.0.0.1:6379/0", "memory://x", False),
+    ],
+)
+def test_active_only_for_the_same_database(broker: str, backend: str, active: bool) -> None:
+    app = Conveyor("same", broker=broker, backend=backend)
+    try:
+        assert app._same_redis.active is active
+    finally:
+        app.close()
+
+
+def test_pending_and_message_share_one_connection(
+    same_db_app: Conveyor, own_redis: LocalServer
+) -> None:
+    with create_backend(own_redis.url) as other:  # another client loads the store script
+        other.store(ResultRecord("other", states.PENDING))
+    _, before = _server_view(own_redis.url)
+    result = same_db_app.tasks["same.add"].delay(2, 2)
+    clients, after = _server_view(own_redis.url)
+    assert clients == 1  # the backend's own pool was never used
+    assert {name: after[name] - before.get(name, 0) for name in ("evalsha", "lpush")} == {
+        "evalsha": 1,
+        "lpush": 1,
+    }
+    assert result.state == states.PENDING
+    assert same_db_app.transport.size(QUEUE) == 1
+    (delivery,) = same_db_app.transport.fetch(QUEUE, max_messages=1, timeout=1.0)
+    assert delivery.message.correlation_id == result.id
+    delivery.ack()
+
+
+def test_a_ready_state_stored_first_is_kept(same_db_app: Conveyor) -> None:
+    task_id = str(uuid.uuid4())
+    same_db_app.backend.store(ResultRecord(task_id, states.SUCCESS, result=4))
+    same_db_app.send_task("same.add", (2, 2), task_id=task_id)
+    assert same_db_app.AsyncResult(task_id).state == states.SUCCESS
+    assert same_db_app.transport.size(QUEUE) == 1
+
+
+@pytest.mark.parametrize(
+    "upset",
+    [
+        pytest.param(lambda admin: admin.script_flush(), id="store-script-unloaded"),
+        pytest.param(
+            lambda admin: admin.client_kill_filter(_type="normal", skipme=True),
+            id="connections-cut",
+        ),
+    ],
+)
+def test_after_an_upset_both_are_sent_once(
+    same_db_app: Conveyor, own_redis: LocalServer, upset: Callable[[redis.Redis], object]
+) -> None:
+    """A store the server could not run is stored after; a cut connection falls back to
+    the general path. Either way: PENDING recorded, one message each."""
+    task = same_db_app.tasks["same.add"]
+    task.delay(1, 1)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        upset(admin)
+    finally:
+        admin.close()
+    result = task.delay(3, 3)
+    assert result.state == states.PENDING
+    assert same_db_app.transport.size(QUEUE) == 2
