@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core.errors import ContentDisallowed, DecodeError, EncodeError, MessageTooLarge
+from conveyor.core.errors import (
+    ContentDisallowed,
+    DecodeError,
+    EncodeError,
+    MessageTooLarge,
+    SerializationError,
+)
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
@@ -85,6 +91,13 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def _json_may_exceed(data: bytes, limit: int) -> bool:
+    """Whether JSON text may nest deeper than `limit`. Every level opens with '[' or '{',
+    so text with no more of those than `limit` cannot; a quick bound that spares walking
+    the value (brackets inside strings only make it more cautious)."""
+    return data.count(b"[") + data.count(b"{") > limit
+
+
 class Serializer:
     """Encodes and decodes with an accept list and limits.
 
@@ -104,12 +117,18 @@ class Serializer:
     def encode(self, value: Any, serializer: str = "json") -> tuple[bytes, str]:
         """Return (body, content_type)."""
         codec = get_codec(serializer)
-        if _depth_exceeds(value, self.max_depth):
-            raise EncodeError(f"value nests deeper than {self.max_depth} levels")
+        json_text = codec is _JSON  # checked after encoding, by the quick bound first
+        if not json_text and _depth_exceeds(value, self.max_depth):
+            raise self._too_deep(EncodeError, "value")
         try:
             body = codec.encode(value)
+        except RecursionError:
+            raise self._too_deep(EncodeError, "value") from None
         except (TypeError, ValueError, OverflowError, pickle.PicklingError) as exc:
             raise EncodeError(f"cannot encode with {codec.name}: {exc}") from None
+        walk = json_text and _json_may_exceed(body, self.max_depth)
+        if walk and _depth_exceeds(value, self.max_depth):
+            raise self._too_deep(EncodeError, "value")
         if len(body) > self.max_size:
             raise MessageTooLarge(
                 f"encoded value is {len(body)} bytes, over the limit of {self.max_size}"
@@ -128,9 +147,15 @@ class Serializer:
         try:
             value = get_codec(content_type).decode(body)
         except RecursionError:
-            raise DecodeError(f"body nests deeper than {self.max_depth} levels") from None
+            raise self._too_deep(DecodeError, "body") from None
         except Exception as exc:
             raise DecodeError(f"cannot decode {content_type}: {exc}") from None
+        json_text = content_type == _JSON.content_type
+        if json_text and not _json_may_exceed(body, self.max_depth):
+            return value
         if _depth_exceeds(value, self.max_depth):
-            raise DecodeError(f"body nests deeper than {self.max_depth} levels")
+            raise self._too_deep(DecodeError, "body")
         return value
+
+    def _too_deep(self, error: type[SerializationError], what: str) -> SerializationError:
+        return error(f"{what} nests deeper than {self.max_depth} levels")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,7 +15,18 @@ if TYPE_CHECKING:
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits: as unique as ``uuid4().hex``, at a third of the
+    cost (every publish makes one)."""
+    return os.urandom(16).hex()
+
+
+def new_task_id() -> str:
+    """A random (version 4) UUID in its text form, built without `uuid.UUID`'s overhead."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True)

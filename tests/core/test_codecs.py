@@ -63,6 +63,28 @@ def test_nesting_limits_on_both_sides() -> None:
         serializer.decode(b"[" * 10 + b"]" * 10, "application/json")
     with pytest.raises(DecodeError):
         Serializer().decode(b"[" * 100000 + b"]" * 100000, "application/json")
+    with pytest.raises(EncodeError, match="deeper"):
+        Serializer().encode(_nested(100000))
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_depth_is_counted_in_levels_not_brackets(codec: str) -> None:
+    """Brackets inside strings do not count as levels; exactly the limit passes."""
+    serializer = Serializer(accept=["json", "msgpack"], max_depth=5)
+    shallow = {"text": "[{" * 50, "items": ["]" * 20, {"k": "{"}]}
+    body, content_type = serializer.encode(shallow, codec)
+    assert serializer.decode(body, content_type) == shallow
+    body, content_type = serializer.encode(_nested(5), codec)
+    assert serializer.decode(body, content_type) == _nested(5)
+    with pytest.raises(EncodeError, match="deeper"):
+        serializer.encode(_nested(6), codec)
 
 
 def test_malformed_body_is_a_decode_error() -> None:

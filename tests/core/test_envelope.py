@@ -1,8 +1,10 @@
+import uuid
+
 import pytest
 
 from conveyor.core import envelope
 from conveyor.core.errors import DecodeError, EncodeError
-from conveyor.core.message import Message
+from conveyor.core.message import Message, new_message_id, new_task_id
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -44,3 +46,13 @@ def test_headers_must_be_json() -> None:
 def test_fast_head_writes_what_the_json_encoder_writes(message: Message) -> None:
     data = envelope.pack(message)
     assert data[7:].removesuffix(message.body) == envelope._dumps(envelope._meta(message)).encode()
+
+
+def test_ids_are_random_and_well_formed() -> None:
+    task_ids = {new_task_id() for _ in range(1000)}
+    message_ids = {new_message_id() for _ in range(1000)}
+    assert len(task_ids) == len(message_ids) == 1000
+    for task_id in task_ids:
+        parsed = uuid.UUID(task_id)
+        assert (str(parsed), parsed.version, parsed.variant) == (task_id, 4, uuid.RFC_4122)
+    assert all(len(m) == 32 and int(m, 16) >= 0 for m in message_ids)
