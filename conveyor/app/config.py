@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_processes": None,
     "worker_pool": "threads",
     "worker_prefetch_multiplier": 4,
+    "worker_quick_prefetch": 32,
     "worker_shutdown_timeout": 30.0,
 }
 

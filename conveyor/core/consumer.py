@@ -59,14 +59,20 @@ class Consumer:
         with self._room:
             self._room.notify_all()
 
+    def _refill_at(self) -> int:
+        """Fetch again once this few are held: a quarter of the window is free (at least
+        one place), so a wide window is refilled in batches, not one by one."""
+        return self.prefetch - max(1, self.prefetch // 4)
+
     def _settled(self, _delivery: Delivery) -> None:
         with self._room:
             self._held -= 1
-            self._room.notify_all()
+            if self._held <= self._refill_at():
+                self._room.notify_all()
 
     def _wait_for_room(self) -> int:
         with self._room:
-            while self._held >= self.prefetch and not self._stop.is_set():
+            while self._held > self._refill_at() and not self._stop.is_set():
                 self._room.wait(self.poll_timeout)
             return self.prefetch - self._held
 

@@ -22,6 +22,8 @@ from conveyor.worker.settle import QUICK, Settlements
 from conveyor.worker.time_limits import interrupt
 
 log = logging.getLogger("conveyor.worker")
+SHARE_WEIGHT = 0.1  # of the latest run in slow_share
+MOSTLY = 0.2  # slow_share under this: mostly quick
 
 
 class Pool(ABC):
@@ -35,6 +37,9 @@ class Pool(ABC):
         self._unstarted: list[Work] = []
         #: The last run time of each task name, seconds.
         self.durations: dict[str, float] = {}
+        #: The share of recent runs that took QUICK seconds or more (a moving average
+        #: that starts at "all slow").
+        self.slow_share = 1.0
 
     def start(self) -> None:
         """Start threads or children; called once before the first `submit`."""
@@ -91,7 +96,9 @@ class Pool(ABC):
             work.begin()
             started = time.monotonic()
             outcome = self.run(slot, work)
-            self.durations[work.job.message.task] = time.monotonic() - started
+            elapsed = time.monotonic() - started
+            self.durations[work.job.message.task] = elapsed
+            self.slow_share += SHARE_WEIGHT * ((elapsed >= QUICK) - self.slow_share)
             if isinstance(outcome, Stored):
                 settlements = batch or Settlements(self.app)
                 settlements.add(work, outcome)
@@ -107,6 +114,11 @@ class Pool(ABC):
 
     def run(self, slot: int, work: Work) -> str | Stored | BaseException:
         return self._run_here(work)
+
+    def mostly_quick(self) -> bool:
+        """Whether recent runs took under QUICK seconds, but for the odd one (a thread
+        descheduled on a busy machine); false until enough runs say so."""
+        return self.slow_share < MOSTLY
 
     def quick(self, work: Work) -> bool:
         """Whether `work`'s task ran in under QUICK seconds last time."""

@@ -66,6 +66,10 @@ class Worker:
         self.concurrency = -(-slots // self.processes)
         multiplier = prefetch_multiplier or conf.worker_prefetch_multiplier
         self.prefetch = max(1, self.concurrency * multiplier)
+        # While tasks run in under pools.QUICK seconds, the window widens to this:
+        # a held task then waits a few ms at most, and each fetch, state read, store and
+        # ack serves more tasks.
+        self.quick_prefetch = max(self.prefetch, self.concurrency * conf.worker_quick_prefetch)
         self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
         if hostname and siblings.is_sibling():
             self.hostname = f"{hostname}-{os.environ[siblings.SIBLING_ENV]}"
@@ -92,13 +96,16 @@ class Worker:
 
     def on_batch(self, deliveries: list[Delivery]) -> None:
         """Read the stored states of a fetched batch in one round trip, for the revoked and
-        duplicate check before each task runs (results.claim)."""
+        duplicate check before each task runs (results.claim); then size the window of the
+        next fetch by how quick the tasks have been."""
         ids = [d.message.correlation_id for d in deliveries if d.message.correlation_id]
         try:
             self._checked = results.check_many(self.app, ids) if ids else {}
         except Exception as exc:
             self._checked = {}  # each task reads its own state instead
             log.warning("reading the states of %d tasks failed: %s", len(ids), exc)
+        quick = self.pool.mostly_quick()
+        self.consumer.prefetch = self.quick_prefetch if quick else self.prefetch
 
     def on_delivery(self, delivery: Delivery) -> None:
         """Check a delivery and hand it to the pool; never raises (poison never crashes)."""
@@ -140,14 +147,15 @@ class Worker:
         if control is not None:
             self._threads.append(control)
         log.info(
-            "%s ready: queues %s, %s pool x%d (one of %d processes), prefetch %d, "
-            "broker %s, results %s",
+            "%s ready: queues %s, %s pool x%d (one of %d processes), prefetch %d "
+            "(%d while tasks are quick), broker %s, results %s",
             self.hostname,
             ",".join(self.queues),
             self.pool_kind,
             self.concurrency,
             self.processes,
             self.prefetch,
+            self.quick_prefetch,
             self.app.transport.url,
             self.app.backend.url,
         )

@@ -13,6 +13,7 @@ import pytest
 from conveyor import Conveyor, states
 from conveyor.backends.base import ResultRecord
 from conveyor.core.message import Delivery
+from conveyor.testing.waiting import wait_until
 from conveyor.worker import results
 from conveyor.worker.worker import Worker
 
@@ -134,3 +135,44 @@ def test_a_fresh_batch_check_is_used_and_a_stale_one_read_again(app: Conveyor) -
     assert results.claim(app, "t", False, {}, None) == states.REVOKED
     checked = results.check_many(app, ["t", "unknown"])
     assert {k: v.state for k, v in checked.items()} == {"t": states.REVOKED, "unknown": None}
+
+
+def test_quick_tasks_widen_the_prefetch_window_and_a_slow_one_narrows_it(
+    app: Conveyor, start_worker: StartWorker
+) -> None:
+    """The window is concurrency x multiplier until recent tasks ran under QUICK seconds;
+    then concurrency x worker_quick_prefetch; back again once slow runs are common."""
+
+    @app.task
+    def quick(x: int) -> int:
+        return x
+
+    @app.task
+    def slow() -> None:
+        time.sleep(0.05)
+
+    worker = start_worker(concurrency=2, prefetch_multiplier=2)
+    assert (worker.prefetch, worker.quick_prefetch) == (4, 64)
+    assert [r.get(timeout=10) for r in [quick.delay(i) for i in range(50)]] == list(range(50))
+
+    def widened() -> bool:  # each fetch sizes the next window; a loaded machine may need more
+        quick.delay(0).get(timeout=10)
+        return worker.consumer.prefetch == 64
+
+    assert wait_until(widened, timeout=10)
+    for _ in range(3):
+        slow.delay().get(timeout=10)
+    quick.delay(1).get(timeout=10)
+    assert worker.consumer.prefetch == 4
+
+
+def test_the_quick_window_can_be_turned_off(app: Conveyor, start_worker: StartWorker) -> None:
+    app.conf.worker_quick_prefetch = 0
+
+    @app.task
+    def quick(x: int) -> int:
+        return x
+
+    worker = start_worker(concurrency=2, prefetch_multiplier=2)
+    assert [r.get(timeout=10) for r in [quick.delay(i) for i in range(20)]] == list(range(20))
+    assert worker.quick_prefetch == worker.consumer.prefetch == 4
