@@ -62,17 +62,25 @@ def _key(prefix: str, name: str) -> str:
     return bounded_key(prefix, name, _MAX_KEY)
 
 
-# KEYS[1] record key; ARGV[1] marker+record, ARGV[2] expiry in ms (0: never), ARGV[3] channel.
+# For each record i: KEYS[i] its key; ARGV[3i-2] marker+record, ARGV[3i-1] expiry in ms
+# (0: never), ARGV[3i] its channel. Returns 1 per record stored, 0 per ready one kept.
 _STORE = """
-if redis.call('GETRANGE', KEYS[1], 0, 0) == 'R' then return 0 end
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-else
-  redis.call('SET', KEYS[1], ARGV[1])
+local stored = {}
+for i, key in ipairs(KEYS) do
+  local value, ttl = ARGV[3 * i - 2], tonumber(ARGV[3 * i - 1])
+  if redis.call('GETRANGE', key, 0, 0) == 'R' then
+    stored[i] = 0
+  else
+    if ttl > 0 then
+      redis.call('SET', key, value, 'PX', ttl)
+    else
+      redis.call('SET', key, value)
+    end
+    redis.call('PUBLISH', ARGV[3 * i], value)
+    stored[i] = 1
+  end
 end
-redis.call('PUBLISH', ARGV[3], ARGV[1])
-return 1
+return stored
 """
 
 
@@ -130,36 +138,23 @@ class RedisBackend(ResultBackend):
         return _key(RESULT_PREFIX, record.task_id), [marked(record, data), ttl_ms, channel]
 
     def store(self, record: ResultRecord) -> bool:
-        key, args = self._store_args(record)
-        return bool(self._idempotent("store", lambda: self._store_script(keys=[key], args=args)))
+        return self.store_many([record])[0]
 
     def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
-        """Every record encoded first (an EncodeError stores nothing), then one pipeline of
-        script calls: one round trip."""
+        """Every record encoded first (an EncodeError stores nothing), then one script call
+        for them all: one round trip, each record's store atomic."""
         calls = [self._store_args(record) for record in records]
         if not calls:
             return []
-        sha = self._store_script.sha
-
-        def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            for key, args in calls:
-                pipe.evalsha(sha, 1, key, *args)
-            return pipe.execute()
-
-        def run_loaded() -> list[Any]:
-            try:
-                return run()
-            except NoScriptError:  # a restarted or flushed server: load it, once
-                self._client.script_load(_STORE)
-                return run()
-
-        return [bool(reply) for reply in self._idempotent("store_many", run_loaded)]
+        keys = [key for key, _ in calls]
+        args = [arg for _, call_args in calls for arg in call_args]
+        replies = self._idempotent("store", lambda: self._store_script(keys=keys, args=args))
+        return [bool(reply) for reply in replies]
 
     def store_command(self, record: ResultRecord) -> tuple[Any, ...]:
         """The Redis command that stores `record`, for sending beside another component's
-        commands on this backend's server (see `endpoint`). Its reply is 1, 0 (a ready state
-        was already stored) or a NoScriptError, after which `store` must be called.
+        commands on this backend's server (see `endpoint`). Its reply is [1], [0] (a ready
+        state was already stored) or a NoScriptError, after which `store` must be called.
         Encoding errors raise here."""
         key, args = self._store_args(record)
         return ("EVALSHA", self._store_script.sha, 1, key, *args)
