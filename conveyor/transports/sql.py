@@ -56,6 +56,7 @@ from conveyor.transports.base import (
     TransportOptions,
 )
 from conveyor.transports.sql_broadcast import KEEP, LocalSignal, SQLSubscription
+from conveyor.transports.sql_driver import Compiled, DriverTransaction
 from conveyor.transports.sql_engine import ATTEMPTS, build_engines, dialect_of, transact
 from conveyor.transports.sql_notify import Listener, create_trigger
 from conveyor.transports.sql_schema import tables, validate_prefix
@@ -128,6 +129,7 @@ class SQLTransport(Transport):
         self._sql = Statements(*tables(options.table_prefix), options.max_deliveries)
         self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
         self._schema_ready = False
+        self._compiled_by_id: dict[int, Compiled] = {}
         self._next_reap: dict[str, float] = {}
         self._reset_process_state(closed=False)
         _live.add(self)
@@ -154,23 +156,38 @@ class SQLTransport(Transport):
     # -- running statements ------------------------------------------------------------
 
     def _run(
-        self, work: Callable[[Connection], T], *, kind: str = "single", repeatable: bool = True
+        self,
+        work: Callable[[DriverTransaction], T],
+        *,
+        kind: str = "single",
+        repeatable: bool = True,
     ) -> T:
-        """Run `work` (see sql_engine.transact), creating the schema first if needed."""
+        """Run `work` on a DB-API connection (see sql_engine.transact and sql_driver),
+        creating the schema first if needed."""
         if not self._schema_ready:
             self._create_schema()
-        return transact(self._engines, self.url, work, kind=kind, repeatable=repeatable)
+        return transact(
+            self._engines, self.url, work, kind=kind, repeatable=repeatable, driver=True
+        )
 
     def _execute(
         self, statement: Any, *, kind: str = "single", repeatable: bool = True, **params: Any
     ) -> Any:
-        """Run one statement; return its rowcount (writes) or its rows (reads)."""
+        """Run one statement; return its rowcount (writes) or its rows as tuples (reads)."""
+        return self._run(
+            lambda transaction: transaction.execute(self._compiled(statement), params),
+            kind=kind,
+            repeatable=repeatable,
+        )
 
-        def work(connection: Connection) -> Any:
-            result = connection.execute(statement, params)
-            return result.all() if result.returns_rows else result.rowcount
-
-        return self._run(work, kind=kind, repeatable=repeatable)
+    def _compiled(self, statement: Any) -> Compiled:
+        """`statement` compiled for this database, once. Called with a connection open, so
+        the dialect has met the server (MariaDB or MySQL, the server's version)."""
+        compiled = self._compiled_by_id.get(id(statement))
+        if compiled is None:
+            compiled = Compiled(statement, self._engines.atomic.dialect)
+            self._compiled_by_id[id(statement)] = compiled
+        return compiled
 
     def _create_schema(self) -> None:
         """Create the tables and indexes if missing; safe when several processes race to it."""
@@ -202,10 +219,19 @@ class SQLTransport(Transport):
         if not packed:
             return
         delay_s = float(max(delay, 0.0))
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"q": queue, "pri": message.priority, "delay_s": delay_s, "data": data}
             for message, data in zip(messages, packed, strict=True)
         ]
+        # A publish sent twice is a duplicate: when the outcome is unknown, say so.
+        if len(rows) == 1:
+            self._execute(self._sql.insert, repeatable=False, **rows[0])
+        else:
+            self._insert_many(rows)
+        self._signal.notify()
+
+    def _insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """A batch through SQLAlchemy, which sends it as multi-row INSERTs."""
         chunks = list(_insert_chunks(rows))
         sql = self._sql
 
@@ -214,9 +240,10 @@ class SQLTransport(Transport):
             for chunk in chunks:
                 connection.execute(insert, chunk)
 
-        # A publish sent twice is a duplicate: when the outcome is unknown, say so.
-        self._run(work, kind="atomic" if len(chunks) > 1 else "single", repeatable=False)
-        self._signal.notify()
+        if not self._schema_ready:
+            self._create_schema()
+        kind = "atomic" if len(chunks) > 1 else "single"
+        transact(self._engines, self.url, work, kind=kind, repeatable=False)
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -265,10 +292,12 @@ class SQLTransport(Transport):
             rows.sort(key=lambda row: (-row.priority, row.due, row.id))
             return rows
 
-        def pick_then_take(connection: Connection) -> list[_Claimed]:
-            rows = [_Claimed(*row) for row in connection.execute(sql.pick, params)]
+        def pick_then_take(transaction: DriverTransaction) -> list[_Claimed]:
+            picked = transaction.execute(self._compiled(sql.pick), params)
+            rows = [_Claimed(*row) for row in picked]
             if rows:
-                connection.execute(sql.take, {**params, "ids": [row.id for row in rows]})
+                ids = [row.id for row in rows]
+                transaction.execute(self._compiled(sql.take), {**params, "ids": ids})
             return [row._replace(deliveries=row.deliveries + 1) for row in rows]
 
         return self._run(pick_then_take, kind="atomic")
@@ -376,8 +405,8 @@ class SQLTransport(Transport):
         validate_queue_name(queue)
         rows = self._execute(self._sql.dead_letters, kind="read", q=queue, lim=limit)
         return [
-            DeadLetter(envelope.unpack(row.body), queue, row.reason, row.dead_at, row.deliveries)
-            for row in rows
+            DeadLetter(envelope.unpack(body), queue, reason, dead_at, deliveries)
+            for body, reason, dead_at, deliveries in rows
         ]
 
     def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
@@ -389,7 +418,7 @@ class SQLTransport(Transport):
             # Message ids live inside the packed envelope, so pick the rows here.
             wanted = set(ids)
             dead = self._execute(sql.dead_bodies, kind="read", q=queue)
-            rows = [row.id for row in dead if envelope.unpack(row.body).id in wanted]
+            rows = [row_id for row_id, body in dead if envelope.unpack(body).id in wanted]
             count = sum(
                 int(self._execute(sql.replay_ids, q=queue, ids=chunk))
                 for chunk in _chunks(rows, _ROWS_PER_STATEMENT)
@@ -403,9 +432,9 @@ class SQLTransport(Transport):
         data = self.check_publish(channel, (message,))[0]
         sql = self._sql
 
-        def work(connection: Connection) -> None:
-            connection.execute(sql.expire_broadcasts, {"keep_s": KEEP})
-            connection.execute(sql.broadcast, {"ch": channel, "data": data})
+        def work(transaction: DriverTransaction) -> None:
+            transaction.execute(self._compiled(sql.expire_broadcasts), {"keep_s": KEEP})
+            transaction.execute(self._compiled(sql.broadcast), {"ch": channel, "data": data})
 
         self._run(work, kind="atomic", repeatable=False)
         self._signal.notify()

@@ -48,7 +48,7 @@ class LocalSignal:
 
 
 class SQLSubscription(Subscription):
-    """`read(statement, **params)` runs a read statement and returns its rows."""
+    """`read(statement, **params)` runs a read statement and returns its rows as tuples."""
 
     def __init__(
         self, channel: str, statements: Any, read: Callable[..., list[Any]], signal: LocalSignal
@@ -58,7 +58,7 @@ class SQLSubscription(Subscription):
         self._read = read
         self._signal = signal
         recent = read(statements.recent_broadcasts, ch=channel, lim=LOOKBACK)
-        self._seen = {row.id for row in recent}
+        self._seen = {row_id for (row_id,) in recent}
         self._newest = max(self._seen, default=0)
         self._pending: deque[Message] = deque()
         self._closed = False
@@ -78,11 +78,11 @@ class SQLSubscription(Subscription):
 
     def _poll(self) -> None:
         after = self._newest - LOOKBACK
-        for row in self._read(self._sql.broadcasts_after, ch=self._channel, after=after):
-            if row.id not in self._seen:
-                self._seen.add(row.id)
-                self._newest = max(self._newest, row.id)
-                self._pending.append(envelope.unpack(row.body))
+        for row_id, body in self._read(self._sql.broadcasts_after, ch=self._channel, after=after):
+            if row_id not in self._seen:
+                self._seen.add(row_id)
+                self._newest = max(self._newest, row_id)
+                self._pending.append(envelope.unpack(body))
         floor = self._newest - LOOKBACK
         self._seen = {seen for seen in self._seen if seen > floor}
 

@@ -14,7 +14,8 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from conveyor.core.errors import (
     InvalidURL,
 )
 from conveyor.core.url import URL, redact
+from conveyor.transports.sql_driver import DriverTransaction
 
 DIALECTS = {
     "sqlite": "sqlite",
@@ -51,6 +53,7 @@ _COMMON: dict[str, Any] = {"hide_parameters": True, "pool_size": 5, "max_overflo
 _MYSQL_AUTH = {1044, 1045, 1698, 1862}
 _MYSQL_RETRY = {1205, 1213}  # lock wait timeout, deadlock
 _PG_RETRY = {"40001", "40P01"}  # serialization failure, deadlock
+_SQLITE_BEGIN = "BEGIN IMMEDIATE"
 
 
 def dialect_of(url: URL) -> str:
@@ -73,6 +76,9 @@ class Engines:
     atomic: Engine
     single: Engine
     read: Engine
+    begin: str | None = None
+    """The statement that opens a writing transaction on a DB-API connection, where the
+    driver does not open one itself (SQLite: BEGIN IMMEDIATE)."""
 
     @property
     def autocommit_writes(self) -> bool:
@@ -94,7 +100,8 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
     dialect = dialect_of(url)
     if dialect == "sqlite":
         engine = _sqlite_engine(url, busy_timeout)
-        return Engines(engine, engine, engine.execution_options(**{READ_ONLY: True}))
+        read_only = engine.execution_options(**{READ_ONLY: True})
+        return Engines(engine, engine, read_only, begin=_SQLITE_BEGIN)
     if len(url.hosts) != 1:
         raise InvalidURL(f"{url} must name exactly one database host")
     host = url.hosts[0]
@@ -195,7 +202,7 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
     def _begin(connection: Connection) -> None:
         # A lone SELECT runs in autocommit; anything that may write takes the lock first.
         if not connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(_SQLITE_BEGIN)
 
     return engine
 
@@ -203,14 +210,16 @@ def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
 def transact(
     engines: Engines,
     url: URL,
-    work: Callable[[Connection], T],
+    work: Callable[[Any], T],
     *,
     kind: str = "atomic",
     repeatable: bool = True,
+    driver: bool = False,
 ) -> T:
     """Run `work` in one transaction on `engines.<kind>`; errors become conveyor errors.
 
     kind: "atomic" for several statements, "single" for one statement that writes, "read".
+    `work` gets a SQLAlchemy Connection, or with `driver` a sql_driver.DriverTransaction.
     A dropped connection or a deadlock runs the whole transaction again on a fresh
     connection. When the COMMIT itself fails (or, in autocommit, the statement) the outcome
     is unknown: only a `repeatable` operation runs again then; any other raises
@@ -220,12 +229,12 @@ def transact(
     unknown_from_start = kind != "atomic" and engines.autocommit_writes
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            connection = engine.connect()
+            transaction = _open(engine, engines.begin if kind != "read" else None, driver)
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc, url, connecting=True, outcome_unknown=False) from exc
         committing = unknown_from_start
         try:
-            with connection, connection.begin():
+            with transaction as connection:
                 result = work(connection)
                 committing = True
             return result
@@ -236,6 +245,19 @@ def transact(
             log.info("running a transaction on %s again after %s", url, type(exc).__name__)
             time.sleep(0.02 * (attempt - 1))  # a deadlock's other party gets to finish
     raise AssertionError("unreachable")
+
+
+def _open(engine: Engine, begin: str | None, driver: bool) -> AbstractContextManager[Any]:
+    """A pooled connection, checked out now, that runs one transaction as a context."""
+    if driver:
+        return DriverTransaction(engine, begin)
+    return _transaction(engine.connect())
+
+
+@contextmanager
+def _transaction(connection: Connection) -> Iterator[Connection]:
+    with connection, connection.begin():
+        yield connection
 
 
 def retryable(exc: sa_exc.SQLAlchemyError) -> bool:
