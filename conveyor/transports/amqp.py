@@ -76,6 +76,7 @@ from conveyor.transports.base import (
 )
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
+_CONSUMER_GONE = "the consumer connection is gone; the broker redelivers the message"
 
 
 class AMQPTransport(Transport):
@@ -410,14 +411,17 @@ class AMQPTransport(Transport):
         """Ack on the delivering channel only: a tag is meaningless on any other."""
         link = self._links[CONSUME]
         self._inbox.settled(tags)
+        if link is None:
+            raise LeaseLost(_CONSUMER_GONE)
 
         def send() -> None:
-            for channel, delivery_tags in _by_channel(tags).items():
-                if channel.is_open and channel in self._unacked:
-                    self._unacked[channel].ack(delivery_tags)
+            with link.corked():
+                for channel, delivery_tags in _by_channel(tags).items():
+                    if channel.is_open and channel in self._unacked:
+                        self._unacked[channel].ack(delivery_tags)
 
-        if link is None or not link.later(send):
-            raise LeaseLost("the consumer connection is gone; the broker redelivers the message")
+        if not link.later(send):
+            raise LeaseLost(_CONSUMER_GONE)
 
     def nack(self, delivery: Delivery, *, requeue: bool, delay: float, reason: str) -> None:
         tag = self._held_tag(delivery)
@@ -490,14 +494,16 @@ class AMQPTransport(Transport):
     def _return_buffered(self, raws: list[Raw]) -> None:
         """Give back deliveries that were buffered but never handed out."""
         link = self._links[CONSUME]
+        if not raws or link is None:
+            return
 
         def send() -> None:
-            for channel, delivery_tags in _by_channel(raws).items():
-                if channel.is_open and channel in self._unacked:
-                    self._unacked[channel].requeue(delivery_tags)
+            with link.corked():
+                for channel, delivery_tags in _by_channel(raws).items():
+                    if channel.is_open and channel in self._unacked:
+                        self._unacked[channel].requeue(delivery_tags)
 
-        if raws and link is not None:
-            link.later(send)
+        link.later(send)
 
     def _browse(self, queue: str, limit: int | None) -> list[Raw]:
         """Get (without ack) up to `limit` dead letters of `queue`; `_release` them after."""

@@ -58,13 +58,14 @@ class Confirms:
         self, channel: pika.channel.Channel, items: list[Outgoing], future: Future[list[int]]
     ) -> None:
         batch = _Batch(future, items, len(items))
-        for exchange, routing_key, properties, body in items:
-            # Straight to a queue: mandatory, so a vanished queue is noticed, not a silent loss.
-            # Through an exchange (broadcast): no subscriber is a valid outcome.
-            mandatory = not exchange
-            channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
-            self._waiting[self._next_tag] = batch
-            self._next_tag += 1
+        with channel.connection.corked():  # the batch leaves in one write (amqp_link)
+            for exchange, routing_key, properties, body in items:
+                # Straight to a queue: mandatory, so a vanished queue is noticed, not a silent
+                # loss. Through an exchange (broadcast): no subscriber is a valid outcome.
+                mandatory = not exchange
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
+                self._waiting[self._next_tag] = batch
+                self._next_tag += 1
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method

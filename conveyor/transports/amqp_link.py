@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectionWorkflowFailed,
     AMQPConnectorException,
 )
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
 from conveyor.core.errors import (
     AuthenticationFailed,
@@ -94,6 +95,47 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
 
 
+class _Connection(pika.SelectConnection):
+    """A SelectConnection that writes a message, or a batch, with one send(2), at once.
+
+    pika buffers each frame of a message (method, header, body) on its own, its transport
+    sends every buffer with its own send(2), and only on the loop's next turn, when the
+    socket reports writable. Here a message's frames are joined; inside `corked()` (a batch
+    of publishes or acks) they are collected and, at the end of the block, joined and sent
+    right away on a plaintext socket (TLS keeps pika's path). The same bytes in the same
+    order: one syscall per batch instead of three per message, and no extra loop turn
+    between a publish and its confirm.
+    """
+
+    _corked: list[bytes] | None = None
+
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Collect what is sent inside the block; write it as one buffer at the end (loop
+        thread only)."""
+        self._corked = []
+        try:
+            yield
+        finally:
+            corked, self._corked = self._corked, None
+            if corked and not self.is_closed:
+                self._adapter_emit_data(b"".join(corked))
+                self._send_now()
+
+    def _send_now(self) -> None:
+        transport = self._transport
+        if isinstance(transport, _AsyncPlaintextTransport) and transport.get_write_buffer_size():
+            transport._on_socket_writable()  # sends what it can, keeps the rest for the loop
+
+    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
+        self.bytes_sent += sum(map(len, marshaled_frames))
+        self.frames_sent += len(marshaled_frames)
+        if self._corked is not None:
+            self._corked.extend(marshaled_frames)
+        else:
+            self._adapter_emit_data(b"".join(marshaled_frames))
+
+
 class Link:
     """A SelectConnection running its ioloop in a daemon thread.
 
@@ -118,7 +160,7 @@ class Link:
         self._opened = threading.Event()
         self._error: BaseException | None = None
         where = f"connect to {params.host}:{params.port}"
-        self._conn = pika.SelectConnection(
+        self._conn = _Connection(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
@@ -250,6 +292,10 @@ class Link:
         except FutureTimeout:
             _fail(future, ConnectionLost(f"no reply from the broker within {timeout:.1f} s"))
             return future.result()
+
+    def corked(self) -> contextlib.AbstractContextManager[None]:
+        """On the loop thread: what is sent inside the block leaves in one write at its end."""
+        return self._conn.corked()
 
     def later(self, action: Callable[[], None]) -> bool:
         """Run `action` on the loop thread without waiting; False if the link is dead."""

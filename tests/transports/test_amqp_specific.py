@@ -791,3 +791,19 @@ def test_dead_letters_browsed_and_replayed_by_exiting_processes_move_once(
     replayed = [fetch_one(transport, queue) for _ in range(3)]
     assert {d.message.id for d in replayed} == ids
     assert transport.fetch(queue, timeout=0.5) == []
+
+
+def test_a_batch_larger_than_the_socket_buffer_arrives_whole_and_in_order(
+    make: Make, queue: str
+) -> None:
+    """A batch is written as one buffer (amqp_link); the socket takes it in parts."""
+    transport = make()
+    bodies = [os.urandom(64 * 1024) for _ in range(300)]  # ~19 MB, far beyond a send buffer
+    transport.publish_many(queue, [Message(body=body) for body in bodies])
+    assert transport.size(queue) == len(bodies)
+    received = []
+    while len(received) < len(bodies):
+        delivery = fetch_one(transport, queue)
+        received.append(delivery.message.body)
+        delivery.ack()
+    assert received == bodies
