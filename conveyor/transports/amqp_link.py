@@ -95,45 +95,67 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
 
 
-class _Connection(pika.SelectConnection):
-    """A SelectConnection that writes a message, or a batch, with one send(2), at once.
+# Output is handed to the socket in buffers of about this size: big enough that a batch of
+# small messages costs a few syscalls, small enough that the broker starts on a long batch
+# while the rest is being marshalled, and that large messages are not copied whole.
+WRITE_SIZE = 256 * 1024
 
-    pika buffers each frame of a message (method, header, body) on its own, its transport
-    sends every buffer with its own send(2), and only on the loop's next turn, when the
-    socket reports writable. Here a message's frames are joined; inside `corked()` (a batch
-    of publishes or acks) they are collected and, at the end of the block, joined and sent
-    right away on a plaintext socket (TLS keeps pika's path). The same bytes in the same
-    order: one syscall per batch instead of three per message, and no extra loop turn
-    between a publish and its confirm.
+
+class _Connection(pika.SelectConnection):
+    """A SelectConnection that writes frames in few, large buffers, and at once.
+
+    pika buffers each frame (method, header, body) on its own, its transport sends every
+    buffer with its own send(2), and only on the loop's next turn, when the socket reports
+    writable. Here frames are joined into buffers of up to WRITE_SIZE: a message's frames at
+    least, and inside `corked()` (a batch of publishes or acks) everything sent in the block,
+    which is then sent right away on a plaintext socket (TLS keeps pika's path). The same
+    bytes in the same order, with a syscall per 256 KB instead of three per message, and no
+    loop turn between a publish and its confirm.
     """
 
-    _corked: list[bytes] | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._corked = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        super().__init__(*args, **kwargs)
 
     @contextlib.contextmanager
     def corked(self) -> Iterator[None]:
-        """Collect what is sent inside the block; write it as one buffer at the end (loop
-        thread only)."""
-        self._corked = []
+        """Hold back what is sent inside the block, then send it (loop thread only)."""
+        self._corked = True
         try:
             yield
         finally:
-            corked, self._corked = self._corked, None
-            if corked and not self.is_closed:
-                self._adapter_emit_data(b"".join(corked))
-                self._send_now()
-
-    def _send_now(self) -> None:
-        transport = self._transport
-        if isinstance(transport, _AsyncPlaintextTransport) and transport.get_write_buffer_size():
-            transport._on_socket_writable()  # sends what it can, keeps the rest for the loop
+            self._corked = False
+            self._write_pending(now=True)
 
     def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
-        self.bytes_sent += sum(map(len, marshaled_frames))
+        pending = self._pending
+        for frame in marshaled_frames:
+            pending.append(frame)
+            self._pending_size += len(frame)
+            self.bytes_sent += len(frame)
+            if self._pending_size >= WRITE_SIZE:
+                self._write_pending(now=self._corked)
         self.frames_sent += len(marshaled_frames)
-        if self._corked is not None:
-            self._corked.extend(marshaled_frames)
-        else:
-            self._adapter_emit_data(b"".join(marshaled_frames))
+        if not self._corked:
+            self._write_pending(now=False)
+
+    def _write_pending(self, now: bool) -> None:
+        """Hand what is pending to the transport; `now`: send it at once (plaintext), not
+        on the loop's next turn."""
+        if not self._pending_size:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        if self.is_closed:
+            return
+        self._adapter_emit_data(data)
+        transport = self._transport
+        plaintext = isinstance(transport, _AsyncPlaintextTransport)
+        if now and plaintext and transport.get_write_buffer_size():
+            transport._on_socket_writable()  # sends what it can, keeps the rest for the loop
 
 
 class Link:
