@@ -142,7 +142,11 @@ class SQLTransport(Transport):
         self._schema_lock = threading.Lock()
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
+        self._short_claims: dict[str, int] = {}
+        # Two signals, so that a busy queue does not make broadcast subscribers poll.
         self._signal = LocalSignal()
+        """New ready messages: this process wrote some, or LISTEN/NOTIFY said so."""
+        self._broadcast_signal = LocalSignal()
         self._heartbeat: threading.Thread | None = None
         self._listener: Listener | None = None
 
@@ -254,24 +258,30 @@ class SQLTransport(Transport):
         deadline = time.monotonic() + timeout
         pause = min(_FIRST_POLL, self.options.poll_interval)
         generation = self._signal.generation
+        rows: list[_Claimed] = []
         if self._reap_due(queue):
             self._execute(self._sql.reap, q=queue)
-        rows = self._claim(queue, max_messages)
+            rows = self._claim(queue, max_messages, generation)
+        elif not self._nothing_new(queue, generation):
+            rows = self._claim(queue, max_messages, generation)
         while not rows:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
             self._signal.wait(generation, min(pause, remaining))
+            woken = self._signal.generation != generation
             longest = self.options.poll_interval
             if self._pushes():  # a new message wakes us: poll only for due delayed ones
                 longest = max(longest, _POLL_WITH_PUSHES)
             pause = min(pause * 2, longest)
             generation = self._signal.generation
-            ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
-            if expired:
-                self._execute(self._sql.reap, q=queue)
-            if ready or expired:
-                rows = self._claim(queue, max_messages)
+            if not woken:  # a cheap read-only look first
+                ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
+                if expired:
+                    self._execute(self._sql.reap, q=queue)
+                if not (ready or expired):
+                    continue
+            rows = self._claim(queue, max_messages, generation)
         with self._held_lock:
             self._held.update(row.id for row in rows)
         self._start_heartbeat()
@@ -282,7 +292,23 @@ class SQLTransport(Transport):
             for row in rows
         ]
 
-    def _claim(self, queue: str, limit: int) -> list[_Claimed]:
+    def _nothing_new(self, queue: str, generation: int) -> bool:
+        """Whether the last claim on `queue` left it empty and, by the database's own
+        wake-ups, nothing became ready since: then a claim now would find nothing either
+        (delayed messages coming due are found by the poll, a few milliseconds later)."""
+        return self._short_claims.get(queue) == generation and self._pushes()
+
+    def _claim(self, queue: str, limit: int, generation: int) -> list[_Claimed]:
+        """Take up to `limit` due rows of `queue`, noting whether it ran short at
+        `generation` (the signal's, read before the claim began)."""
+        rows = self._take(queue, limit)
+        if len(rows) < limit:
+            self._short_claims[queue] = generation
+        else:
+            self._short_claims.pop(queue, None)
+        return rows
+
+    def _take(self, queue: str, limit: int) -> list[_Claimed]:
         """Take up to `limit` due rows of `queue` for this transport, in delivery order."""
         sql = self._sql
         params: dict[str, Any] = {"q": queue, "lim": limit, "who": self._owner}
@@ -437,12 +463,12 @@ class SQLTransport(Transport):
             transaction.execute(self._compiled(sql.broadcast), {"ch": channel, "data": data})
 
         self._run(work, kind="atomic", repeatable=False)
-        self._signal.notify()
+        self._broadcast_signal.notify()
 
     def subscribe(self, channel: str) -> Subscription:
         validate_queue_name(channel)
         read = functools.partial(self._execute, kind="read")
-        return SQLSubscription(channel, self._sql, read, self._signal)
+        return SQLSubscription(channel, self._sql, read, self._broadcast_signal)
 
     # -- lifecycle ---------------------------------------------------------------------
 
