@@ -101,10 +101,13 @@ class Settings(MutableMapping[str, Any]):
         return DEFAULTS[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self._values[ALIASES.get(name, name)] = value
+        name = ALIASES.get(name, name)
+        self._values[name] = value
+        self.__dict__.pop(name, None)
 
     def __delitem__(self, name: str) -> None:
         del self._values[name]
+        self.__dict__.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter({**DEFAULTS, **self._values})
@@ -113,10 +116,16 @@ class Settings(MutableMapping[str, Any]):
         return len({**DEFAULTS, **self._values})
 
     def __getattr__(self, name: str) -> Any:
+        """Read a setting; it is then kept as an instance attribute, so the next read (every
+        `delay()` reads several) is a plain lookup, until the setting is set or deleted.
+        Settings read from the environment are read afresh each time."""
         try:
-            return self[name]
+            value = self[name]
         except KeyError:
             raise AttributeError(f"no setting named {name!r}") from None
+        if name not in ENVIRONMENT:
+            object.__setattr__(self, name, value)
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value

@@ -42,10 +42,24 @@ class TaskMessage:
     ignore_result: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": VERSION, **{name: getattr(self, name) for name in _FIELDS}}
+        return {
+            "v": VERSION,
+            "id": self.id,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "retries": self.retries,
+            "eta": self.eta,
+            "expires": self.expires,
+            "root_id": self.root_id,
+            "parent_id": self.parent_id,
+            "group_id": self.group_id,
+            "callbacks": self.callbacks,
+            "errbacks": self.errbacks,
+            "ignore_result": self.ignore_result,
+        }
 
 
-_FIELDS = tuple(TaskMessage.__dataclass_fields__)
 _TYPES: dict[str, tuple[type, ...]] = {
     "id": (str,),
     "task": (str,),

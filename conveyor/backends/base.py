@@ -42,6 +42,11 @@ def _dataclass_dict(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_record_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=_dataclass_dict
+).encode
+
+
 @dataclass
 class ResultRecord:
     """Everything stored about one task id.
@@ -69,10 +74,7 @@ class ResultRecord:
         # The fields as they are (asdict would deep-copy the result first); a dataclass
         # inside the result still becomes a dict, as asdict made it.
         try:
-            text = json.dumps(
-                vars(self), separators=(",", ":"), ensure_ascii=False, default=_dataclass_dict
-            )
-            return text.encode()
+            return _record_json(vars(self)).encode()
         except (TypeError, ValueError) as exc:
             raise EncodeError(f"result of task {self.task_id!r} is not JSON: {exc}") from None
 

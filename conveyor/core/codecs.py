@@ -32,8 +32,11 @@ class Codec:
     decode: Callable[[bytes], Any]
 
 
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def _json_encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _to_json(value).encode()
 
 
 def _json_decode(data: bytes) -> Any:

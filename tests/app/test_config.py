@@ -69,3 +69,24 @@ def test_conf_update_and_attribute_access() -> None:
     assert app.conf.task_acks_late is False
     with pytest.raises(AttributeError):
         app.conf.no_such_setting  # noqa: B018
+
+
+def test_a_setting_read_then_changed_reads_the_new_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads are kept for speed; every way of changing a setting replaces what was kept."""
+    conf = Conveyor("x").conf
+    assert conf.task_default_queue == "default"
+    conf.task_default_queue = "one"
+    assert conf.task_default_queue == "one"
+    conf["task_default_queue"] = "two"
+    assert conf.task_default_queue == "two"
+    conf.update(task_default_queue="three")
+    assert conf.task_default_queue == "three"
+    conf.from_object({"CELERY_DEFAULT_QUEUE": "four"})
+    assert conf.task_default_queue == "four"
+    del conf["task_default_queue"]
+    assert conf.task_default_queue == "default"
+    assert "task_default_queue" in dict(conf)
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "redis://one")
+    assert conf.broker_url == "redis://one"
+    monkeypatch.setenv("CONVEYOR_BROKER_URL", "redis://two")
+    assert conf.broker_url == "redis://two"

@@ -41,6 +41,7 @@ def test_round_trip_keeps_every_field() -> None:
         3,
     )
     assert protocol.decode(message, JSON) == task
+    assert set(task.to_dict()) == {"v", *protocol.TaskMessage.__dataclass_fields__}
 
 
 def test_a_hand_written_minimal_body_is_accepted() -> None:
