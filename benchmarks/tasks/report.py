@@ -12,8 +12,9 @@ from typing import Any
 METRICS: dict[str, tuple[str, str]] = {
     "enqueue_per_s": ("enqueue, delay() loop (tasks/s)", "higher"),
     "enqueue_batch_per_s": ("enqueue, batched (tasks/s)", "higher"),
+    "enqueue_batch_publish_per_s": ("enqueue, batched: publish_many alone (tasks/s)", "higher"),
     "enqueue_raw_unconfirmed_per_s": ("raw pika publish, unconfirmed (msgs/s)", "higher"),
-    "enqueue_batch_vs_raw": ("batched / raw unconfirmed (same block)", "higher"),
+    "enqueue_batch_vs_raw": ("publish_many / raw unconfirmed (same block)", "higher"),
     "enqueue_client_cpu_us": ("enqueue client CPU (µs/task)", "lower"),
     "drain_per_s": ("drain (tasks/s)", "higher"),
     "drain_worker_cpu_us_per_task": ("worker CPU, drain (µs/task)", "lower"),

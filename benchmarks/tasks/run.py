@@ -15,8 +15,9 @@ so every system sees the same background load within a repetition. Inside a bloc
 3. latency: one task at a time on the now idle worker, p50/p99;
 4. roundtrip: enqueue N and wait for every result; the worker tree's CPU is read before
    and after, giving CPU per task;
-5. enqueue_batch (conveyor): N tasks through publish_many into a side queue, counted, removed;
-   on RabbitMQ also the same N bodies through raw pika without confirms (the ceiling);
+5. enqueue_batch (conveyor): N task messages built, then published with publish_many into a
+   side queue, counted, removed (timed with and without the building); on RabbitMQ also N
+   such bodies through raw pika without confirms (the ceiling for the publish);
 6. stop the worker by PID (SIGTERM, deadline, SIGKILL); check the ledger counted exactly the
    tasks sent, the queue is empty and nothing was dead-lettered; remove the queue.
 
@@ -261,7 +262,7 @@ class BlockRun:
         raw = driver.call("enqueue_raw_amqp", queue=f"{side}_raw", n=n, timeout=self.config.timeout)
         metrics.update(raw)
         metrics["enqueue_batch_vs_raw"] = (
-            metrics["enqueue_batch_per_s"] / raw["enqueue_raw_unconfirmed_per_s"]
+            metrics["enqueue_batch_publish_per_s"] / raw["enqueue_raw_unconfirmed_per_s"]
         )
 
     def verify(self, worker: WorkerProcess, driver: Driver) -> None:

@@ -2,8 +2,9 @@
 
 The app runs with its safe defaults: late acks, publisher confirms, a PENDING record per
 sent task. `send_batch` is the batched path: there is no app-level group or publish_many
-yet, so it encodes task messages with `conveyor.app.protocol` and sends them through
-`Producer.publish_many` (no PENDING records, which `delay()` writes one by one).
+yet, so it encodes task messages with `conveyor.app.protocol` (`messages`) and sends them
+through `Producer.publish_many` (`publish_batch`; no PENDING records, which `delay()` writes
+one by one).
 """
 
 from __future__ import annotations
@@ -51,12 +52,27 @@ class Client:
         dead = app.transport.dead_letters(QUEUE, limit=10)
         return [f"dead letter: {letter.reason}" for letter in dead]
 
+    def messages(self, values: list[int]) -> list[Message]:
+        """Task messages for add(i, i), as `delay()` would encode them."""
+        return [
+            protocol.encode(
+                protocol.TaskMessage(
+                    id=(task_id := str(uuid.uuid4())), task=add.name, args=[i, i], root_id=task_id
+                ),
+                app.serializer,
+            )
+            for i in values
+        ]
+
+    def publish_batch(self, queue: str, messages: list[Message]) -> None:
+        app.producer.publish_many(queue, messages)
+
     def send_batch(self, queue: str, values: list[int]) -> None:
-        app.producer.publish_many(queue, _messages(values))
+        self.publish_batch(queue, self.messages(values))
 
     def bodies(self, values: list[int]) -> list[bytes]:
         """The bodies `send_batch` would send, for a raw client's baseline."""
-        return [message.body for message in _messages(values)]
+        return [message.body for message in self.messages(values)]
 
     def size(self, queue: str) -> int:
         return app.transport.size(queue)
@@ -67,18 +83,6 @@ class Client:
     def cleanup(self) -> None:
         app.transport.delete(QUEUE)
         app.close()
-
-
-def _messages(values: list[int]) -> list[Message]:
-    return [
-        protocol.encode(
-            protocol.TaskMessage(
-                id=(task_id := str(uuid.uuid4())), task=add.name, args=[i, i], root_id=task_id
-            ),
-            app.serializer,
-        )
-        for i in values
-    ]
 
 
 def client() -> Client:

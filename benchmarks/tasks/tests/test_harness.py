@@ -136,6 +136,7 @@ def test_a_tiny_run_counts_every_execution(redis_url: str, tmp_path: Path) -> No
     assert all(b["checks"]["executed"] == b["checks"]["expected"] == 43 for b in blocks)
     metrics = {(r["system"], r["metric"]) for r in rows if "metric" in r}
     assert ("conveyor", "enqueue_batch_per_s") in metrics
+    assert ("conveyor", "enqueue_batch_publish_per_s") in metrics
     assert ("huey", "worker_cpu_us_per_task") in metrics
     assert results.with_suffix(".md").read_text().startswith("# Task-queue benchmark")
 
@@ -150,3 +151,19 @@ def test_raw_unconfirmed_baseline_sends_every_body_and_removes_its_queue(amqp_ur
             connection.channel().queue_declare(queue, passive=True)
     finally:
         connection.close()
+
+
+def test_on_rabbitmq_the_batched_publish_is_set_against_raw_pika(
+    redis_url: str, amqp_url: str, tmp_path: Path
+) -> None:
+    argv = ["--systems", "conveyor", "--brokers", "amqp", "--workloads", "enqueue", "-n", "20"]
+    argv += ["-r", "1", "--redis", redis_url, "--amqp", amqp_url, "--out", str(tmp_path)]
+    assert run.main(argv) == 0
+    [results] = tmp_path.glob("tasks-*.jsonl")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    metrics = {r["metric"]: r["value"] for r in rows if "metric" in r}
+    publish, raw = metrics["enqueue_batch_publish_per_s"], metrics["enqueue_raw_unconfirmed_per_s"]
+    assert metrics["enqueue_batch_vs_raw"] == pytest.approx(publish / raw)
+    assert (
+        "| publish_many / raw unconfirmed (same block) |" in results.with_suffix(".md").read_text()
+    )
