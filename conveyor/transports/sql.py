@@ -19,6 +19,10 @@ row per message, created on first use.
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
   already reached COMMIT and is not safe to repeat (publish, ack, nack): then the outcome is
   unknown and ConnectionLost says so (sql_engine.transact).
+* Publishes commit durably. On PostgreSQL claims, acks, nacks and lease updates commit
+  without waiting for the WAL flush (sql_engine.Engines.relaxed): a server crash may forget
+  the last fraction of a second of them, which brings those messages back to the queue,
+  never loses one (at-least-once, like an ack lost on the way on any broker).
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ _BYTES_PER_STATEMENT = 4 * 1024 * 1024
 _FIRST_POLL = 0.005
 _POLL_WITH_PUSHES = 0.25
 _MiB = 1024 * 1024
+RELAXED = "relaxed"
+"""The kind of work (sql_engine.Engines) of claims, settlements and lease updates: a
+server crash may forget the last of them, which only brings those messages back."""
 
 
 class _Claimed(NamedTuple):
@@ -260,7 +267,7 @@ class SQLTransport(Transport):
         generation = self._signal.generation
         rows: list[_Claimed] = []
         if self._reap_due(queue):
-            self._execute(self._sql.reap, q=queue)
+            self._execute(self._sql.reap, kind=RELAXED, q=queue)
             rows = self._claim(queue, max_messages, generation)
         elif not self._nothing_new(queue, generation):
             rows = self._claim(queue, max_messages, generation)
@@ -278,7 +285,7 @@ class SQLTransport(Transport):
             if not woken:  # a cheap read-only look first
                 ((ready, expired),) = self._execute(self._sql.probe, kind="read", q=queue)
                 if expired:
-                    self._execute(self._sql.reap, q=queue)
+                    self._execute(self._sql.reap, kind=RELAXED, q=queue)
                 if not (ready or expired):
                     continue
             rows = self._claim(queue, max_messages, generation)
@@ -314,7 +321,7 @@ class SQLTransport(Transport):
         params: dict[str, Any] = {"q": queue, "lim": limit, "who": self._owner}
         params["lease_s"] = self.options.lease_timeout
         if self._claim_in_one_statement:
-            rows = [_Claimed(*row) for row in self._execute(sql.claim, **params)]
+            rows = [_Claimed(*row) for row in self._execute(sql.claim, kind=RELAXED, **params)]
             rows.sort(key=lambda row: (-row.priority, row.due, row.id))
             return rows
 
@@ -366,11 +373,11 @@ class SQLTransport(Transport):
         params.update(ids=[row for row, _ in claims], claims=claims, who=self._owner)
         try:
             try:
-                changed = self._execute(statement, repeatable=False, **params)
+                changed = self._execute(statement, kind=RELAXED, repeatable=False, **params)
             except ConnectionLost as lost:
                 # Send it again: if it changes every row now, the first one never applied;
                 # if not, the first one may have applied, and nobody can tell.
-                changed = self._execute(statement, **params)
+                changed = self._execute(statement, kind=RELAXED, **params)
                 if changed < len(claims):
                     raise lost
         finally:
@@ -410,7 +417,7 @@ class SQLTransport(Transport):
     def _update_held(self, statement: Any, ids: list[int], **params: Any) -> None:
         """Run `statement` on the rows among `ids` that this transport still holds."""
         for chunk in _chunks(ids, _ROWS_PER_STATEMENT):
-            self._execute(statement, ids=chunk, who=self._owner, **params)
+            self._execute(statement, kind=RELAXED, ids=chunk, who=self._owner, **params)
 
     # -- administration ----------------------------------------------------------------
 

@@ -68,14 +68,20 @@ class Engines:
     """Where each kind of work runs.
 
     atomic: transactions of several statements. single: one statement that writes.
-    read: statements that only read. On PostgreSQL `single` and `read` run in autocommit,
-    saving the BEGIN and COMMIT round trips around a statement that is atomic anyway; a
-    statement lost with its connection there has an unknown outcome (`autocommit_writes`).
+    read: statements that only read. relaxed: one statement that writes and may be
+    forgotten by a server that crashes right after its commit, because forgetting it only
+    brings messages back (claims, acks, lease renewals): on PostgreSQL it commits without
+    waiting for the WAL flush (synchronous_commit off), which takes it off the
+    consumer's critical path; elsewhere it is `single`. On PostgreSQL `single`, `read` and
+    `relaxed` run in autocommit, saving the BEGIN and COMMIT round trips around a statement
+    that is atomic anyway; a statement lost with its connection there has an unknown
+    outcome (`autocommit_writes`).
     """
 
     atomic: Engine
     single: Engine
     read: Engine
+    relaxed: Engine
     begin: str | None = None
     """The statement that opens a writing transaction on a DB-API connection, where the
     driver does not open one itself (SQLite: BEGIN IMMEDIATE)."""
@@ -86,9 +92,8 @@ class Engines:
 
     def dispose(self, *, close: bool = True) -> None:
         """Drop the pools; close=False leaves the connections alone (a forked child's copy)."""
-        self.atomic.dispose(close=close)
-        if self.autocommit_writes:
-            self.single.dispose(close=close)
+        for engine in {self.atomic, self.single, self.relaxed}:
+            engine.dispose(close=close)
 
 
 def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: float) -> Engines:
@@ -101,7 +106,7 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
     if dialect == "sqlite":
         engine = _sqlite_engine(url, busy_timeout)
         read_only = engine.execution_options(**{READ_ONLY: True})
-        return Engines(engine, engine, read_only, begin=_SQLITE_BEGIN)
+        return Engines(engine, engine, read_only, engine, begin=_SQLITE_BEGIN)
     if len(url.hosts) != 1:
         raise InvalidURL(f"{url} must name exactly one database host")
     host = url.hosts[0]
@@ -122,7 +127,9 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
         }
         transactional = _server_engine(target, args)
         autocommit = _server_engine(target, args, isolation_level="AUTOCOMMIT")
-        return Engines(transactional, autocommit, autocommit)
+        unflushed = {**args, "options": "-c synchronous_commit=off"}
+        relaxed = _server_engine(target, unflushed, isolation_level="AUTOCOMMIT")
+        return Engines(transactional, autocommit, autocommit, relaxed)
     target = SAURL.create(
         "mysql+pymysql", url.username, url.password, host.name, host.port, database
     )
@@ -142,7 +149,7 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
         # PyMySQL would send one more ROLLBACK round trip to "reset" it.
         pool_reset_on_return=None,
     )
-    return Engines(engine, engine, engine)
+    return Engines(engine, engine, engine, engine)
 
 
 def _server_engine(target: SAURL, connect_args: dict[str, Any], **options: Any) -> Engine:
