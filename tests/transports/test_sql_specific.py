@@ -223,6 +223,47 @@ def test_ack_many_settles_a_batch_and_reports_lost_leases(make: MakeTransport, q
     assert not kept.settled
 
 
+def test_batches_of_every_size_settle_exactly_their_messages(
+    make: MakeTransport, queue: str
+) -> None:
+    """Statements run with their SQL text kept per length of their IN lists (sql_driver):
+    acks of different sizes, in any order, each remove exactly their own messages."""
+    first, second = make(), make()
+    first.publish_many(queue, [Message(f"m{i:02}".encode()) for i in range(12)])
+    held = first.fetch(queue, max_messages=12, timeout=5.0)
+    assert len(held) == 12
+    for size in (1, 3, 1, 2):
+        batch, held = held[:size], held[size:]
+        first.ack_many(batch)
+    first.close()  # the five unacked ones go back
+    back = second.fetch(queue, max_messages=12, timeout=5.0)
+    assert sorted(d.message.body for d in back) == [f"m{i:02}".encode() for i in range(7, 12)]
+    second.ack_many(back)
+    assert second.fetch(queue, timeout=0.3) == []
+
+
+def test_postgresql_publishes_wait_for_the_flush_and_claims_do_not(postgres_url: str) -> None:
+    """Only claims, settlements and lease updates may be forgotten by a crashed server."""
+    transport = create_transport(postgres_url)
+    assert isinstance(transport, SQLTransport)
+    engines = transport._engines
+
+    def synchronous_commit(engine: sa.Engine) -> str:
+        with engine.connect() as connection:
+            return str(connection.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+    plain = raw_engine(postgres_url)
+    try:
+        server_default = synchronous_commit(plain)
+        assert server_default != "off"
+        assert synchronous_commit(engines.single) == server_default
+        assert synchronous_commit(engines.atomic) == server_default
+        assert synchronous_commit(engines.relaxed) == "off"
+    finally:
+        plain.dispose()
+        transport.close()
+
+
 def _use_in_forked_child(transport: Transport, queue: str) -> None:
     transport.publish(queue, Message(b"from child"))
     (delivery,) = transport.fetch(queue, timeout=5.0)
