@@ -8,6 +8,8 @@ a table shaped like conveyor's (``conveyor_rawbench``, created if missing, same 
   an owner and a lease, in one transaction (PostgreSQL: one UPDATE ... SKIP LOCKED ...
   RETURNING in autocommit; MySQL: SELECT ... FOR UPDATE SKIP LOCKED then UPDATE; SQLite:
   BEGIN IMMEDIATE, UPDATE ... RETURNING), then one DELETE of the batch to acknowledge it.
+  On PostgreSQL the consumer's session commits without waiting for the WAL flush
+  (synchronous_commit off), as conveyor's claims and acks do; publishes wait for it.
 
 Times are the client's clock here (conveyor reads the server's), a small saving in its favour.
 """
@@ -160,6 +162,8 @@ def _claim(db: _Connection, queue: str, limit: int) -> list[int]:
 
 def consume(url: str, queue: str, n: int, batch: int) -> None:
     db = _Connection(parse_url(url))
+    if db.dialect == "postgresql":
+        db.run("SET synchronous_commit = off")
     received = 0
     while received < n:
         ids = _claim(db, queue, min(batch, n - received))
