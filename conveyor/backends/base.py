@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from conveyor.backends.errors import ResultTooLarge, describe_exception
 from conveyor.core.errors import ConfigurationError, DecodeError, EncodeError
+from conveyor.core.jsontext import compact_encoder
 from conveyor.core.url import URL
 
 PENDING = "PENDING"
@@ -42,9 +43,7 @@ def _dataclass_dict(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-_record_json = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, default=_dataclass_dict
-).encode
+_record_json = compact_encoder(default=_dataclass_dict, allow_nan=True)
 
 
 @dataclass
@@ -75,7 +74,7 @@ class ResultRecord:
         # inside the result still becomes a dict, as asdict made it.
         try:
             return _record_json(vars(self)).encode()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise EncodeError(f"result of task {self.task_id!r} is not JSON: {exc}") from None
 
     @classmethod

@@ -19,6 +19,7 @@ from conveyor.core.errors import (
     MessageTooLarge,
     SerializationError,
 )
+from conveyor.core.jsontext import compact_encoder
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
@@ -32,7 +33,7 @@ class Codec:
     decode: Callable[[bytes], Any]
 
 
-_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_to_json = compact_encoder()
 
 
 def _json_encode(value: Any) -> bytes:

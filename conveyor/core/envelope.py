@@ -14,12 +14,13 @@ from json.encoder import encode_basestring as _quote  # what _dumps uses for str
 from typing import Any
 
 from conveyor.core.errors import DecodeError, EncodeError
+from conveyor.core.jsontext import compact_encoder
 from conveyor.core.message import Message
 
 MAGIC = b"CV1"
 _LENGTH = struct.Struct(">I")
 _PREFIX = len(MAGIC) + _LENGTH.size
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = compact_encoder(allow_nan=True)
 _loads = json.loads
 
 
@@ -27,8 +28,8 @@ def pack(message: Message) -> bytes:
     """Encode a message into one byte string."""
     try:
         head = (_quick_head(message) or _dumps(_meta(message))).encode()
-    except (TypeError, ValueError) as exc:
-        raise EncodeError(f"message headers must be JSON values: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise EncodeError(f"message headers must be JSON values: {exc!r}") from None
     return b"".join((MAGIC, _LENGTH.pack(len(head)), head, message.body))
 
 
