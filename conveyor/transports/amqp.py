@@ -193,7 +193,8 @@ class AMQPTransport(Transport):
         ]
 
     def _ensure_queue(self, queue: str) -> None:
-        self._ensure({queue: self._queue_steps(queue)})
+        if queue not in self._declared:  # the common case, checked before building steps
+            self._ensure({queue: self._queue_steps(queue)})
 
     def _ensure(self, steps_by_name: dict[str, list[Any]], max_age: float | None = None) -> None:
         """Declare what is not declared on the current publish link (or is too old)."""
