@@ -106,9 +106,9 @@ class _Connection(pika.SelectConnection):
 
     pika buffers each frame (method, header, body) on its own, its transport sends every
     buffer with its own send(2), and only on the loop's next turn, when the socket reports
-    writable. Here frames are joined into buffers of up to WRITE_SIZE: a message's frames at
-    least, and inside `corked()` (a batch of publishes or acks) everything sent in the block,
-    which is then sent right away on a plaintext socket (TLS keeps pika's path). The same
+    writable. Here a message's frames are joined into one buffer; inside `corked()` (a batch
+    of publishes or acks) everything the block sends is joined into buffers of about
+    WRITE_SIZE, each sent right away on a plaintext socket (TLS keeps pika's path). The same
     bytes in the same order, with a syscall per 256 KB instead of three per message, and no
     loop turn between a publish and its confirm.
     """
@@ -316,7 +316,7 @@ class Link:
             return future.result()
 
     def corked(self) -> contextlib.AbstractContextManager[None]:
-        """On the loop thread: what is sent inside the block leaves in one write at its end."""
+        """On the loop thread: what the block sends leaves in few writes, sent at once."""
         return self._conn.corked()
 
     def later(self, action: Callable[[], None]) -> bool:
