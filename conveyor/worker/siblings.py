@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from contextlib import suppress
 log = logging.getLogger("conveyor.worker")
 #: Set in a sibling's environment: it runs as one process and starts no siblings.
 SIBLING_ENV = "CONVEYOR_WORKER_SIBLING"
+#: Set in a sibling's environment: the pipe on which it says it is consuming.
+READY_FD_ENV = "CONVEYOR_WORKER_READY_FD"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -48,19 +51,53 @@ def _die_with_parent() -> None:
         return
 
 
+def say_ready() -> None:
+    """In a sibling that is consuming: tell the first process (see `Siblings.wait_ready`)."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is not None:
+        with suppress(OSError):
+            os.write(int(fd), b"r")
+            os.close(int(fd))
+
+
 class Siblings:
     """The sibling worker processes of this one, started from this process's command line."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._ready: list[int] = []  # the read ends of the siblings' ready pipes
 
     def start(self) -> None:
         command = [sys.executable, "-m", "conveyor.cli", *sys.argv[1:]]
         for number in range(1, self.count + 1):
-            env = dict(os.environ, **{SIBLING_ENV: str(number)})
-            self._procs.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))
+            readable, writable = os.pipe()
+            env = dict(os.environ, **{SIBLING_ENV: str(number), READY_FD_ENV: str(writable)})
+            self._procs.append(
+                subprocess.Popen(
+                    command, env=env, preexec_fn=_die_with_parent, pass_fds=(writable,)
+                )
+            )
+            os.close(writable)
+            self._ready.append(readable)
         log.info("started %d sibling worker processes: %s", self.count, self.pids)
+
+    def wait_ready(self, timeout: float) -> int:
+        """Wait up to `timeout` until each sibling is consuming (or has exited); how many
+        said they are. The first process starts consuming after this, so a backlog is
+        shared from the start rather than taken a full window at a time by the one
+        process that happened to be ready first."""
+        deadline = time.monotonic() + timeout
+        waiting, ready = list(self._ready), 0
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select(waiting, [], [], left)
+            for fd in readable:
+                ready += len(os.read(fd, 1))  # b"" when the sibling exited first
+                waiting.remove(fd)
+        for fd in self._ready:
+            os.close(fd)
+        self._ready = []
+        return ready
 
     @property
     def pids(self) -> list[int]:

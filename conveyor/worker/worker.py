@@ -33,6 +33,7 @@ log = logging.getLogger("conveyor.worker")
 ETA_SLACK = 0.5
 COLD_CLOSE_TIMEOUT = 5.0
 SIGNAL_REPEAT = 0.25
+SIBLINGS_READY_TIMEOUT = 30.0  # longest wait for the siblings before consuming anyway
 
 
 class Worker:
@@ -226,9 +227,11 @@ class Worker:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        self.start()
         if self.siblings is not None:
             self.siblings.start()
+            self.siblings.wait_ready(SIBLINGS_READY_TIMEOUT)
+        self.start()
+        siblings.say_ready()
         while not stop_requested.wait(1.0):
             pass
         self.stop()

@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -26,7 +28,9 @@ def client(redis_url: str) -> Iterator[Conveyor]:
     app.close()
 
 
-def _start(redis_url: str, queue: str, hostname: str) -> subprocess.Popen[bytes]:
+def _start(
+    redis_url: str, queue: str, hostname: str, level: str = "warning", **popen: Any
+) -> subprocess.Popen[Any]:
     env = dict(
         os.environ,
         CONVEYOR_BROKER_URL=redis_url,
@@ -34,8 +38,8 @@ def _start(redis_url: str, queue: str, hostname: str) -> subprocess.Popen[bytes]
         CONVEYOR_WORKER_PROCESSES="2",
     )
     command = [sys.executable, "-m", "conveyor.cli", "-A", "tests.e2e.e2e_tasks", "worker"]
-    command += ["-Q", queue, "-c", "2", "-n", hostname, "-l", "warning"]
-    return subprocess.Popen(command, env=env, cwd=ROOT)
+    command += ["-Q", queue, "-c", "2", "-n", hostname, "-l", level]
+    return subprocess.Popen(command, env=env, cwd=ROOT, **popen)
 
 
 def _siblings(parent: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -83,3 +87,24 @@ def test_two_processes_serve_the_queue_and_stop_together(
             if not _gone(process):
                 process.kill()
         client.transport.delete(queue)
+
+
+def test_the_first_process_consumes_once_its_siblings_are(redis_url: str) -> None:
+    """Its ready line (logged when its consumer starts) comes after the sibling's."""
+    queue, hostname = f"siblings-{uuid.uuid4().hex[:8]}", f"sib-{uuid.uuid4().hex[:6]}"
+    parent = _start(redis_url, queue, hostname, "info", stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(parent.stderr or ()), daemon=True)
+    reader.start()
+
+    def ready_order() -> list[str]:
+        ready = [line.split("] ", 1)[-1].split(" ready:")[0] for line in lines if " ready:" in line]
+        return ready
+
+    try:
+        assert wait_until(lambda: len(ready_order()) == 2, 30)
+        assert ready_order() == [f"{hostname}-1", hostname]
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(30)
+        reader.join(10)
