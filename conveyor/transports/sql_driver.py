@@ -19,12 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
+from sqlalchemy import Select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Rows = list[tuple[Any, ...]]
+_CURSOR = "conveyor_cursor"
+"""Key of (DB-API connection, its cursor) in the pool's per-connection `info`."""
 
 
 class _Shape(NamedTuple):
@@ -41,6 +44,9 @@ class Compiled:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         self._compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self._defaults = dict(self._compiled.params)
+        # Known here, not asked of the cursor: psycopg builds `description` on every call.
+        returning = self._compiled.effective_returning
+        self.returns_rows = isinstance(statement, Select) or bool(returning)
         names = self._compiled.bind_names.items()
         self._expanding = tuple(name for bind, name in names if bind.expanding)
         self._shapes: dict[tuple[int, ...], _Shape] = {}
@@ -89,7 +95,7 @@ class DriverTransaction:
 
     def __enter__(self) -> DriverTransaction:
         try:
-            self._cursor = self._guard("cursor", None, self._connection.cursor)
+            self._cursor = self._kept_cursor()
             if self._begin is not None:
                 self._guard(self._begin, None, self._cursor.execute, self._begin)
         except BaseException:
@@ -114,7 +120,7 @@ class DriverTransaction:
         sql, values = statement.bind(params)
         cursor = self._cursor
         self._guard(sql, values, cursor.execute, sql, values)
-        if cursor.description is None:
+        if not statement.returns_rows:
             return int(cursor.rowcount)
         rows: Rows = self._guard(sql, values, cursor.fetchall)
         return rows
@@ -140,10 +146,18 @@ class DriverTransaction:
             dialect=self._dialect,
         )
 
+    def _kept_cursor(self) -> Any:
+        """The cursor kept with this DB-API connection, made on its first use: a new
+        psycopg cursor costs more CPU than running a statement on an old one."""
+        kept = self._proxy.info.get(_CURSOR)
+        if kept is not None and kept[0] is self._connection:
+            return kept[1]
+        cursor = self._guard("cursor", None, self._connection.cursor)
+        self._proxy.info[_CURSOR] = (self._connection, cursor)
+        return cursor
+
     def _finish(self, *, committed: bool) -> None:
         try:
-            if self._cursor is not None:
-                self._cursor.close()
             if not committed and self._proxy.is_valid:
                 self._connection.rollback()
         except Exception as exc:  # a connection in an unknown state never goes back
