@@ -193,7 +193,8 @@ class ZooKeeperTransport(Transport):
                     raise ConnectionLost(f"{what}: the connection dropped; outcome unknown")
                 # Lost only if the queue was deleted meanwhile: recreate it, send the rest.
                 items = [item for item, won in zip(items, outcome, strict=True) if not won]
-                self._known.discard(queue)
+                if items:
+                    self._known.discard(queue)
             raise translate(NoNodeError(), what)
 
     # -- consuming -----------------------------------------------------------------------

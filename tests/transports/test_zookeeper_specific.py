@@ -414,3 +414,27 @@ def test_unreachable_servers_fail_fast_and_leave_no_threads(
 def test_root_paths_zookeeper_refuses_are_invalid_urls(base_url: URL, path: str) -> None:
     with pytest.raises(InvalidURL):
         create_transport(replace(base_url, path=path))
+
+
+def test_the_queue_folders_are_made_once_not_per_publish(
+    make_transport: MakeTransport, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing checks the queue's folders once; after a delete it makes them again."""
+    from conveyor.transports import zookeeper
+
+    made: list[str] = []
+    original = zookeeper.ensure_queue
+
+    def spy(session: object, paths: object) -> None:
+        made.append(queue)
+        original(session, paths)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zookeeper, "ensure_queue", spy)
+    transport = make_transport()
+    for i in range(5):
+        transport.publish(queue, Message(f"m{i}".encode()))
+    assert made == [queue]
+    transport.delete(queue)
+    transport.publish(queue, Message(b"after delete"))
+    assert len(made) == 2
+    assert fetch_one(transport, queue).message.body == b"after delete"
