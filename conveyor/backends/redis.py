@@ -45,6 +45,7 @@ from conveyor.core.errors import (
     ConfigurationError,
 )
 from conveyor.core.url import URL, redact
+from conveyor.transports.redis_held import HeldConnection
 from conveyor.transports.redis_link import endpoint_of
 
 T = TypeVar("T")
@@ -102,6 +103,7 @@ class RedisBackend(ResultBackend):
             health_check_interval=30,
         )
         self._store_script = self._client.register_script(_STORE)
+        self._held = HeldConnection()
         self._idle_lock = threading.Lock()
         self._idle_pubsubs: list[PubSub] = []
 
@@ -147,9 +149,20 @@ class RedisBackend(ResultBackend):
         if not calls:
             return []
         keys = [key for key, _ in calls]
-        args = [arg for _, call_args in calls for arg in call_args]
-        replies = self._idempotent("store", lambda: self._store_script(keys=keys, args=args))
-        return [bool(reply) for reply in replies]
+        command = ("EVALSHA", self._store_script.sha, len(keys), *keys)
+        command += tuple(arg for _, call_args in calls for arg in call_args)
+        return [bool(reply) for reply in self._idempotent("store", lambda: self._run(command))]
+
+    def _run(self, command: tuple[Any, ...]) -> Any:
+        """One command on the held connection; the store script is loaded on a miss (a
+        restarted or flushed server) and the command sent again."""
+        (reply,) = self._held.send_all(self._client, [command])
+        if isinstance(reply, NoScriptError):
+            self._client.script_load(_STORE)
+            (reply,) = self._held.send_all(self._client, [command])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def store_command(self, record: ResultRecord) -> tuple[Any, ...]:
         """The Redis command that stores `record`, for sending beside another component's
@@ -212,14 +225,14 @@ class RedisBackend(ResultBackend):
 
     def get(self, task_id: str) -> ResultRecord | None:
         key = _key(RESULT_PREFIX, task_id)
-        return unmarked(self._idempotent("get", lambda: self._client.get(key)))
+        return unmarked(self._idempotent("get", lambda: self._run(("GET", key))))
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return {}
         keys = [_key(RESULT_PREFIX, task_id) for task_id in ids]
-        values = self._idempotent("get_many", lambda: self._client.mget(keys))
+        values = self._idempotent("get_many", lambda: self._run(("MGET", *keys)))
         return {task_id: unmarked(value) for task_id, value in zip(ids, values, strict=True)}
 
     def forget(self, task_id: str) -> None:
@@ -335,4 +348,5 @@ class RedisBackend(ResultBackend):
         with self._errors("close"):
             for pubsub in idle:
                 pubsub.close()
+            self._held.close()
             self._client.close()

@@ -4,7 +4,6 @@ the translation of every redis-py error into conveyor's own.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,14 +23,9 @@ from conveyor.core.errors import (
     InvalidURL,
 )
 from conveyor.core.url import URL, Host
+from conveyor.transports.redis_held import HeldConnection
 from conveyor.transports.redis_scripts import SCRIPTS
 from conveyor.transports.tls import TLSOptions
-
-_pack_one: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _pack_one
-except ImportError:  # pragma: no cover - hiredis comes with conveyor[redis]
-    _pack_one = None
 
 T = TypeVar("T")
 DEFAULT_PORT = 6379
@@ -70,23 +64,6 @@ def endpoint_of(client: redis.Redis) -> dict[str, Any]:
     return settings
 
 
-def _pack(connection: Any, commands: Sequence[tuple[Any, ...]]) -> list[bytes]:
-    """`commands` as byte strings to send: hiredis's packer when installed (redis-py's
-    own does the same job with several times the overhead), else redis-py's."""
-    if _pack_one is None:
-        packed: list[bytes] = connection.pack_commands(commands)
-        return packed
-    return [b"".join([_pack_one(command) for command in commands])]
-
-
-def _reply(connection: Any) -> Any:
-    """The next reply on `connection`, or the exception an error reply stands for."""
-    try:
-        return connection.read_response()
-    except redis.ResponseError as exc:
-        return exc
-
-
 class RedisLink:
     """Connects lazily on first use; after a connection error with several hosts, the next
     call tries them in order again."""
@@ -100,8 +77,7 @@ class RedisLink:
         self.url, self.options, self._db = url, options, int(db)
         self._hosts = url.hosts or (Host("localhost", DEFAULT_PORT),)
         self._client: redis.Redis | None = None
-        self._held_lock = threading.Lock()
-        self._held: tuple[redis.Redis, int, Any] | None = None  # client, pid, connection
+        self._held = HeldConnection()
         self._scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -176,46 +152,13 @@ class RedisLink:
             raise self.translate(exc, what) from exc
 
     def send_all(self, what: str, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Send `commands` in one write and read every reply: one round trip, with less
-        client bookkeeping than a pipeline. An error reply comes back as its exception, in
-        its place; a connection error raises (translated), after which any of the commands
-        may have run.
-
-        The connection is the link's held one when no other thread is using it (a loop of
-        `delay()` calls then skips the pool's checkout and return, which cost more than the
-        I/O), else one from the pool."""
+        """Send `commands` in one write and read every reply (HeldConnection.send_all),
+        with redis-py's errors translated."""
         client = self._client or self._connect()
-        pool = client.connection_pool
-        held = self._held_lock.acquire(blocking=False)
-        if held:
-            connection = self._held_connection(client)  # connects on first use, below
-        else:
-            try:
-                connection = pool.get_connection()
-            except (redis.RedisError, OSError) as exc:
-                raise self.translate(exc, what) from exc
         try:
-            connection.send_packed_command(_pack(connection, commands))
-            return [_reply(connection) for _ in commands]
-        except BaseException as exc:
-            connection.disconnect()  # the next use connects again
-            if isinstance(exc, (redis.RedisError, OSError)):
-                raise self.translate(exc, what) from exc
-            raise
-        finally:
-            if held:
-                self._held_lock.release()
-            else:
-                pool.release(connection)
-
-    def _held_connection(self, client: redis.Redis) -> Any:
-        """The held connection for `client`'s pool (new after a fork or a reconnect);
-        called with _held_lock taken. No I/O: it connects on its first send."""
-        held = self._held
-        if held is None or held[0] is not client or held[1] != os.getpid():
-            connection = client.connection_pool.make_connection()
-            self._held = held = (client, os.getpid(), connection)
-        return held[2]
+            return self._held.send_all(client, commands)
+        except (redis.RedisError, OSError) as exc:
+            raise self.translate(exc, what) from exc
 
     def run(self, what: str, script: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         """Run one of redis_scripts.SCRIPTS by name (EVALSHA, loaded on a miss)."""
@@ -240,9 +183,6 @@ class RedisLink:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        with self._held_lock:
-            held, self._held = self._held, None
-        if held is not None and held[1] == os.getpid():
-            held[2].disconnect()
+        self._held.close()
         if client is not None:
             client.close()
