@@ -214,7 +214,7 @@ class ZooKeeperTransport(Transport):
         deadline = time.monotonic() + timeout
         with translating(f"fetch from {queue!r}"):
             while True:
-                candidates = view.candidates()
+                candidates = view.candidates(max_messages)
                 if candidates:
                     taken = self._take(queue, view, view.choose(candidates, max_messages))
                     if taken:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from itertools import islice
 
 from kazoo.exceptions import NoNodeError
 
@@ -89,17 +90,19 @@ class QueueView:
         self._tried = set()
         self._listed_at = time.monotonic()
 
-    def candidates(self) -> list[EntryName]:
-        """Due, unlocked, untried entries in delivery order (priority, then publish order).
+    def candidates(self, count: int) -> list[EntryName]:
+        """The first due, unlocked, untried entries in delivery order (priority, then
+        publish order): enough to `choose` `count` of them.
 
         A changed queue is re-listed, unless a young listing still offers untried entries:
         a consumer draining a long queue does not re-list it for every batch it takes.
         """
-        found = ready(self._entries, self._locked, self._tried)
+        limit = count * SPREAD
+        found = ready(self._entries, self._locked, self._tried, limit)
         young = time.monotonic() - self._listed_at < FRESHNESS
         if self.signal.stale and not (found and young):
             self._refresh()
-            found = ready(self._entries, self._locked, self._tried)
+            found = ready(self._entries, self._locked, self._tried, limit)
         return found
 
     def note_tried(self, entries: list[EntryName]) -> None:
@@ -124,16 +127,21 @@ class QueueView:
 
 
 def ready(
-    entries: list[EntryName], locked: frozenset[str], skip: set[str] | None = None
+    entries: list[EntryName],
+    locked: frozenset[str],
+    skip: set[str] | None = None,
+    limit: int | None = None,
 ) -> list[EntryName]:
-    """The due entries of a sorted listing that are neither locked nor skipped, in order."""
+    """The due entries of a sorted listing that are neither locked nor skipped, in order;
+    the first `limit` of them (a fetch from a long queue stops looking once it has enough)."""
     now = now_ms()
     skip = skip or set()
-    return [
+    found = (
         entry
         for entry in entries
         if entry.due_ms <= now and entry.name not in locked and entry.name not in skip
-    ]
+    )
+    return list(islice(found, limit))
 
 
 def ensure_queue(session: ZooKeeperSession, paths: QueuePaths) -> None:

@@ -438,3 +438,20 @@ def test_the_queue_folders_are_made_once_not_per_publish(
     transport.publish(queue, Message(b"after delete"))
     assert len(made) == 2
     assert fetch_one(transport, queue).message.body == b"after delete"
+
+
+def test_ready_stops_at_the_limit_and_skips_what_it_must() -> None:
+    from conveyor.transports.zookeeper_layout import EntryName
+    from conveyor.transports.zookeeper_view import ready
+
+    def entry(sequence: int, due_ms: int = 0) -> EntryName:
+        parsed = EntryName.parse(EntryName.prefix(0, due_ms, 0) + f"{sequence:010d}")
+        assert parsed is not None
+        return parsed
+
+    entries = sorted([entry(1), entry(2), entry(3, due_ms=2**62), entry(4), entry(5)])
+    names = [e.name for e in entries]
+    locked, skip = frozenset({names[1]}), {names[3]}
+    assert ready(entries, locked, skip) == [entries[0], entries[4]]
+    assert ready(entries, locked, skip, limit=1) == [entries[0]]
+    assert ready(entries, frozenset(), None, limit=3) == [entries[0], entries[1], entries[3]]
