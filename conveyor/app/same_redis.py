@@ -3,9 +3,8 @@ result backend are the same Redis database.
 
 `send_task` otherwise overlaps the two writes on two connections (store_during): two
 requests and two replies per call, most of a `delay()`'s client CPU. Here both go in one
-write on one connection, the store first. Anything unusual (a delay, a lost connection, a
-store script the server has not loaded) falls back to the general path, which owns the
-retries.
+write on one connection, the PENDING record first (RedisBackend.pending_command). A delay
+or a lost connection falls back to the general path, which owns the retries.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ class SameRedis:
             return False
         what = f"publish to {queue!r}"
         commands = [
-            self.backend.store_command(record),
+            self.backend.pending_command(record),
             self.transport.publish_command(queue, message),
         ]
         try:
@@ -52,5 +51,5 @@ class SameRedis:
         if isinstance(pushed, Exception):
             raise self.transport.link.translate(pushed, what)
         if isinstance(stored, Exception):
-            self.backend.store(record)  # not loaded, or failed: store on its own
+            self.backend.store(record)  # the write failed: store it on its own
         return True

@@ -164,13 +164,19 @@ class RedisBackend(ResultBackend):
             raise reply
         return reply
 
-    def store_command(self, record: ResultRecord) -> tuple[Any, ...]:
-        """The Redis command that stores `record`, for sending beside another component's
-        commands on this backend's server (see `endpoint`). Its reply is [1], [0] (a ready
-        state was already stored) or a NoScriptError, after which `store` must be called.
-        Encoding errors raise here."""
-        key, args = self._store_args(record)
-        return ("EVALSHA", self._store_script.sha, 1, key, *args)
+    def pending_command(self, record: ResultRecord) -> tuple[Any, ...]:
+        """The Redis command that records a task being sent as PENDING (`record`), for
+        sending beside the publish on this backend's server (see `endpoint`).
+
+        A plain SET NX rather than the store script: PENDING never replaces anything
+        stored, and announcing it on the channel is not needed, since a waiter reads the
+        record before it subscribes and then hears of every later state. Its reply is OK,
+        None (something was stored already) or an error, after which `store` must be
+        called. Encoding errors raise here."""
+        record, data = self.encode(record)
+        ttl_ms = round(self.options.result_expires * 1000)
+        expiry = ("PX", ttl_ms) if ttl_ms else ()
+        return ("SET", _key(RESULT_PREFIX, record.task_id), marked(record, data), *expiry, "NX")
 
     def endpoint(self) -> dict[str, Any]:
         """The connection settings of this backend's server (no I/O)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -11,10 +11,10 @@ import redis
 from conveyor import Conveyor
 from conveyor.app import states
 from conveyor.backends.base import ResultRecord
-from conveyor.core.registry import create_backend
 from conveyor.testing.servers import LocalServer
 
 QUEUE = "same"
+COUNTED = ("set", "lpush", "evalsha")
 
 
 @pytest.fixture
@@ -58,22 +58,37 @@ def test_active_only_for_the_same_database(broker: str, backend: str, active: bo
 def test_pending_and_message_share_one_connection(
     same_db_app: Conveyor, own_redis: LocalServer
 ) -> None:
-    with create_backend(own_redis.url) as other:  # another client loads the store script
-        other.store(ResultRecord("other", states.PENDING))
     _, before = _server_view(own_redis.url)
     result = same_db_app.tasks["same.add"].delay(2, 2)
     last_commands, after = _server_view(own_redis.url)
-    # The store went on the publishing connection: none is left with it as its last.
-    assert "evalsha" not in last_commands and "lpush" in last_commands
-    assert {name: after[name] - before.get(name, 0) for name in ("evalsha", "lpush")} == {
-        "evalsha": 1,
+    # Both went on the publishing connection: none is left with the SET as its last.
+    assert "set" not in last_commands and "lpush" in last_commands
+    assert {name: after.get(name, 0) - before.get(name, 0) for name in COUNTED} == {
+        "set": 1,
         "lpush": 1,
+        "evalsha": 0,
     }
     assert result.state == states.PENDING
     assert same_db_app.transport.size(QUEUE) == 1
     (delivery,) = same_db_app.transport.fetch(QUEUE, max_messages=1, timeout=1.0)
     assert delivery.message.correlation_id == result.id
     delivery.ack()
+
+
+def test_the_pending_record_expires_like_any_record(
+    own_redis: LocalServer,
+) -> None:
+    app = Conveyor("same", broker=own_redis.url, backend=own_redis.url, result_expires=30)
+    try:
+        result = app.send_task("same.add", (1, 1), queue=QUEUE)
+        admin = redis.Redis.from_url(own_redis.url)
+        try:
+            ttls = [admin.pttl(key) for key in admin.keys(f"*{result.id}*")]
+        finally:
+            admin.close()
+        assert len(ttls) == 1 and 25_000 < ttls[0] <= 30_000
+    finally:
+        app.close()
 
 
 def test_a_ready_state_stored_first_is_kept(same_db_app: Conveyor) -> None:
@@ -84,26 +99,14 @@ def test_a_ready_state_stored_first_is_kept(same_db_app: Conveyor) -> None:
     assert same_db_app.transport.size(QUEUE) == 1
 
 
-@pytest.mark.parametrize(
-    "upset",
-    [
-        pytest.param(lambda admin: admin.script_flush(), id="store-script-unloaded"),
-        pytest.param(
-            lambda admin: admin.client_kill_filter(_type="normal", skipme=True),
-            id="connections-cut",
-        ),
-    ],
-)
-def test_after_an_upset_both_are_sent_once(
-    same_db_app: Conveyor, own_redis: LocalServer, upset: Callable[[redis.Redis], object]
+def test_a_cut_connection_falls_back_and_sends_both_once(
+    same_db_app: Conveyor, own_redis: LocalServer
 ) -> None:
-    """A store the server could not run is stored after; a cut connection falls back to
-    the general path. Either way: PENDING recorded, one message each."""
     task = same_db_app.tasks["same.add"]
     task.delay(1, 1)
     admin = redis.Redis.from_url(own_redis.url)
     try:
-        upset(admin)
+        admin.client_kill_filter(_type="normal", skipme=True)  # every pooled connection
     finally:
         admin.close()
     result = task.delay(3, 3)
