@@ -261,8 +261,8 @@ class Conveyor:
             expires=None if expires_at is None else protocol.format_time(expires_at),
             root_id=root_id or task_id,
             parent_id=parent_id,
-            callbacks=signature_dicts(link),
-            errbacks=signature_dicts(link_error),
+            callbacks=[] if link is None else signature_dicts(link),
+            errbacks=[] if link_error is None else signature_dicts(link_error),
             ignore_result=ignore_result,
         )
         codec = serializer or getattr(task, "serializer", None) or conf.task_serializer
@@ -271,19 +271,17 @@ class Conveyor:
         )
         store_pending = record_pending and not ignore_result
         delay = 0.0 if due is None else max(0.0, due - sent_at)
-
-        def publish() -> None:
-            self.producer.publish(queue, message, delay=delay)
-
         try:
             if store_pending:
                 # The PENDING write and the publish overlap where the backend can (both are
                 # done when this returns); a ready state stored first is never replaced.
                 pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
                 if delay or not self._same_redis.store_and_publish(pending, queue, message):
-                    self.backend.store_during(pending, publish)
+                    self.backend.store_during(
+                        pending, lambda: self.producer.publish(queue, message, delay=delay)
+                    )
             else:
-                publish()
+                self.producer.publish(queue, message, delay=delay)
         except BaseException:
             if store_pending:
                 self.backend.forget(task_id)
