@@ -183,16 +183,14 @@ class RedisTransport(Transport):
             )
             return
 
-        def push(client: redis.Redis) -> None:
-            if len(packed) <= PUBLISH_CHUNK:
-                client.lpush(keys.ready, *packed)
-                return
-            pipe = client.pipeline(transaction=False)
-            for start in range(0, len(packed), PUBLISH_CHUNK):
-                pipe.lpush(keys.ready, *packed[start : start + PUBLISH_CHUNK])
-            pipe.execute()
-
-        self.link.call(f"publish to {queue!r}", push)
+        what = f"publish to {queue!r}"
+        chunks = [
+            ("LPUSH", keys.ready, *packed[start : start + PUBLISH_CHUNK])
+            for start in range(0, len(packed), PUBLISH_CHUNK)
+        ]
+        for reply in self.link.send_all(what, chunks):
+            if isinstance(reply, Exception):
+                raise self.link.translate(reply, what)
 
     def publish_command(self, queue: str, message: Message) -> tuple[Any, ...]:
         """The Redis command that publishes `message` (no delay), for `link.send_all` beside
