@@ -22,6 +22,7 @@ from typing import Any
 from conveyor.app.base import Conveyor
 from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
+from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Delivery
 from conveyor.worker import request, results, siblings
 from conveyor.worker.control import ControlListener
@@ -142,6 +143,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self._touch_queues()
         self.pool.start()
         self._threads.append(self.consumer.start())
         control = self.control.start()
@@ -160,6 +162,17 @@ class Worker:
             self.app.transport.url,
             self.app.backend.url,
         )
+
+    def _touch_queues(self) -> None:
+        """Reach each queue once before saying ready, so that "ready" means messages sent
+        now are kept: on RabbitMQ this declares the queue, and the default exchange drops
+        what is published to a queue that does not exist yet. A broker that is down is
+        left to the consumer, which retries with backoff."""
+        for queue in self.queues:
+            try:
+                self.app.transport.size(queue)
+            except ConveyorError as exc:
+                log.warning("queue %r is not reachable yet: %s", queue, exc)
 
     def stop(self) -> None:
         """Warm shutdown; returns when running work finished or the timeout passed."""

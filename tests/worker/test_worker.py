@@ -578,3 +578,33 @@ def test_warm_shutdown_timeout_returns_the_running_message(
     assert not result.ready()
     assert app.transport.size("default") == 1, "the unfinished message went back"
     release.set()
+
+
+def test_ready_means_the_queue_exists_on_rabbitmq(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer that publishes after the ready line is not dropped by RabbitMQ's default
+    exchange: the queue is declared before it (here with the consumer held back)."""
+    import uuid
+
+    import pika
+
+    queue = f"ready-{uuid.uuid4().hex[:8]}"
+    app = Conveyor("ready", broker=amqp_url, backend="memory://ready")
+    worker = Worker(app, queues=[queue], concurrency=1, shutdown_timeout=5.0)
+
+    def held_back() -> threading.Thread:
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        return thread
+
+    monkeypatch.setattr(worker.consumer, "start", held_back)
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url.rstrip("/") + "/%2F"))
+    try:
+        worker.start()
+        connection.channel().queue_declare(queue, passive=True)  # raises when it is missing
+    finally:
+        connection.close()
+        worker.stop()
+        app.transport.delete(queue)
+        app.close()
