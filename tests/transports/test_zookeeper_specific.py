@@ -455,3 +455,31 @@ def test_ready_stops_at_the_limit_and_skips_what_it_must() -> None:
     assert ready(entries, locked, skip) == [entries[0], entries[4]]
     assert ready(entries, locked, skip, limit=1) == [entries[0]]
     assert ready(entries, frozenset(), None, limit=3) == [entries[0], entries[1], entries[3]]
+
+
+def test_a_batch_with_losers_costs_one_more_multi_per_loser(
+    make_transport: MakeTransport, base_url: URL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items that lose a race come back False, the rest True, and only the losers cost
+    extra multis (not one multi per item)."""
+    from conveyor.transports import zookeeper_batch
+
+    transport = make_transport()
+    session = transport._session
+    folder = f"{base_url.path}/batch-{uuid.uuid4().hex[:8]}"
+    session.client.ensure_path(folder)
+    paths = [f"{folder}/n{i}" for i in range(10)]
+    for taken in (paths[2], paths[7]):
+        session.client.create(taken)
+    multis: list[int] = []
+    original = zookeeper_batch._send
+
+    def counting(*args: object) -> object:
+        multis.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zookeeper_batch, "_send", counting)
+    outcome = zookeeper_batch.commit_each(session, paths, lambda tx, path: tx.create(path))
+    assert outcome == [i not in (2, 7) for i in range(10)]
+    assert len(multis) == 3
+    assert sorted(session.client.get_children(folder)) == sorted(p.rsplit("/", 1)[1] for p in paths)
