@@ -18,8 +18,10 @@ from kazoo.exceptions import NoNodeError
 from conveyor.transports.zookeeper_layout import EntryName, QueuePaths
 from conveyor.transports.zookeeper_session import ZooKeeperSession
 
-# After consumers collide on the head of a queue, each takes a random spread of the first
-# SPREAD windows for CONTENTION_MEMORY seconds; a lone consumer keeps strict order.
+# After consumers collide on the head of a queue, each takes from one of the first SPREAD
+# windows (its lane, picked at random at each collision) for CONTENTION_MEMORY seconds, so
+# consumers in different lanes stop reading entries the others take; a lone consumer keeps
+# strict order.
 SPREAD = 8
 CONTENTION_MEMORY = 1.0
 # A busy consumer keeps taking from a listing this young before it re-lists the queue.
@@ -70,6 +72,7 @@ class QueueView:
         self._tried: set[str] = set()
         self._listed_at = 0.0
         self._contended_until = 0.0
+        self._lane = 0
 
     def _refresh(self) -> None:
         self.signal.clear()
@@ -110,14 +113,17 @@ class QueueView:
         self._tried.update(entry.name for entry in entries)
 
     def note_contention(self) -> None:
-        """Another consumer won a race for an entry this one chose."""
+        """Another consumer won a race for an entry this one chose: move to a random lane."""
         self._contended_until = time.monotonic() + CONTENTION_MEMORY
+        self._lane = random.randrange(SPREAD)
 
     def choose(self, candidates: list[EntryName], count: int) -> list[EntryName]:
-        """The entries to try: the first `count`, or a spread of them while contended."""
+        """The entries to try: the first `count`, or this consumer's lane of them (the
+        lane-th window of `count`) while contended."""
         if len(candidates) <= count or time.monotonic() >= self._contended_until:
             return candidates[:count]
-        return sorted(random.sample(candidates[: count * SPREAD], count))
+        start = count * (self._lane % (len(candidates) // count))
+        return candidates[start : start + count]
 
     def next_due(self) -> float | None:
         """Seconds until the earliest not-yet-due unlocked entry falls due, if any."""
