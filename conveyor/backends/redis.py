@@ -104,6 +104,7 @@ class RedisBackend(ResultBackend):
         )
         self._store_script = self._client.register_script(_STORE)
         self._held = HeldConnection()
+        self._ttl_ms = round(options.result_expires * 1000)  # 0: records never expire
         self._idle_lock = threading.Lock()
         self._idle_pubsubs: list[PubSub] = []
 
@@ -135,9 +136,8 @@ class RedisBackend(ResultBackend):
     def _store_args(self, record: ResultRecord) -> tuple[str, list[bytes | str | int]]:
         """The store script's KEYS[1] and ARGV, encoded and size-checked."""
         record, data = self.encode(record)
-        ttl_ms = round(self.options.result_expires * 1000)
         channel = _key(CHANNEL_PREFIX, record.task_id)
-        return _key(RESULT_PREFIX, record.task_id), [marked(record, data), ttl_ms, channel]
+        return _key(RESULT_PREFIX, record.task_id), [marked(record, data), self._ttl_ms, channel]
 
     def store(self, record: ResultRecord) -> bool:
         return self.store_many([record])[0]
@@ -174,8 +174,7 @@ class RedisBackend(ResultBackend):
         None (something was stored already) or an error, after which `store` must be
         called. Encoding errors raise here."""
         record, data = self.encode(record)
-        ttl_ms = round(self.options.result_expires * 1000)
-        expiry = ("PX", ttl_ms) if ttl_ms else ()
+        expiry = ("PX", self._ttl_ms) if self._ttl_ms else ()
         return ("SET", _key(RESULT_PREFIX, record.task_id), marked(record, data), *expiry, "NX")
 
     def endpoint(self) -> dict[str, Any]:
@@ -246,13 +245,12 @@ class RedisBackend(ResultBackend):
 
     def incr(self, key: str, amount: int = 1) -> int:
         """INCRBY and PEXPIRE in one MULTI; not retried, since a repeat could count twice."""
-        ttl_ms = round(self.options.result_expires * 1000)
         with self._errors("incr"):
             pipe = self._client.pipeline(transaction=True)
             name = _key(COUNTER_PREFIX, key)
             pipe.incrby(name, amount)
-            if ttl_ms:
-                pipe.pexpire(name, ttl_ms)
+            if self._ttl_ms:
+                pipe.pexpire(name, self._ttl_ms)
             return int(pipe.execute()[0])
 
     def wait(

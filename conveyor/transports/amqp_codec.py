@@ -20,6 +20,7 @@ from typing import Any
 from pika.spec import BasicProperties
 
 from conveyor.core.errors import EncodeError
+from conveyor.core.jsontext import compact_encoder
 from conveyor.core.message import Message, new_message_id
 
 META = "x-conveyor-meta"
@@ -28,7 +29,7 @@ REASON = "x-conveyor-reason"
 DEAD_AT = "x-conveyor-dead-at"
 PERSISTENT = 2
 _SHORT = 255
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = compact_encoder(allow_nan=True)
 _STRINGS = (
     ("message_id", "id", "id"),
     ("content_type", "content_type", "ct"),
@@ -56,7 +57,7 @@ def encode(
         priority = max(0, min(priority, 255))
     try:
         meta_text = _dumps(meta)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise EncodeError(f"message headers must be JSON values: {exc}") from None
     headers: dict[str, Any] = {META: meta_text}
     if previous:

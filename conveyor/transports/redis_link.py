@@ -58,10 +58,12 @@ ENDPOINT_SETTINGS = ("host", "port", "path", "db", "username", "password")
 
 def endpoint_of(client: redis.Redis) -> dict[str, Any]:
     """The settings of `client` that name a Redis database and who talks to it."""
-    kwargs = client.connection_pool.connection_kwargs
-    settings = {name: kwargs.get(name) for name in ENDPOINT_SETTINGS}
-    settings["connection_class"] = client.connection_pool.connection_class
-    return settings
+    pool = client.connection_pool
+    return _endpoint(pool.connection_kwargs, pool.connection_class)
+
+
+def _endpoint(kwargs: dict[str, Any], connection_class: type) -> dict[str, Any]:
+    return {**{name: kwargs.get(name) for name in ENDPOINT_SETTINGS}, "class": connection_class}
 
 
 class RedisLink:
@@ -114,9 +116,7 @@ class RedisLink:
         if len(self._hosts) != 1:
             return None
         kwargs = self.connection_kwargs(self._hosts[0])
-        settings = {name: kwargs.get(name) for name in ENDPOINT_SETTINGS}
-        settings["connection_class"] = kwargs.get("connection_class", redis.Connection)
-        return settings
+        return _endpoint(kwargs, kwargs.get("connection_class", redis.Connection))
 
     def _connect(self) -> redis.Redis:
         """Try the hosts in order; the first that answers PING becomes the connection."""
