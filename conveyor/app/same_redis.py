@@ -9,6 +9,7 @@ or a lost connection falls back to the general path, which owns the retries.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from conveyor.backends.base import ResultBackend, ResultRecord
@@ -22,14 +23,17 @@ class SameRedis:
     conveyor's Redis components on the same database (decided once, without I/O)."""
 
     def __init__(self, transport: Transport, backend: ResultBackend) -> None:
-        from conveyor.backends.redis import RedisBackend
-        from conveyor.transports.redis import RedisTransport
-
         self.transport: Any = transport
         self.backend: Any = backend
+        # Only a Redis pair can be active, and its modules are loaded if it is one: looking
+        # them up instead of importing keeps an install without the redis extra working.
+        transports = sys.modules.get("conveyor.transports.redis")
+        backends = sys.modules.get("conveyor.backends.redis")
         self.active = (
-            isinstance(transport, RedisTransport)
-            and isinstance(backend, RedisBackend)
+            transports is not None
+            and backends is not None
+            and isinstance(transport, transports.RedisTransport)
+            and isinstance(backend, backends.RedisBackend)
             and transport.endpoint() == backend.endpoint()
         )
 

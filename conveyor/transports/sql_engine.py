@@ -10,6 +10,7 @@ COMMITTED so that claiming with SKIP LOCKED takes no gap locks.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sqlite3
@@ -31,6 +32,7 @@ from conveyor.core.errors import (
     ConnectionLost,
     ConveyorError,
     InvalidURL,
+    MissingDependency,
 )
 from conveyor.core.url import URL, redact
 from conveyor.transports.sql_driver import DriverTransaction
@@ -103,6 +105,7 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
     program_name), so an operator can match them with the owner of held messages.
     """
     dialect = dialect_of(url)
+    _require_driver(dialect)
     if dialect == "sqlite":
         engine = _sqlite_engine(url, busy_timeout)
         read_only = engine.execution_options(**{READ_ONLY: True})
@@ -147,6 +150,24 @@ def build_engines(url: URL, *, name: str, connect_timeout: float, busy_timeout: 
         isolation_level="READ COMMITTED",
     )
     return Engines(engine, engine, engine, engine)
+
+
+_DRIVERS = {"postgresql": ("psycopg", "postgresql"), "mysql": ("pymysql", "mysql")}
+
+
+def _require_driver(dialect: str) -> None:
+    """Fail at construction, with the extra to install, when the dialect's DB-API driver
+    is missing (SQLAlchemy would raise a bare ModuleNotFoundError at create_engine)."""
+    if dialect not in _DRIVERS:
+        return
+    module, extra = _DRIVERS[dialect]
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(
+            f"the {dialect} dialect needs its driver, which is not installed ({module}): "
+            f"pip install 'conveyor[{extra}]'"
+        ) from exc
 
 
 def _server_engine(target: SAURL, connect_args: dict[str, Any], **options: Any) -> Engine:
