@@ -1,4 +1,4 @@
-"""The result-backend contract. conveyor/testing/CONFORMANCE.md (docs/conformance.md) (B1-B12) lists the clauses.
+"""The result-backend contract. testing/CONFORMANCE.md (B1-B12) lists the clauses.
 
 * `store` is atomic, and once a ready state (SUCCESS, FAILURE, REVOKED) is stored nothing
   replaces it: a late duplicate execution cannot undo a success (the first ready state wins).

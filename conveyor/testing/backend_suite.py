@@ -1,4 +1,4 @@
-"""The result-backend conformance suite: every clause of CONFORMANCE.md (beside this module) (B1-B12) is one test.
+"""The result-backend conformance suite: every clause of CONFORMANCE.md (beside it) is one test.
 
 Bind it to a backend by subclassing with a `backend_url` fixture:
 

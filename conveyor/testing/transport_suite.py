@@ -1,4 +1,4 @@
-"""The transport conformance suite: every clause of CONFORMANCE.md (beside this module) (T1-T26) is one test.
+"""The transport conformance suite: every clause of CONFORMANCE.md (beside it) is one test.
 
 Bind it to a transport by subclassing with a `broker_url` fixture:
 

@@ -1,4 +1,4 @@
-"""The transport contract. conveyor/testing/CONFORMANCE.md (docs/conformance.md) lists the clauses; conveyor.testing proves them.
+"""The transport contract. testing/CONFORMANCE.md lists the clauses; conveyor.testing proves them.
 
 A transport moves opaque messages between producers and consumers through one broker:
 
