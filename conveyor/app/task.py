@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.app import context
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
+from conveyor.app.rate_limit import parse_rate
 from conveyor.app.signature import Signature
 from conveyor.backends.base import ResultRecord
 
@@ -33,6 +34,7 @@ TASK_OPTIONS = frozenset(
         "track_started",
         "serializer",
         "priority",
+        "rate_limit",
     }
 )
 
@@ -62,6 +64,7 @@ class Task:
     time_limit: float | None = None
     soft_time_limit: float | None = None
     ignore_result: bool | None = None
+    rate_limit: str | float | None = None  # Celery's "10/s"; enforced by each worker
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} has no run()")
@@ -207,6 +210,7 @@ def make_task(
     unknown = set(options) - TASK_OPTIONS
     if unknown:
         raise TypeError(f"unknown task options: {', '.join(sorted(unknown))}")
+    parse_rate(options.get("rate_limit"))
     run = fun if bind else staticmethod(fun)
     attrs = {
         "name": name,
