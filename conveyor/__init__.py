@@ -4,7 +4,7 @@ from conveyor.app import AsyncResult, Conveyor, Signature, Task, states
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_backend, create_transport
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "AsyncResult",
     "Conveyor",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from conveyor import __version__
 from conveyor.cli.conformance import conformance, transports
 from conveyor.cli.tasks import COMMANDS as TASK_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="conveyor")
 @click.option("-A", "--app", "app_path", default=None, help="Module (or module:attr) of the app.")
 @click.pass_context
 def main(ctx: click.Context, app_path: str | None) -> None:
