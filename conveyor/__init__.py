@@ -1,12 +1,15 @@
 """conveyor: a distributed task queue on a multi-broker transport layer."""
 
-from conveyor.app import AsyncResult, Conveyor, Signature, Task, states
+from conveyor import states
+from conveyor.app import AsyncResult, Conveyor, Signature, Task
 from conveyor.core.message import Delivery, Message
 from conveyor.core.registry import create_backend, create_transport
 
+Celery = Conveyor  # ported code keeps `app = Celery("proj")`
 __version__ = "0.2.0"
 __all__ = [
     "AsyncResult",
+    "Celery",
     "Conveyor",
     "Delivery",
     "Message",

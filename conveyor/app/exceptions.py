@@ -48,3 +48,48 @@ class TaskRevokedError(TaskError):
 
 class TimeoutError(TaskError, builtins.TimeoutError):
     """`AsyncResult.get` reached its timeout before the task was ready."""
+
+
+class AlreadyRegistered(TaskError):
+    """A task name registered twice with different code."""
+
+
+class TaskPredicate(TaskError):
+    """Base class of the exceptions a task raises to tell the worker what to do next."""
+
+
+class Ignore(TaskPredicate):
+    """Raised by a task to end its run with no result stored and its message acked."""
+
+
+class Reject(TaskPredicate):
+    """Raised by a task to refuse its message: dead-lettered, or with ``requeue=True``
+    returned to the queue."""
+
+    def __init__(self, reason: object = None, requeue: bool = False) -> None:
+        super().__init__(reason, requeue)
+        self.reason = reason
+        self.requeue = requeue
+
+    def __str__(self) -> str:
+        return f"rejected: {self.reason}" if self.reason is not None else "rejected"
+
+
+class WorkerLostError(TaskError):
+    """The process running the task died (killed, out of memory) before it finished."""
+
+
+class InvalidTaskError(TaskError):
+    """A task message that cannot be run (malformed, or its arguments do not fit)."""
+
+
+class QueueNotFound(TaskError, KeyError):
+    """A queue named in the routing that no configured queue matches."""
+
+
+class WorkerShutdown(SystemExit):
+    """Raised inside the worker to stop it warmly."""
+
+
+class WorkerTerminate(SystemExit):
+    """Raised inside the worker to stop it at once."""

@@ -19,17 +19,29 @@ from conveyor.backends.base import (
 
 PROGRESS = "PROGRESS"
 UNKNOWN = "UNKNOWN"
+# Celery's other standard states: a worker received the message, rejected it (Reject), or
+# the task raised Ignore. conveyor stores none of them as a result; they name events.
+RECEIVED = "RECEIVED"
+REJECTED = "REJECTED"
+IGNORED = "IGNORED"
+ALL_STATES = frozenset(
+    {PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, REVOKED, REJECTED, RETRY, IGNORED}
+)
 EXCEPTION_STATES = frozenset({FAILURE, RETRY, REVOKED})
 PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
 UNREADY_STATES = frozenset({PENDING, STARTED, RETRY, PROGRESS, UNKNOWN})
 
 __all__ = [
+    "ALL_STATES",
     "EXCEPTION_STATES",
     "FAILURE",
+    "IGNORED",
     "PENDING",
     "PROGRESS",
     "PROPAGATE_STATES",
     "READY_STATES",
+    "RECEIVED",
+    "REJECTED",
     "RETRY",
     "REVOKED",
     "STARTED",

@@ -1,0 +1,7 @@
+"""Result handles under Celery's import path: ``from conveyor.result import AsyncResult``."""
+
+from __future__ import annotations
+
+from conveyor.app.result import AsyncResult
+
+__all__ = ["AsyncResult"]
