@@ -170,7 +170,7 @@ def execute(
             results.store_retry(app, msg.id, retry.exc, msg.parent_id)
         log.info("task %s[%s] retry in %.3g s: %s", msg.task, msg.id, retry.when, cause)
         _hook(task, "on_retry", cause, msg.id, args, kwargs, einfo)
-    except Exception as exc:
+    except BaseException as exc:  # sys.exit() in a task too: it fails, its slot lives on
         state, retval, einfo = states.FAILURE, exc, _failed(app, task, msg, args, exc, store=keep)
     else:
 
