@@ -15,6 +15,7 @@ from typing import Any
 from conveyor.app.control import CONTROL_CHANNEL
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Message
+from conveyor.worker.control_request import parse_control, task_ids
 from conveyor.worker.pools import Pool
 
 log = logging.getLogger("conveyor.worker")
@@ -42,9 +43,10 @@ class ControlListener:
         }
 
     def _revoke(self, arguments: dict[str, Any]) -> list[str]:
+        ids = task_ids(arguments)
         if not arguments.get("terminate"):
             return []
-        return [task_id for task_id in arguments.get("ids", []) if self.pool.terminate(task_id)]
+        return [task_id for task_id in ids if self.pool.terminate(task_id)]
 
     def start(self) -> threading.Thread | None:
         if not self.app.transport.capabilities.broadcast:
@@ -78,13 +80,17 @@ class ControlListener:
 
     def _handle(self, message: Message) -> None:
         try:
-            request = json.loads(message.body)
-            command = self._commands[request["command"]]
-            reply = command(request.get("arguments") or {})
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring malformed control message: %r", exc)
+            request = parse_control(message.body)
+            command = self._commands.get(request.command)
+            if command is None:
+                raise ValueError(f"unknown command {request.command!r}")
+            reply = command(request.arguments)
+        except ValueError as exc:
+            log.warning("ignoring malformed control message: %s", exc)
             return
-        reply_to = request.get("reply_to")
-        if reply_to:
+        except Exception:
+            log.exception("control command failed: %r", message.body[:200])
+            return
+        if request.reply_to:
             body = json.dumps({"hostname": self.hostname, "reply": reply}).encode()
-            self.app.transport.broadcast(reply_to, Message(body))
+            self.app.transport.broadcast(request.reply_to, Message(body))

@@ -197,6 +197,18 @@ def test_revoke_terminate_kills_the_running_task(process_worker: WorkerProcess, 
         with pytest.raises(TaskRevokedError):
             running.get(timeout=1)
         assert time.monotonic() - started < TIMEOUT
+        # The stored REVOKED alone satisfies get(): the running child must have been
+        # stopped, so no worker reports the task as active any more.
+        inspect = app.control.inspect(timeout=0.5)
+        assert wait_until(
+            lambda: (
+                bool(replies := inspect.active())
+                and all(
+                    running.id not in {task["id"] for task in tasks} for tasks in replies.values()
+                )
+            ),
+            TIMEOUT,
+        ), "terminate did not stop the running task"
         assert wait_until(lambda: app.transport.size(process_worker.queue) == 0, TIMEOUT)
     finally:
         app.close()

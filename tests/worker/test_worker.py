@@ -296,12 +296,16 @@ def test_revoke_terminate_stops_a_running_thread_task(
     app: Conveyor, start_worker: StartWorker
 ) -> None:
     started = threading.Event()
+    stopped = threading.Event()
 
     @app.task
     def spin() -> None:
         started.set()
-        while True:
-            time.sleep(0.01)
+        try:
+            while True:
+                time.sleep(0.01)
+        finally:
+            stopped.set()
 
     start_worker()
     result = spin.delay()
@@ -309,6 +313,8 @@ def test_revoke_terminate_stops_a_running_thread_task(
     result.revoke(terminate=True)
     with pytest.raises(TaskRevokedError):
         result.get(timeout=5)
+    # The stored REVOKED alone satisfies get(): the task itself must have been stopped.
+    assert stopped.wait(5), "terminate did not stop the running task"
     assert wait_until(lambda: app.transport.size("default") == 0, 5)
 
 
