@@ -53,6 +53,7 @@ from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
 
 LEASE = 2.0
 MAX_DELIVERIES = 3
+CRASH_SLACK = 3.0  # T17: noticing a dead consumer may take this long past its lease
 clause = pytest.mark.clause
 MakeTransport = Callable[..., Transport]
 
@@ -354,9 +355,11 @@ class TransportContract:
         try:
             assert wait_until(lambda: len(held) == 3, 10)
             assert not wait_until(lambda: len(held) > 3, 1.0)
+            assert transport.size(queue) == 3, "the transport took more than was fetched"
             held[0].ack()
             assert wait_until(lambda: len(held) == 4, 10)
             assert not wait_until(lambda: len(held) > 4, 0.5)
+            assert transport.size(queue) == 2, "the transport took more than was fetched"
         finally:
             consumer.stop()
             thread.join(5)
@@ -387,6 +390,7 @@ class TransportContract:
         back = fetch_n(transport, queue, 3, timeout=3 * LEASE + 5)
         elapsed = time.monotonic() - killed
         assert sorted(bodies(back)) == [b"m0", b"m1", b"m2"], f"after {elapsed:.1f} s"
+        assert elapsed <= LEASE + CRASH_SLACK, f"back after {elapsed:.1f} s, lease {LEASE} s"
         assert all(d.delivery_count == 2 for d in back)
         for delivery in back:
             delivery.ack()
@@ -404,7 +408,8 @@ class TransportContract:
         assert other.fetch(queue, timeout=LEASE) == []
 
     @clause("T19", "ack/nack from another thread than the one that fetched")
-    def test_settle_from_other_thread(self, transport: Transport, queue: str) -> None:
+    def test_settle_from_other_thread(self, make_transport: MakeTransport, queue: str) -> None:
+        transport = make_transport()
         transport.publish_many(queue, numbered(2))
         first, second = fetch_n(transport, queue, 2)
         errors: list[BaseException] = []
@@ -424,7 +429,12 @@ class TransportContract:
         assert again.message == second.message
         assert again.delivery_count == 2
         again.ack()
-        assert transport.fetch(queue, timeout=0.5) == []
+        # A lost ack returns the message once its lease ends or its connection closes.
+        assert transport.fetch(queue, timeout=LEASE + 1.0) == []
+        transport.close()
+        fresh = make_transport()
+        assert fresh.fetch(queue, timeout=LEASE + 1.0) == []
+        assert fresh.size(queue) == 0
 
     # -- T20-T22: refusing bad input ------------------------------------------------
 
@@ -576,6 +586,105 @@ class TransportContract:
                     time.sleep(0.2)  # reconnecting: the next fetch retries
             assert set(acked) == {m.id for m in sent}
 
+    # -- T27-T31: holding only what was fetched ------------------------------------------
+
+    @clause("T27", "An idle consumer holds nothing it did not fetch; killing it counts nothing")
+    def test_idle_consumer_holds_nothing(
+        self, make_transport: MakeTransport, broker_url: str, queue: str
+    ) -> None:
+        other = make_transport()
+        other.publish(queue, Message(b"m0"))
+        idle: subprocess.Popen[str] | Transport
+        if other.capabilities.crosses_processes:
+            url = str(parse_url(broker_url).unredacted())
+            idle = subprocess.Popen(
+                [sys.executable, "-c", _IDLE, url, queue], stdout=subprocess.PIPE, text=True
+            )
+            line = idle.stdout.readline() if idle.stdout else ""
+            assert line.startswith("idle"), f"consumer process said {line!r}"
+        else:
+            idle = make_transport()
+            _fetch_then_idle(idle, queue)
+        try:
+            other.publish_many(queue, [Message(f"m{i}".encode()) for i in (1, 2, 3)])
+            started = time.monotonic()
+            (first,) = fetch_n(other, queue, 1, timeout=2.0)
+            assert first.message.body == b"m1", "an idle consumer held the next message"
+            assert time.monotonic() - started <= 1.0
+            first.ack()
+        finally:
+            if isinstance(idle, subprocess.Popen):
+                os.kill(idle.pid, signal.SIGKILL)
+                idle.wait(10)
+        rest = fetch_n(other, queue, 2, timeout=3 * LEASE + 5)
+        assert bodies(rest) == [b"m2", b"m3"]
+        assert [d.delivery_count for d in rest] == [1, 1], "a message nobody fetched was counted"
+        for delivery in rest:
+            delivery.ack()
+
+    @clause("T28", "size and purge right after a partial fetch count exactly the unfetched")
+    def test_size_and_purge_after_partial_fetch(self, transport: Transport, queue: str) -> None:
+        _warm_up(transport, queue)
+        transport.publish_many(queue, numbered(3))
+        (held,) = fetch_n(transport, queue, 1)
+        assert held.message.body == b"m0"
+        assert transport.size(queue) == 2
+        assert transport.purge(queue) == 2
+        assert transport.size(queue) == 0
+        held.ack()
+        assert transport.fetch(queue, max_messages=5, timeout=1.0) == []
+
+    @clause("T29", "Due order when all are due: 2 s, 1 s, 3 s arrive in due-time order")
+    def test_due_order_when_all_due(self, transport: Transport, queue: str) -> None:
+        published = time.monotonic()
+        for body, delay in ((b"two", 2.0), (b"one", 1.0), (b"three", 3.0)):
+            transport.publish(queue, Message(body), delay=delay)
+        time.sleep(max(0.0, published + 3.2 - time.monotonic()))  # until all three are due
+        received = []
+        for _ in range(3):
+            (delivery,) = fetch_n(transport, queue, 1, timeout=3.0)
+            received.append(delivery.message.body)
+            delivery.ack()
+        assert received == [b"one", b"two", b"three"]
+
+    @clause("T30", "fetch(timeout=0) right after nack(requeue=True) returns the message")
+    def test_fetch_now_after_requeue(self, transport: Transport, queue: str) -> None:
+        transport.publish(queue, Message(b"again"))
+        (first,) = fetch_n(transport, queue, 1)
+        first.nack(requeue=True)
+        again = transport.fetch(queue, max_messages=5, timeout=0)
+        assert [d.message for d in again] == [first.message]
+        assert again[0].delivery_count == 2
+        again[0].ack()
+
+    @clause("T31", "Priorities on a warm consumer: highest priority first")
+    def test_priorities_on_warm_consumer(self, transport: Transport, queue: str) -> None:
+        if not transport.capabilities.priorities:
+            not_applicable("the transport does not declare priorities")
+        _warm_up(transport, queue)
+        transport.publish_many(queue, [Message(f"low{i}".encode(), priority=1) for i in range(3)])
+        transport.publish(queue, Message(b"high", priority=9))
+        received = []
+        for _ in range(4):
+            (delivery,) = fetch_n(transport, queue, 1)
+            received.append(delivery.message.body)
+            delivery.ack()
+        assert received == [b"high", b"low0", b"low1", b"low2"]
+
+
+def _warm_up(transport: Transport, queue: str) -> None:
+    """A fetch and an ack before the clause: the consumer side is running, its credit used."""
+    transport.publish(queue, Message(b"warm-up"))
+    (delivery,) = fetch_n(transport, queue, 1)
+    delivery.ack()
+
+
+def _fetch_then_idle(transport: Transport, queue: str) -> None:
+    """T27's idle consumer: fetch one and ack it, then a fetch that finds nothing."""
+    (delivery,) = fetch_n(transport, queue, 1)
+    delivery.ack()
+    assert transport.fetch(queue, max_messages=4, timeout=0.3) == []
+
 
 _HOLDER = f"""
 import sys, time
@@ -587,5 +696,17 @@ deadline = time.monotonic() + 30
 while len(held) < 3 and time.monotonic() < deadline:
     held += transport.fetch(queue, max_messages=3 - len(held), timeout=1.0)
 print("held", len(held), flush=True)
+time.sleep(3600)
+"""
+
+
+_IDLE = f"""
+import sys, time
+from conveyor.core.registry import create_transport
+from conveyor.testing.transport_suite import _fetch_then_idle
+url, queue = sys.argv[1], sys.argv[2]
+transport = create_transport(url, lease_timeout={LEASE}, max_deliveries={MAX_DELIVERIES})
+_fetch_then_idle(transport, queue)
+print("idle", flush=True)
 time.sleep(3600)
 """
