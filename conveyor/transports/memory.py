@@ -33,15 +33,19 @@ from conveyor.transports.base import (
 
 @dataclass
 class _Entry:
+    """A stored message. Among equal priorities, ready entries go by `ready_at` (when they
+    became deliverable: the publish time, or the due time of a delay), then publish order."""
+
     data: bytes
     priority: int
     seq: int
+    ready_at: float
     deliveries: int = 0
 
 
 @dataclass
 class _Queue:
-    ready: list[tuple[int, int, _Entry]] = field(default_factory=list)
+    ready: list[tuple[int, float, int, _Entry]] = field(default_factory=list)
     delayed: list[tuple[float, int, _Entry]] = field(default_factory=list)
     dead: list[tuple[_Entry, str, float]] = field(default_factory=list)
 
@@ -58,12 +62,14 @@ class _Broker:
         return self.queues.setdefault(name, _Queue())
 
     def make_ready(self, queue: _Queue, entry: _Entry) -> None:
-        heapq.heappush(queue.ready, (-entry.priority, entry.seq, entry))
+        heapq.heappush(queue.ready, (-entry.priority, entry.ready_at, entry.seq, entry))
 
     def promote_due(self, queue: _Queue, now: float) -> float | None:
         """Move due delayed entries to ready; return the next due time, if any."""
         while queue.delayed and queue.delayed[0][0] <= now:
-            self.make_ready(queue, heapq.heappop(queue.delayed)[2])
+            due, _, entry = heapq.heappop(queue.delayed)
+            entry.ready_at = due
+            self.make_ready(queue, entry)
         return queue.delayed[0][0] if queue.delayed else None
 
     def requeue(self, name: str, entry: _Entry, delay: float, max_deliveries: int) -> None:
@@ -122,7 +128,7 @@ class MemoryTransport(Transport):
             q = broker.queue(queue)
             due = time.monotonic() + delay
             for message, data in zip(messages, packed, strict=True):
-                entry = _Entry(data, message.priority, next(broker.seq))
+                entry = _Entry(data, message.priority, next(broker.seq), due)
                 if delay > 0:
                     heapq.heappush(q.delayed, (due, entry.seq, entry))
                 else:
@@ -146,7 +152,7 @@ class MemoryTransport(Transport):
                 broker.lock.wait(wake - now)
             taken: list[tuple[_Entry, int]] = []
             while q.ready and len(taken) < max_messages:
-                entry = heapq.heappop(q.ready)[2]
+                entry = heapq.heappop(q.ready)[3]
                 entry.deliveries += 1
                 tag = next(broker.seq)
                 broker.held[tag] = (queue, entry, self)

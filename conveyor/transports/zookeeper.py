@@ -177,7 +177,7 @@ class ZooKeeperTransport(Transport):
     def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
         packed = self.check_publish(queue, messages)
         paths = self._paths(queue)
-        due = now_ms() + int(delay * 1000) if delay > 0 else 0
+        due = now_ms() + int(max(delay, 0.0) * 1000)
         items = [
             (EntryName.prefix(m.priority, due, 0), data)
             for m, data in zip(messages, packed, strict=True)
@@ -414,7 +414,9 @@ class ZooKeeperTransport(Transport):
             def build(tx: TransactionRequest, item: tuple[str, int, int, bytes]) -> None:
                 name, version, priority, packed = item
                 tx.delete(f"{paths.dead}/{name}", version=version)
-                tx.create(paths.entry(EntryName.prefix(priority, 0, 0)), packed, sequence=True)
+                tx.create(
+                    paths.entry(EntryName.prefix(priority, now_ms(), 0)), packed, sequence=True
+                )
 
             outcome = commit_each(self._session, chosen, build, lambda item: len(item[3]))
             return sum(bool(won) for won in outcome)

@@ -61,14 +61,16 @@ class ChannelPaths:
 
 
 class EntryName(NamedTuple):
-    """A parsed entry name. Sorting gives delivery order: priority first, then publish order.
+    """A parsed entry name. Sorting gives delivery order: priority first, then the time the
+    entry became deliverable (its due time: the publish time, or when its delay ends), then
+    publish order. So delays that are all due arrive in due-time order.
 
     A tuple, so that sorting a long listing compares in C.
     """
 
     sort_priority: int  # the negated priority, so that higher priorities sort first
-    sequence: int
     due_ms: int
+    sequence: int
     base: int
     name: str
 
@@ -86,7 +88,7 @@ class EntryName(NamedTuple):
         """The parsed name, or None for a node that is not an entry."""
         try:
             priority, due, base, sequence = name[len(ENTRY_PREFIX) :].split("_")
-            return cls(-int(priority), int(sequence), int(due), int(base), name)
+            return cls(-int(priority), int(due), int(sequence), int(base), name)
         except ValueError:
             return None
 
