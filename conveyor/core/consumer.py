@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from conveyor.core.errors import BrokerUnavailable
+from conveyor.core.errors import BrokerUnavailable, ConveyorError
 from conveyor.core.message import Delivery
 from conveyor.core.names import validate_queue_name
 from conveyor.core.retry import Backoff
@@ -92,7 +92,10 @@ class Consumer:
         return len(deliveries)
 
     def run(self) -> None:
-        """Consume until `stop()`; a broker outage is retried with bounded backoff."""
+        """Consume until `stop()`. Any error of a fetch is logged and retried with bounded
+        backoff, not only an outage: a refused password or a broker-side error may heal
+        (the operator fixes it), and a consumer thread that ended would leave a live
+        process that does nothing."""
         timeout = self.poll_timeout / len(self.queues)
         next_delay = self.backoff.delays()
         while not self._stop.is_set():
@@ -100,12 +103,22 @@ class Consumer:
                 try:
                     self.drain_once(queue, timeout)
                     next_delay = self.backoff.delays()
-                except BrokerUnavailable as exc:
+                except Exception as exc:
                     delay = next_delay()
-                    log.warning("fetch from %r failed, retrying in %.2f s: %s", queue, delay, exc)
+                    self._log_failure(queue, delay, exc)
                     self._stop.wait(delay)
                 if self._stop.is_set():
                     break
+
+    @staticmethod
+    def _log_failure(queue: str, delay: float, exc: Exception) -> None:
+        what = f"fetch from {queue!r} failed, retrying in {delay:.2f} s"
+        if isinstance(exc, BrokerUnavailable):
+            log.warning("%s: %s", what, exc)
+        elif isinstance(exc, ConveyorError):
+            log.error("%s: %s: %s", what, type(exc).__name__, exc)
+        else:
+            log.exception("%s: unexpected error", what)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="conveyor-consumer", daemon=True)

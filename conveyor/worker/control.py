@@ -22,10 +22,15 @@ log = logging.getLogger("conveyor.worker")
 
 
 class ControlListener:
-    def __init__(self, app: Any, hostname: str, pool: Pool) -> None:
+    def __init__(
+        self, app: Any, hostname: str, pool: Pool, alive: Callable[[], bool] = lambda: True
+    ) -> None:
         self.app = app
         self.hostname = hostname
         self.pool = pool
+        #: Whether the worker consumes: a worker that does not answers nothing, so that
+        #: ping and inspect show it as gone.
+        self.alive = alive
         self._stop = threading.Event()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "ping": lambda _args: "pong",
@@ -79,6 +84,9 @@ class ControlListener:
                 subscription.close()
 
     def _handle(self, message: Message) -> None:
+        if not self.alive():
+            log.error("not answering a control message: this worker's consumer is not running")
+            return
         try:
             request = parse_control(message.body)
             command = self._commands.get(request.command)

@@ -35,6 +35,12 @@ ETA_SLACK = 0.5
 COLD_CLOSE_TIMEOUT = 5.0
 SIGNAL_REPEAT = 0.25
 SIBLINGS_READY_TIMEOUT = 30.0  # longest wait for the siblings before consuming anyway
+LIVENESS_CHECK = 1.0  # seconds between checks that the consumer thread still runs
+
+
+class ConsumerDied(ConveyorError):
+    """The consumer thread ended while the worker ran: the worker stops with an error (a
+    non-zero exit) so that a supervisor restarts it, rather than live on doing nothing."""
 
 
 class Worker:
@@ -90,8 +96,9 @@ class Worker:
             on_batch=self.on_batch,
         )
         self._checked: dict[str, results.Checked] = {}
-        self.control = ControlListener(app, self.hostname, self.pool)
+        self.control = ControlListener(app, self.hostname, self.pool, alive=self.consumer_alive)
         self._threads: list[threading.Thread] = []
+        self._consumer_thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # -- the hot path ------------------------------------------------------------------
@@ -145,7 +152,8 @@ class Worker:
     def start(self) -> None:
         self._touch_queues()
         self.pool.start()
-        self._threads.append(self.consumer.start())
+        self._consumer_thread = self.consumer.start()
+        self._threads.append(self._consumer_thread)
         control = self.control.start()
         if control is not None:
             self._threads.append(control)
@@ -162,6 +170,10 @@ class Worker:
             self.app.transport.url,
             self.app.backend.url,
         )
+
+    def consumer_alive(self) -> bool:
+        """Whether the consumer thread runs: the worker's liveness (ping answers only then)."""
+        return self._consumer_thread is not None and self._consumer_thread.is_alive()
 
     def _touch_queues(self) -> None:
         """Reach each queue once before saying ready, so that "ready" means messages sent
@@ -222,6 +234,16 @@ class Worker:
             )
         os._exit(1)
 
+    def supervise(self, stop_requested: threading.Event | None = None) -> None:
+        """Block until `stop_requested` is set; if the consumer thread ends first, stop
+        (warm) and raise ConsumerDied."""
+        stop_requested = stop_requested or threading.Event()
+        while not stop_requested.wait(LIVENESS_CHECK):
+            if not self.consumer_alive() and not self._stopping.is_set():
+                log.critical("%s: the consumer thread ended; stopping", self.hostname)
+                self.stop()
+                raise ConsumerDied(f"{self.hostname}: the consumer thread ended")
+
     def run(self) -> None:
         """Start, then block until SIGTERM/SIGINT (the second one forces a cold shutdown)."""
         stop_requested = threading.Event()
@@ -245,8 +267,7 @@ class Worker:
             self.siblings.wait_ready(SIBLINGS_READY_TIMEOUT)
         self.start()
         siblings.say_ready()
-        while not stop_requested.wait(1.0):
-            pass
+        self.supervise(stop_requested)
         self.stop()
         if self.siblings is not None and not self.siblings.wait(self.shutdown_timeout + 5.0):
             log.warning("sibling workers still running; killing them")
