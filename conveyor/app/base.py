@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, TypeVar, overload
 
-from conveyor.app import context, protocol, states
+from conveyor.app import context, protocol, sending, states
 from conveyor.app import exceptions as task_exceptions
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
@@ -271,21 +271,10 @@ class Conveyor:
         )
         store_pending = record_pending and not ignore_result
         delay = 0.0 if due is None else max(0.0, due - sent_at)
-        try:
-            if store_pending:
-                # The PENDING write and the publish overlap where the backend can (both are
-                # done when this returns); a ready state stored first is never replaced.
-                pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
-                if delay or not self._same_redis.store_and_publish(pending, queue, message):
-                    self.backend.store_during(
-                        pending, lambda: self.producer.publish(queue, message, delay=delay)
-                    )
-            else:
-                self.producer.publish(queue, message, delay=delay)
-        except BaseException:
-            if store_pending:
-                self.backend.forget(task_id)
-            raise
+        # The PENDING write and the publish overlap where the backend can (both are done
+        # when this returns); a ready state stored first is never replaced.
+        pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
+        sending.send(self, queue, message, delay, pending if store_pending else None)
         return AsyncResult(task_id, app=self)
 
     # -- results -------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Sending one task: its PENDING record and its message, and what a failure of either means.
+
+The message is the send; the PENDING record only lets a reader tell "pending" from "unknown".
+So a result backend that refuses the record does not stop the publish: the message still goes
+through the Producer and its documented retries, and the caller sees the publish's own
+outcome. When the publish fails, the record is cleaned up quietly: an error of that clean-up
+(the same server is down, most likely) is logged, never raised in place of the real one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from conveyor.backends.base import ResultRecord
+from conveyor.core.errors import BackendError
+from conveyor.core.message import Message
+
+if TYPE_CHECKING:
+    from conveyor.app.base import Conveyor
+
+log = logging.getLogger("conveyor.app")
+
+
+def send(
+    app: Conveyor, queue: str, message: Message, delay: float, pending: ResultRecord | None
+) -> None:
+    """Publish `message`, storing `pending` (if any) beside it; raises the publish's error."""
+    if pending is None:
+        app.producer.publish(queue, message, delay=delay)
+        return
+    published: list[bool] = []
+
+    def publish() -> None:
+        app.producer.publish(queue, message, delay=delay)
+        published.append(True)
+
+    try:
+        try:
+            if delay or not app._same_redis.store_and_publish(pending, queue, message):
+                app.backend.store_during(pending, publish)
+        except BackendError as exc:
+            if published:
+                raise  # the message went out and the task will run; its record did not
+            log.warning("storing PENDING for %s failed, sending anyway: %s", pending.task_id, exc)
+            publish()
+    except BaseException:
+        if not published:
+            _forget_quietly(app, pending.task_id)
+        raise
+
+
+def _forget_quietly(app: Conveyor, task_id: str) -> None:
+    """Remove the PENDING record of a task that was not sent; a failure here is logged."""
+    try:
+        app.backend.forget(task_id)
+    except Exception as exc:
+        log.warning("removing the PENDING record of unsent task %s failed: %s", task_id, exc)
