@@ -15,10 +15,11 @@ from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import NotRegistered
 from conveyor.backends.base import ResultRecord, now
 from conveyor.core.codecs import Serializer
-from conveyor.core.errors import ContentDisallowed, DecodeError
+from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeError
 from conveyor.core.message import Delivery
+from conveyor.worker.backend_wait import REASON
 from conveyor.worker.execute import Job
-from conveyor.worker.results import store_failure
+from conveyor.worker.results import store, store_failure
 
 log = logging.getLogger("conveyor.worker")
 UNREADABLE = (ContentDisallowed, DecodeError, NotRegistered)
@@ -50,7 +51,8 @@ class Work:
             if isinstance(outcome, BaseException):
                 log.error("task %s could not complete: %r", self.task_id, outcome)
                 if self.acks_late:
-                    self.delivery.nack(requeue=True, delay=1.0, reason=f"worker error: {outcome}")
+                    cause = REASON if isinstance(outcome, BackendUnavailable) else "worker error"
+                    self.delivery.nack(requeue=True, delay=1.0, reason=f"{cause}: {outcome}")
             elif self.acks_late:
                 self.delivery.ack()
         except Exception:
@@ -108,7 +110,5 @@ def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:
     """A task past its `expires` is marked REVOKED and acked, not run."""
     log.info("task %s[%s] expired; not running it", job.message.task, job.message.id)
     if not job.message.ignore_result:
-        app.backend.store(
-            ResultRecord(job.message.id, states.REVOKED, result="expired", date_done=now())
-        )
+        store(app, ResultRecord(job.message.id, states.REVOKED, result="expired", date_done=now()))
     delivery.ack()

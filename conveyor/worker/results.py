@@ -13,6 +13,7 @@ from conveyor.app.base import Conveyor
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
 from conveyor.core.errors import EncodeError
+from conveyor.worker.backend_wait import patiently
 
 log = logging.getLogger("conveyor.worker")
 # How old a batch's state check may be when its task starts. A revoke stored later than
@@ -24,10 +25,16 @@ def traceback_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def store(app: Conveyor, record: ResultRecord) -> bool:
+    """`backend.store(record)`, waiting out a backend outage (backend_wait)."""
+    return patiently(app, lambda: app.backend.store(record), f"storing {record.state}")
+
+
 def store_failure(
     app: Conveyor, task_id: str, exc: BaseException, parent_id: str | None = None
 ) -> None:
-    app.backend.store(
+    store(
+        app,
         ResultRecord(
             task_id,
             states.FAILURE,
@@ -35,7 +42,7 @@ def store_failure(
             traceback=traceback_text(exc),
             parent_id=parent_id,
             date_done=now(),
-        )
+        ),
     )
 
 
@@ -58,7 +65,7 @@ def store_success(app: Conveyor, record: ResultRecord) -> BaseException | None:
     """Store a SUCCESS record; a return value the backend cannot encode is stored as a
     FAILURE (EncodeError), which is returned so the caller reports the task as failed."""
     try:
-        app.backend.store(record)
+        store(app, record)
     except EncodeError as exc:
         store_failure(app, record.task_id, exc, record.parent_id)
         return exc
@@ -68,14 +75,15 @@ def store_success(app: Conveyor, record: ResultRecord) -> BaseException | None:
 def store_retry(
     app: Conveyor, task_id: str, exc: BaseException | None, parent_id: str | None
 ) -> None:
-    app.backend.store(
+    store(
+        app,
         ResultRecord(
             task_id,
             states.RETRY,
             result=None if exc is None else describe_exception(exc),
             traceback=None if exc is None else traceback_text(exc),
             parent_id=parent_id,
-        )
+        ),
     )
 
 
@@ -112,12 +120,11 @@ def claim(
     (REVOKED, or a finished duplicate delivery), else None. With `track_started` the
     check is the STARTED write itself, so it costs no extra round trip; without it, a
     state read for the delivery's batch less than CHECK_FRESH_FOR seconds ago is used."""
-    backend = app.backend
-    if track_started and backend.store(ResultRecord(task_id, states.STARTED, meta=meta)):
+    if track_started and store(app, ResultRecord(task_id, states.STARTED, meta=meta)):
         return None
     if not track_started and checked is not None and checked.fresh():
         return checked.state
-    record = backend.get(task_id)
+    record = patiently(app, lambda: app.backend.get(task_id), "reading the state")
     if record is not None and record.ready:
         return record.state
     return None

@@ -16,6 +16,7 @@ import logging
 import time
 
 from conveyor.app.base import Conveyor
+from conveyor.worker.backend_wait import patiently
 from conveyor.worker.execute import Stored
 from conveyor.worker.request import Work
 
@@ -51,7 +52,8 @@ class Settlements:
         if not items:
             return
         try:
-            self.app.backend.store_many([stored.record for _, stored in items])
+            records = [stored.record for _, stored in items]
+            patiently(self.app, lambda: self.app.backend.store_many(records), "storing results")
         except Exception as exc:
             for work, _ in items:
                 work.finish(exc)

@@ -24,7 +24,7 @@ from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Delivery
-from conveyor.worker import request, results, siblings
+from conveyor.worker import backend_wait, request, results, siblings
 from conveyor.worker.control import ControlListener
 from conveyor.worker.pools import create_pool
 
@@ -150,6 +150,7 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        backend_wait.allow_waiting(self.app)
         self._touch_queues()
         self.pool.start()
         self._consumer_thread = self.consumer.start()
@@ -191,6 +192,7 @@ class Worker:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        backend_wait.stop_waiting(self.app)
         log.info("warm shutdown: finishing running tasks (up to %.0f s)", self.shutdown_timeout)
         self.pool.close()
         self.consumer.stop()
@@ -209,6 +211,7 @@ class Worker:
     def cold_stop(self) -> None:
         """Kill what can be killed, return every unfinished message to the broker, exit."""
         log.warning("cold shutdown: unfinished messages go back to the broker")
+        backend_wait.stop_waiting(self.app)
         self.pool.kill()
 
         def give_back_and_close() -> None:
