@@ -30,7 +30,7 @@ from conveyor.core.codecs import Serializer
 from conveyor.core.message import new_task_id
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_backend, create_transport
-from conveyor.transports.base import Transport
+from conveyor.core.transport import Transport
 
 F = TypeVar("F", bound=Callable[..., Any])
 _default_app: Conveyor | None = None

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.utils import log
+
 
 @dataclass
 class Context:
@@ -64,3 +66,12 @@ def running(context: Context) -> Iterator[Context]:
         yield context
     finally:
         stack.pop()
+
+
+def log_prefix() -> str:
+    """"tasks.add[<id>]: " while a task runs on this thread, else "" (task log lines)."""
+    running = current()
+    return f"{running.task}[{running.id}]: " if running and running.id else ""
+
+
+log.set_task_prefix(log_prefix)

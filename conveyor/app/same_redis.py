@@ -15,7 +15,7 @@ from typing import Any
 from conveyor.backends.base import ResultBackend, ResultRecord
 from conveyor.core.errors import BrokerUnavailable
 from conveyor.core.message import Message
-from conveyor.transports.base import Transport
+from conveyor.core.transport import Transport
 
 
 class SameRedis:

@@ -1,4 +1,5 @@
-"""Transport-agnostic messaging: messages, codecs, URLs, the registry, producer and consumer."""
+"""Transport-agnostic messaging: the transport contract, messages, codecs, URLs, the registry,
+producer and consumer."""
 
 from conveyor.core.errors import *  # noqa: F403
 from conveyor.core.message import DeadLetter, Delivery, Message

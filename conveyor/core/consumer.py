@@ -10,7 +10,7 @@ from conveyor.core.errors import BrokerUnavailable, ConveyorError
 from conveyor.core.message import Delivery
 from conveyor.core.names import validate_queue_name
 from conveyor.core.retry import Backoff
-from conveyor.transports.base import Transport
+from conveyor.core.transport import Transport
 
 log = logging.getLogger("conveyor.consumer")
 

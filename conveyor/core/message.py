@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.core.errors import AlreadySettled
 
 if TYPE_CHECKING:
-    from conveyor.transports.base import Transport
+    from conveyor.core.transport import Transport
 
 
 def new_message_id() -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from conveyor.core.message import Message
 from conveyor.core.retry import Backoff, call_with_retry
-from conveyor.transports.base import Transport
+from conveyor.core.transport import Transport
 
 
 class Producer:

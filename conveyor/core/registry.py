@@ -15,6 +15,7 @@ from typing import Any
 
 from conveyor.core.errors import MissingDependency, UnknownScheme
 from conveyor.core.options import parse_options
+from conveyor.core.transport import Transport
 from conveyor.core.url import URL, parse_url
 
 TRANSPORT_GROUP = "conveyor.transports"
@@ -99,10 +100,10 @@ def load(group: str, scheme: str) -> Any:
     return getattr(module, attribute)
 
 
-def create_transport(url: str | URL, **options: Any) -> Any:
+def create_transport(url: str | URL, **options: Any) -> Transport:
     """Build a transport from a URL; keyword `options` override the URL's query options."""
     parsed = parse_url(url)
-    cls = load(TRANSPORT_GROUP, parsed.scheme)
+    cls: type[Transport] = load(TRANSPORT_GROUP, parsed.scheme)
     return cls(parsed, parse_options(cls.Options, parsed.options, **options))
 
 

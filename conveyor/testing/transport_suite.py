@@ -49,7 +49,7 @@ from conveyor.testing.suite_support import (
     not_applicable,
 )
 from conveyor.testing.waiting import wait_until
-from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
+from conveyor.core.transport import MAX_DELIVERIES_REASON, Transport
 
 LEASE = 2.0
 MAX_DELIVERIES = 3

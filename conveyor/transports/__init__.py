@@ -1,1 +1,1 @@
-"""Transports: one module per broker, all implementing conveyor.transports.base."""
+"""Transports: one per broker, each implementing the contract in conveyor.core.transport."""

@@ -67,7 +67,7 @@ from conveyor.transports.amqp_confirms import Confirms, Outgoing
 from conveyor.transports.amqp_inbox import Inbox, Raw, Unacked
 from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply
 from conveyor.transports.amqp_options import AMQPOptions, connection_parameters
-from conveyor.transports.base import (
+from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
     Subscription,

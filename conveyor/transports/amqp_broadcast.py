@@ -20,7 +20,7 @@ from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import Message
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp_link import connect, reply
-from conveyor.transports.base import Subscription
+from conveyor.core.transport import Subscription
 
 SUBSCRIBE = "subscribe"
 

@@ -47,7 +47,7 @@ from conveyor.core.errors import (
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
-from conveyor.transports.base import Capabilities, Subscription, Transport, TransportOptions
+from conveyor.core.transport import Capabilities, Subscription, Transport, TransportOptions
 from conveyor.transports.redis_link import RedisLink, RedisOptions
 from conveyor.transports.redis_scripts import Keys, keys_for
 

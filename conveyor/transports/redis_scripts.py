@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from conveyor.core.envelope import MAGIC
-from conveyor.transports.base import MAX_DELIVERIES_REASON
+from conveyor.core.transport import MAX_DELIVERIES_REASON
 
 
 class Keys(NamedTuple):

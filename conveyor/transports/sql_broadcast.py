@@ -18,7 +18,7 @@ from typing import Any
 
 from conveyor.core import envelope
 from conveyor.core.message import Message
-from conveyor.transports.base import Subscription
+from conveyor.core.transport import Subscription
 
 KEEP = 60.0
 LOOKBACK = 16

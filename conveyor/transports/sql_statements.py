@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from conveyor.transports.base import MAX_DELIVERIES_REASON
+from conveyor.core.transport import MAX_DELIVERIES_REASON
 from conveyor.transports.sql_schema import DEAD, HELD, READY, DatabaseNow
 
 

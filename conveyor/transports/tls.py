@@ -6,7 +6,7 @@ import ssl
 from dataclasses import dataclass
 
 from conveyor.core.errors import ConfigurationError
-from conveyor.transports.base import TransportOptions
+from conveyor.core.transport import TransportOptions
 
 _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 

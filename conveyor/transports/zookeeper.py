@@ -36,7 +36,7 @@ from conveyor.core.errors import ConnectionLost, LeaseLost
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
-from conveyor.transports.base import (
+from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
     Subscription,

@@ -18,7 +18,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from conveyor.core import envelope
 from conveyor.core.message import Message
-from conveyor.transports.base import Subscription
+from conveyor.core.transport import Subscription
 from conveyor.transports.zookeeper_batch import committed
 from conveyor.transports.zookeeper_layout import INBOX_PREFIX, ChannelPaths, sequence_of
 from conveyor.transports.zookeeper_session import ZooKeeperSession, translating

@@ -47,7 +47,7 @@ from conveyor.core.errors import (
     InvalidURL,
 )
 from conveyor.core.url import URL, Host
-from conveyor.transports.base import TransportOptions
+from conveyor.core.transport import TransportOptions
 
 DEFAULT_PORT = 2181
 DEFAULT_ROOT = "/conveyor"
