@@ -69,7 +69,7 @@ def running(context: Context) -> Iterator[Context]:
 
 
 def log_prefix() -> str:
-    """"tasks.add[<id>]: " while a task runs on this thread, else "" (task log lines)."""
+    """ "tasks.add[<id>]: " while a task runs on this thread, else "" (task log lines)."""
     running = current()
     return f"{running.task}[{running.id}]: " if running and running.id else ""
 

@@ -38,6 +38,8 @@ from conveyor.backends.base import (
     marked,
     unmarked,
 )
+from conveyor.clients.redis import endpoint_of
+from conveyor.clients.redis_held import HeldConnection
 from conveyor.core.errors import (
     AuthenticationFailed,
     BackendError,
@@ -45,8 +47,6 @@ from conveyor.core.errors import (
     ConfigurationError,
 )
 from conveyor.core.url import URL, redact
-from conveyor.transports.redis_held import HeldConnection
-from conveyor.transports.redis_link import endpoint_of
 
 T = TypeVar("T")
 RESULT_PREFIX = "conveyor-result:"

@@ -2,7 +2,7 @@
 
 Two tables, created on first use: ``conveyor_results`` (one row per task id, the record as
 JSON bytes) and ``conveyor_counters``. Engines and error classification come from
-conveyor.transports.sql_engine (SQLite in WAL mode with a busy timeout and BEGIN IMMEDIATE
+conveyor.clients.sql (SQLite in WAL mode with a busy timeout and BEGIN IMMEDIATE
 for writers; READ COMMITTED on MySQL; single statements in autocommit on PostgreSQL), so the
 transport and the backend agree on them.
 
@@ -19,7 +19,7 @@ state is not ready, and its expiry time (or "forever") once it is; a write appli
   the row count unable to tell "inserted" from "kept".
 
 Expired rows are filtered on every read and deleted lazily by the writers, at most once a
-minute per backend. Each operation is one transaction (sql_engine.transact), run again
+minute per backend. Each operation is one transaction (conveyor.clients.sql.transact), run again
 whole when the connection drops or the database reports a deadlock; a counter increment is
 not run again once its commit was sent, since a repeat could count twice.
 """
@@ -63,6 +63,7 @@ from conveyor.backends.base import (
     ResultRecord,
     bounded_key,
 )
+from conveyor.clients.sql import build_engines, dialect_of, transact
 from conveyor.core.errors import (
     AuthenticationFailed,
     BackendError,
@@ -71,7 +72,6 @@ from conveyor.core.errors import (
     ConveyorError,
 )
 from conveyor.core.url import URL
-from conveyor.transports.sql_engine import build_engines, dialect_of, transact
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.backends.sql")
@@ -251,7 +251,7 @@ class SQLBackend(ResultBackend):
     def _transaction(
         self, work: Callable[[Connection], T], *, kind: str = "atomic", repeatable: bool = True
     ) -> T:
-        """sql_engine.transact (retries included), raising the backend's error classes."""
+        """conveyor.clients.sql.transact (retries included), raising the backend's error classes."""
         try:
             return transact(self._engines, self.url, work, kind=kind, repeatable=repeatable)
         except AuthenticationFailed:

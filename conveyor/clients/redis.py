@@ -1,11 +1,12 @@
-"""The Redis transport's connection: hosts tried in order, one pool, the Lua scripts, and
-the translation of every redis-py error into conveyor's own.
+"""A Redis connection as conveyor's Redis components hold it: hosts tried in order, one
+pool, the caller's Lua scripts registered on it, and the translation of every redis-py error
+into conveyor's own. The transport and the result backend share it from here.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -13,6 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from conveyor.clients.redis_held import HeldConnection
+from conveyor.clients.tls import TLSOptions
 from conveyor.core.errors import (
     AuthenticationFailed,
     BrokerError,
@@ -23,9 +26,6 @@ from conveyor.core.errors import (
     InvalidURL,
 )
 from conveyor.core.url import URL, Host
-from conveyor.transports.redis_held import HeldConnection
-from conveyor.transports.redis_scripts import SCRIPTS
-from conveyor.transports.tls import TLSOptions
 
 T = TypeVar("T")
 DEFAULT_PORT = 6379
@@ -68,9 +68,12 @@ def _endpoint(kwargs: dict[str, Any], connection_class: type) -> dict[str, Any]:
 
 class RedisLink:
     """Connects lazily on first use; after a connection error with several hosts, the next
-    call tries them in order again."""
+    call tries them in order again. `scripts` (name -> Lua source) are registered on the
+    client when it connects and run by name (`run`)."""
 
-    def __init__(self, url: URL, options: RedisOptions) -> None:
+    def __init__(
+        self, url: URL, options: RedisOptions, scripts: Mapping[str, str] | None = None
+    ) -> None:
         if url.scheme not in ("redis", "rediss"):
             raise InvalidURL(f"{url} is not a redis:// or rediss:// URL")
         db = url.path.strip("/") or "0"
@@ -80,6 +83,7 @@ class RedisLink:
         self._hosts = url.hosts or (Host("localhost", DEFAULT_PORT),)
         self._client: redis.Redis | None = None
         self._held = HeldConnection()
+        self._sources = dict(scripts or {})
         self._scripts: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -138,7 +142,9 @@ class RedisLink:
                     client.close()
                     failures.append(f"{host}: {exc}")
                     continue
-                self._scripts = {name: client.register_script(s) for name, s in SCRIPTS.items()}
+                self._scripts = {
+                    name: client.register_script(s) for name, s in self._sources.items()
+                }
                 self._client = client
                 return client
             raise BrokerUnavailable(f"cannot reach Redis for {self.url}: {'; '.join(failures)}")
@@ -161,7 +167,7 @@ class RedisLink:
             raise self.translate(exc, what) from exc
 
     def run(self, what: str, script: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        """Run one of redis_scripts.SCRIPTS by name (EVALSHA, loaded on a miss)."""
+        """Run one of the scripts given at construction by name (EVALSHA, loaded on a miss)."""
         return self.call(what, lambda client: self._scripts[script](keys, args, client=client))
 
     def translate(self, exc: BaseException, what: str) -> ConveyorError:

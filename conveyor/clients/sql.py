@@ -25,6 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL as SAURL
 from sqlalchemy.engine import Connection, Engine
 
+from conveyor.clients.sql_driver import DriverTransaction
 from conveyor.core.errors import (
     AuthenticationFailed,
     BrokerError,
@@ -35,7 +36,6 @@ from conveyor.core.errors import (
     MissingDependency,
 )
 from conveyor.core.url import URL, redact
-from conveyor.transports.sql_driver import DriverTransaction
 
 DIALECTS = {
     "sqlite": "sqlite",

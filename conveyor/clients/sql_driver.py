@@ -11,7 +11,7 @@ takes as they are, and rows come back as tuples.
 
 Errors keep SQLAlchemy's form: a driver error becomes the `sqlalchemy.exc.DBAPIError` that
 SQLAlchemy would raise, with the connection invalidated when the dialect calls it a
-disconnect, so sql_engine.transact retries and translates them as before.
+disconnect, so conveyor.clients.sql.transact retries and translates them as before.
 """
 
 from __future__ import annotations

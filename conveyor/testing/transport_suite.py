@@ -39,6 +39,7 @@ from conveyor.core.names import RULES
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_transport
 from conveyor.core.retry import Backoff
+from conveyor.core.transport import MAX_DELIVERIES_REASON, Transport
 from conveyor.core.url import parse_url
 from conveyor.testing.proxy import proxy_in_front_of
 from conveyor.testing.suite_support import (
@@ -49,7 +50,6 @@ from conveyor.testing.suite_support import (
     not_applicable,
 )
 from conveyor.testing.waiting import wait_until
-from conveyor.core.transport import MAX_DELIVERIES_REASON, Transport
 
 LEASE = 2.0
 MAX_DELIVERIES = 3

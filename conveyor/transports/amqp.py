@@ -53,6 +53,13 @@ from conveyor.core.errors import (
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
 from conveyor.core.retry import Backoff
+from conveyor.core.transport import (
+    MAX_DELIVERIES_REASON,
+    Capabilities,
+    Subscription,
+    Transport,
+    TransportOptions,
+)
 from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_deadletters as deadletters
@@ -67,13 +74,6 @@ from conveyor.transports.amqp_confirms import Confirms, Outgoing
 from conveyor.transports.amqp_inbox import Inbox, Raw, Unacked
 from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply
 from conveyor.transports.amqp_options import AMQPOptions, connection_parameters
-from conveyor.core.transport import (
-    MAX_DELIVERIES_REASON,
-    Capabilities,
-    Subscription,
-    Transport,
-    TransportOptions,
-)
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
 _CONSUMER_GONE = "the consumer connection is gone; the broker redelivers the message"

@@ -18,9 +18,9 @@ import pika.channel
 
 from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import Message
+from conveyor.core.transport import Subscription
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports.amqp_link import connect, reply
-from conveyor.core.transport import Subscription
 
 SUBSCRIBE = "subscribe"
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pika
 
+from conveyor.clients.tls import TLSOptions
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.url import URL
-from conveyor.transports.tls import TLSOptions
 
 
 @dataclass

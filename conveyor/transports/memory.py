@@ -21,7 +21,6 @@ from conveyor.core.errors import LeaseLost
 from conveyor.core.inprocess import PerName
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.url import URL
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
@@ -29,6 +28,7 @@ from conveyor.core.transport import (
     Transport,
     TransportOptions,
 )
+from conveyor.core.url import URL
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
     redis://[user[:password]@]host[:port][;host2[:port]...][/db][?lease_timeout=30&...]
 
-Design (redis_scripts.py holds the key layout and the scripts, redis_link.py the connection):
+Design (redis_scripts.py holds the key layout and the scripts, conveyor.clients.redis the
+connection):
 
 * Fetch is one script: it renews this consumer's lease, returns the holdings of consumers
   whose lease lapsed, promotes due delayed messages and moves up to k ready messages into
@@ -35,6 +36,7 @@ from typing import Any, cast
 
 import redis
 
+from conveyor.clients.redis import RedisLink, RedisOptions
 from conveyor.core import envelope
 from conveyor.core.envelope import MAGIC
 from conveyor.core.errors import (
@@ -46,10 +48,9 @@ from conveyor.core.errors import (
 )
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.url import URL
 from conveyor.core.transport import Capabilities, Subscription, Transport, TransportOptions
-from conveyor.transports.redis_link import RedisLink, RedisOptions
-from conveyor.transports.redis_scripts import Keys, keys_for
+from conveyor.core.url import URL
+from conveyor.transports.redis_scripts import SCRIPTS, Keys, keys_for
 
 log = logging.getLogger("conveyor.transports.redis")
 
@@ -140,7 +141,7 @@ class RedisTransport(Transport):
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
-        self.link = RedisLink(url, self.options)
+        self.link = RedisLink(url, self.options, SCRIPTS)
         self._fetch_locks: dict[str, threading.Lock] = {}  # one fetch at a time per queue
         self._closing = False  # set by close(): a blocked fetch gives up at its next turn
         self._state_lock = threading.Lock()

@@ -18,10 +18,10 @@ row per message, created on first use.
 * Every operation is its own transaction on a pooled connection, so ack/nack work from any
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
   already reached COMMIT and is not safe to repeat (publish, ack, nack): then the outcome is
-  unknown and ConnectionLost says so (sql_engine.transact).
+  unknown and ConnectionLost says so (conveyor.clients.sql.transact).
 * Publishes commit durably. On PostgreSQL claims, acks, nacks and lease updates commit
-  without waiting for the WAL flush (sql_engine.Engines.relaxed): a server crash may forget
-  the last fraction of a second of them, which brings those messages back to the queue,
+  without waiting for the WAL flush (conveyor.clients.sql.Engines.relaxed): a server crash
+  may forget the last fraction of a second of them, which brings those messages back to the queue,
   never loses one (at-least-once, like an ack lost on the way on any broker).
 """
 
@@ -40,6 +40,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from conveyor.clients.sql import ATTEMPTS, build_engines, dialect_of, transact
+from conveyor.clients.sql_driver import Compiled, DriverTransaction
 from conveyor.core import envelope
 from conveyor.core.errors import (
     BrokerError,
@@ -51,7 +53,6 @@ from conveyor.core.errors import (
 )
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.url import URL
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
@@ -59,9 +60,8 @@ from conveyor.core.transport import (
     Transport,
     TransportOptions,
 )
+from conveyor.core.url import URL
 from conveyor.transports.sql_broadcast import KEEP, LocalSignal, SQLSubscription
-from conveyor.transports.sql_driver import Compiled, DriverTransaction
-from conveyor.transports.sql_engine import ATTEMPTS, build_engines, dialect_of, transact
 from conveyor.transports.sql_notify import Listener, create_trigger
 from conveyor.transports.sql_schema import tables, validate_prefix
 from conveyor.transports.sql_statements import Statements
@@ -75,7 +75,7 @@ _FIRST_POLL = 0.005
 _POLL_WITH_PUSHES = 0.25
 _MiB = 1024 * 1024
 RELAXED = "relaxed"
-"""The kind of work (sql_engine.Engines) of claims, settlements and lease updates: a
+"""The kind of work (conveyor.clients.sql.Engines) of claims, settlements and lease updates: a
 server crash may forget the last of them, which only brings those messages back."""
 
 
@@ -173,7 +173,7 @@ class SQLTransport(Transport):
         kind: str = "single",
         repeatable: bool = True,
     ) -> T:
-        """Run `work` on a DB-API connection (see sql_engine.transact and sql_driver),
+        """Run `work` on a DB-API connection (see conveyor.clients.sql.transact and sql_driver),
         creating the schema first if needed."""
         if not self._schema_ready:
             self._create_schema()

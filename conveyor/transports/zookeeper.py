@@ -35,7 +35,6 @@ from conveyor.core import envelope
 from conveyor.core.errors import ConnectionLost, LeaseLost
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.url import URL
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
@@ -43,6 +42,7 @@ from conveyor.core.transport import (
     Transport,
     TransportOptions,
 )
+from conveyor.core.url import URL
 from conveyor.transports.zookeeper_batch import OUTCOME_UNKNOWN, commit_each, committed
 from conveyor.transports.zookeeper_broadcast import ZooKeeperSubscription, send_broadcast
 from conveyor.transports.zookeeper_layout import (

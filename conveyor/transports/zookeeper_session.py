@@ -46,8 +46,8 @@ from conveyor.core.errors import (
     ConveyorError,
     InvalidURL,
 )
-from conveyor.core.url import URL, Host
 from conveyor.core.transport import TransportOptions
+from conveyor.core.url import URL, Host
 
 DEFAULT_PORT = 2181
 DEFAULT_ROOT = "/conveyor"
