@@ -15,6 +15,7 @@ from conveyor.app import context, protocol, sending, states
 from conveyor.app import exceptions as task_exceptions
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
+from conveyor.app.events import EventSender
 from conveyor.app.exceptions import NotRegistered
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
@@ -89,6 +90,7 @@ class Conveyor:
         self._connections: dict[str, Any] = {}
         self.control = Control(self)
         self.waiter = Waiter(lambda: self.backend)
+        self.events = EventSender(self)
         _default_app = self
 
     def __repr__(self) -> str:
@@ -151,6 +153,7 @@ class Conveyor:
     def close(self) -> None:
         """Stop the waiter and release connections; later use opens new ones from `conf`."""
         self.waiter.stop()
+        self.events.close()
         with self._lock:
             opened, self._connections = self._connections, {}
         for name in ("transport", "backend"):
@@ -275,6 +278,7 @@ class Conveyor:
         # when this returns); a ready state stored first is never replaced.
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
         sending.send(self, queue, message, delay, pending if store_pending else None)
+        self.events.task_sent(body, queue)
         return AsyncResult(task_id, app=self)
 
     # -- results -------------------------------------------------------------------------

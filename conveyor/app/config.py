@@ -43,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
     "worker_prefetch_multiplier": 4,
     "worker_quick_prefetch": 32,
     "worker_shutdown_timeout": 30.0,
+    # Events and their history (conveyor.app.events).
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
+    "events_store_url": None,
+    "events_expires": 7 * 86400.0,
+    "events_max_tasks": 200_000,
 }
 
 ENVIRONMENT = {
@@ -77,6 +83,8 @@ ALIASES = {
     "CELERYD_CONCURRENCY": "worker_concurrency",
     "CELERYD_POOL": "worker_pool",
     "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
+    "CELERY_SEND_EVENTS": "worker_send_task_events",
+    "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
 }
 
 

@@ -16,7 +16,7 @@ from conveyor.app.protocol import TaskMessage
 from conveyor.app.signature import Signature
 from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord
-from conveyor.worker import results
+from conveyor.worker import events, results
 from conveyor.worker.retries import autoretry, wants_autoretry
 from conveyor.worker.time_limits import limits
 
@@ -145,6 +145,7 @@ def execute(
         forbidden = results.claim(app, msg.id, track, meta, job.checked)
         if forbidden is not None:
             log.info("task %s[%s] is %s already; not running it", msg.task, msg.id, forbidden)
+            events.skipped(app, msg, hostname, forbidden)
             return forbidden
     soft = _setting(task, "soft_time_limit", app, "task_soft_time_limit")
     hard = _setting(task, "time_limit", app, "task_time_limit")
@@ -152,6 +153,7 @@ def execute(
     args, kwargs = request.args, msg.kwargs
     retval: Any = None
     einfo: ExceptionInfo | None = None
+    run = events.Run(app, msg, hostname)
     try:
         with context.running(request), limits(soft, hard, hard_enforced_outside=hard_limit_outside):
             try:
@@ -176,6 +178,7 @@ def execute(
 
         def succeeded() -> str:
             log.info("task %s[%s] succeeded", msg.task, msg.id)
+            run.done(states.SUCCESS, retval, None)
             _hook(task, "on_success", retval, msg.id, args, kwargs)
             _send_links(app, msg.callbacks, retval, msg)
             _hook(task, "after_return", states.SUCCESS, retval, msg.id, args, kwargs, None)
@@ -192,5 +195,6 @@ def execute(
         # Already stored as FAILURE by store_success.
         state, retval = states.FAILURE, problem
         einfo = _failed(app, task, msg, args, problem, store=False)
+    run.done(state, retval, einfo)
     _hook(task, "after_return", state, retval, msg.id, args, kwargs, einfo)
     return state

@@ -17,6 +17,7 @@ from conveyor.backends.base import ResultRecord, now
 from conveyor.core.codecs import Serializer
 from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeError
 from conveyor.core.message import Delivery
+from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
 from conveyor.worker.execute import Job
 from conveyor.worker.results import store, store_failure
@@ -99,6 +100,7 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
     log.error("rejecting message %s: %s", delivery.message.id, reason)
     delivery.nack(requeue=False, reason=reason)
     task_id = _known_id(delivery)
+    events.rejected(app, delivery, task_id, reason)
     if task_id is not None:
         try:
             store_failure(app, task_id, problem)
@@ -109,6 +111,7 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
 def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:
     """A task past its `expires` is marked REVOKED and acked, not run."""
     log.info("task %s[%s] expired; not running it", job.message.task, job.message.id)
+    events.expired(app, job.message)
     if not job.message.ignore_result:
         store(app, ResultRecord(job.message.id, states.REVOKED, result="expired", date_done=now()))
     delivery.ack()

@@ -26,6 +26,7 @@ from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Delivery
 from conveyor.worker import backend_wait, request, results, siblings
 from conveyor.worker.control import ControlListener
+from conveyor.worker.events import WorkerEvents
 from conveyor.worker.pools import create_pool
 
 log = logging.getLogger("conveyor.worker")
@@ -97,6 +98,7 @@ class Worker:
         )
         self._checked: dict[str, results.Checked] = {}
         self.control = ControlListener(app, self.hostname, self.pool, alive=self.consumer_alive)
+        self.events = WorkerEvents(app, self.hostname, self.pool, self.pool_kind, self.queues)
         self._threads: list[threading.Thread] = []
         self._consumer_thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -136,6 +138,7 @@ class Worker:
             return
         message = job.message
         job.checked = self._checked.pop(message.id, None)
+        self.events.received(message, delivery.queue)
         now = time.time()
         if message.expires is not None and parse_time(message.expires) <= now:
             request.expire(self.app, delivery, job)
@@ -158,6 +161,7 @@ class Worker:
         control = self.control.start()
         if control is not None:
             self._threads.append(control)
+        self.events.start()
         log.info(
             "%s ready: queues %s, %s pool x%d (one of %d processes), prefetch %d "
             "(%d while tasks are quick), broker %s, results %s",
@@ -206,6 +210,7 @@ class Worker:
             self.pool.kill()
             for work in self.pool.active():
                 work.give_back()
+        self.events.stop()
         self.app.close()
 
     def cold_stop(self) -> None:

@@ -1,0 +1,209 @@
+"""The Redis event store: a stream for the log, a hash per task, sorted sets to list them.
+
+Keys (prefix ``conveyor-events:``): ``log`` (a stream capped near max_events, its ids the
+cursor), ``task:<id>`` (a hash, the fold, expiring), ``timeline:<id>`` (a list of the task's
+events, expiring), ``tasks`` (a sorted set of task ids by last update, trimmed by age and
+size on every write), ``workers`` (a hash: hostname -> last worker event) and
+``minute:<epoch>`` (hashes of per-minute counts). The fold into a task's hash runs as one
+Lua script per task, so writers in any order agree on the state (base.merge's rule).
+
+Searching walks the ``tasks`` set newest first and filters in Python, reading at most
+SCAN_LIMIT rows: a search over a larger history says so (`TaskQuery` results are then the
+matches among the newest SCAN_LIMIT tasks).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+
+from conveyor.backends.events.base import (
+    ROW_FIELDS,
+    SERIES_TYPES,
+    Event,
+    EventStore,
+    TaskQuery,
+    TaskRow,
+    folded,
+    minute,
+)
+from conveyor.core.errors import AuthenticationFailed, BackendError, BackendUnavailable
+from conveyor.core.url import URL, redact
+
+T = TypeVar("T")
+PREFIX = "conveyor-events:"
+SCAN_LIMIT = 100_000
+_CHUNK = 500
+_TIMELINE_MAX = 200
+_FLOATS = {"state_key", "updated_at", "runtime", "sent_at", "received_at", "started_at", "done_at"}
+
+# KEYS[1] the task's hash. ARGV: state, state_key, updated_at, ttl ms, then field/value pairs.
+_FOLD = """
+local key = KEYS[1]
+if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', key, 'state_key') or '0') then
+  redis.call('HSET', key, 'state', ARGV[1], 'state_key', ARGV[2])
+end
+if tonumber(ARGV[3]) > tonumber(redis.call('HGET', key, 'updated_at') or '0') then
+  redis.call('HSET', key, 'updated_at', ARGV[3])
+end
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', key, ARGV[4])
+return 1
+"""
+
+
+def _decode(task_id: str, raw: dict[bytes, bytes]) -> TaskRow:
+    data: dict[str, Any] = {"task_id": task_id}
+    for key, value in raw.items():
+        name, text = key.decode(), value.decode()
+        if name in _FLOATS:
+            data[name] = float(text)
+        elif name == "retries":
+            data[name] = int(text)
+        else:
+            data[name] = text
+    return TaskRow.from_dict(data)
+
+
+class RedisEventStore(EventStore):
+    def __init__(self, url: URL, *, expires: float, max_tasks: int, timeout: float = 10.0) -> None:
+        super().__init__(expires=expires, max_tasks=max_tasks)
+        self.url = url
+        self._client: Any = redis.Redis.from_url(
+            url.without_query().unredacted(), socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+        self._fold = self._client.register_script(_FOLD)
+        self._ttl_ms = int(expires * 1000)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except redis.AuthenticationError as exc:
+            raise AuthenticationFailed(f"{what} on {self.url}: {redact(str(exc))}") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailable(f"{what} on {self.url}: {redact(str(exc))}") from exc
+        except redis.RedisError as exc:
+            raise BackendError(f"{what} on {self.url}: {redact(str(exc))}") from exc
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        with self._errors(what):
+            return operation()
+
+    def add(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        now = time.time()
+        pipe = self._client.pipeline(transaction=False)
+        for event in events:
+            data = json.dumps(event, separators=(",", ":"), default=str)
+            pipe.xadd(PREFIX + "log", {"e": data}, maxlen=self.max_events, approximate=True)
+            kind = str(event.get("type", ""))
+            task_id = event.get("uuid")
+            if kind.startswith("task-") and isinstance(task_id, str):
+                timeline = f"{PREFIX}timeline:{task_id}"
+                pipe.rpush(timeline, data)
+                pipe.ltrim(timeline, -_TIMELINE_MAX, -1)
+                pipe.pexpire(timeline, self._ttl_ms)
+            if kind.startswith("worker-") and event.get("hostname"):
+                pipe.hset(PREFIX + "workers", str(event["hostname"]), data)
+            if kind in SERIES_TYPES:
+                bucket = f"{PREFIX}minute:{minute(event.get('timestamp') or now)}"
+                pipe.hincrby(bucket, kind, 1)
+                pipe.pexpire(bucket, self._ttl_ms)
+        for task_id, row in folded(events).items():
+            pairs: list[Any] = []
+            for name in ROW_FIELDS:
+                value = row.get(name)
+                if value is not None and name not in ("task_id", "state", "state_key"):
+                    pairs += [name, value]
+            args = [row["state"], row["state_key"], row["updated_at"], self._ttl_ms, *pairs]
+            self._fold(keys=[f"{PREFIX}task:{task_id}"], args=args, client=pipe)
+            pipe.zadd(PREFIX + "tasks", {task_id: row["updated_at"]}, gt=True)
+        pipe.zremrangebyscore(PREFIX + "tasks", "-inf", f"({now - self.expires}")
+        pipe.zremrangebyrank(PREFIX + "tasks", 0, -(self.max_tasks + 1))
+        self._call("storing events", pipe.execute)
+
+    def since(self, cursor: str | None, limit: int = 1000) -> tuple[list[Event], str | None]:
+        log = PREFIX + "log"
+        if cursor is None:
+            last = self._call("reading events", lambda: self._client.xrevrange(log, count=1))
+            return [], last[0][0].decode() if last else "0-0"
+        entries = self._call(
+            "reading events", lambda: self._client.xrange(log, f"({cursor}", count=limit)
+        )
+        if not entries:
+            return [], cursor
+        return [json.loads(fields[b"e"]) for _, fields in entries], entries[-1][0].decode()
+
+    def _rows(self, ids: list[bytes]) -> list[TaskRow]:
+        pipe = self._client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hgetall(f"{PREFIX}task:{task_id.decode()}")
+        raws = self._call("reading tasks", pipe.execute)
+        return [_decode(i.decode(), raw) for i, raw in zip(ids, raws, strict=True) if raw]
+
+    def tasks(self, query: TaskQuery) -> list[TaskRow]:
+        top = "+inf" if query.until is None else query.until
+        bottom = "-inf" if query.since is None else query.since
+        index = PREFIX + "tasks"
+        plain = not any((query.name, query.state, query.task_id, query.hostname, query.text))
+        if plain:
+            ids = self._call(
+                "listing tasks",
+                lambda: self._client.zrevrangebyscore(
+                    index, top, bottom, start=query.offset, num=query.limit
+                ),
+            )
+            return self._rows(ids)
+        found: list[TaskRow] = []
+        wanted = query.offset + query.limit
+        for start in range(0, SCAN_LIMIT, _CHUNK):
+            ids = self._call(
+                "searching tasks",
+                lambda start=start: self._client.zrevrangebyscore(  # type: ignore[misc]
+                    index, top, bottom, start=start, num=_CHUNK
+                ),
+            )
+            found.extend(row for row in self._rows(ids) if query.matches(row))
+            if len(found) >= wanted or len(ids) < _CHUNK:
+                break
+        return found[query.offset : wanted]
+
+    def task(self, task_id: str) -> TaskRow | None:
+        raw = self._call("reading a task", lambda: self._client.hgetall(f"{PREFIX}task:{task_id}"))
+        return _decode(task_id, raw) if raw else None
+
+    def timeline(self, task_id: str) -> list[Event]:
+        items = self._call(
+            "reading a timeline", lambda: self._client.lrange(f"{PREFIX}timeline:{task_id}", 0, -1)
+        )
+        return [json.loads(item) for item in items]
+
+    def workers(self) -> dict[str, Event]:
+        raw = self._call("reading workers", lambda: self._client.hgetall(PREFIX + "workers"))
+        horizon = time.time() - self.expires
+        found = {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {k: v for k, v in found.items() if (v.get("timestamp") or 0) >= horizon}
+
+    def series(self, since: float) -> dict[int, dict[str, int]]:
+        stamps = list(range(minute(since), minute(time.time()) + 60, 60))
+        pipe = self._client.pipeline(transaction=False)
+        for stamp in stamps:
+            pipe.hgetall(f"{PREFIX}minute:{stamp}")
+        raws = self._call("reading counts", pipe.execute)
+        return {
+            stamp: {k.decode(): int(v) for k, v in raw.items()}
+            for stamp, raw in zip(stamps, raws, strict=True)
+            if raw
+        }
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,142 @@
+"""Events from clients and workers: names, fields, history, broadcast, the off switches."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.app.events import EVENT_CHANNEL
+from conveyor.backends.events import TaskQuery
+from conveyor.testing.waiting import wait_until
+from conveyor.worker.worker import Worker
+
+
+@pytest.fixture
+def app() -> Iterator[Conveyor]:
+    name = uuid.uuid4().hex
+    application = Conveyor("tests", broker=f"memory://{name}", backend=f"memory://{name}")
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def start_worker(app: Conveyor) -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def start() -> Worker:
+        worker = Worker(app, concurrency=2, shutdown_timeout=5.0, hostname="w1@test")
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def _types(app: Conveyor, task_id: str) -> list[str]:
+    app.events.flush()
+    return [e["type"] for e in app.events.store.timeline(task_id)]
+
+
+def test_a_task_s_events_reach_the_history_and_the_broadcast(
+    app: Conveyor, start_worker: Callable[..., Worker]
+) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def fail() -> None:
+        raise ValueError("broken on purpose")
+
+    live = app.transport.subscribe(EVENT_CHANNEL)
+    start_worker()
+    ok = add.delay(2, y=3)
+    bad = fail.delay()
+    assert ok.get(timeout=5) == 5
+    bad.get(timeout=5, propagate=False)
+    done = ["task-sent", "task-received", "task-started", "task-succeeded"]
+    assert wait_until(lambda: _types(app, ok.id) == done, 5), _types(app, ok.id)
+    assert wait_until(lambda: _types(app, bad.id)[-1:] == ["task-failed"], 5)
+    store = app.events.store
+    row = store.task(ok.id)
+    assert row is not None
+    assert (row.name, row.state, row.args, row.kwargs, row.result) == (
+        add.name,
+        "SUCCESS",
+        "[2]",
+        "{'y': 3}",
+        "5",
+    )
+    assert row.hostname == "w1@test" and row.runtime is not None and row.runtime >= 0
+    failed = store.task(bad.id)
+    assert failed is not None and failed.state == "FAILURE"
+    assert failed.exception == "ValueError('broken on purpose')"
+    assert "broken on purpose" in (failed.traceback or "")
+    assert [r.task_id for r in store.tasks(TaskQuery(state="FAILURE"))] == [bad.id]
+    assert "w1@test" in store.workers()
+    assert store.workers()["w1@test"]["type"] == "worker-online"
+    heard: list[dict[str, object]] = []
+    while (message := live.get(0.5)) is not None:
+        heard.extend(json.loads(message.body))
+    live.close()
+    assert {"task-sent", "task-succeeded", "task-failed", "worker-online"} <= {
+        str(e["type"]) for e in heard
+    }
+
+
+def test_revoked_tasks_send_task_revoked(
+    app: Conveyor, start_worker: Callable[..., Worker]
+) -> None:
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.apply_async((1, 1), countdown=0.3)
+    app.control.revoke(result.id)
+    start_worker()
+    assert wait_until(lambda: _types(app, result.id)[-1:] == ["task-revoked"], 5), _types(
+        app, result.id
+    )
+
+
+def test_worker_send_task_events_false_keeps_task_sent_only(
+    app: Conveyor, start_worker: Callable[..., Worker]
+) -> None:
+    app.conf.worker_send_task_events = False
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    start_worker()
+    result = add.delay(1, 2)
+    assert result.get(timeout=5) == 3
+    assert _types(app, result.id) == ["task-sent"]
+    app.conf.task_send_sent_event = False
+    quiet = add.delay(1, 2)
+    assert quiet.get(timeout=5) == 3
+    assert _types(app, quiet.id) == []
+
+
+def test_an_unreachable_store_never_fails_a_task(
+    app: Conveyor, start_worker: Callable[..., Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    app.conf.events_store_url = "redis://127.0.0.1:1/0"
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    start_worker()
+    with caplog.at_level(logging.WARNING, logger="conveyor.events"):
+        assert add.delay(1, 2).get(timeout=5) == 3
+        app.events.flush()
+    assert "storing events failed, events dropped" in caplog.text
+    assert "127.0.0.1:1" in caplog.text
