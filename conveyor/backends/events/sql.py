@@ -5,7 +5,7 @@ JSON, an autoincrement id as the cursor), ``conveyor_event_tasks`` (one row per 
 fold of its events, upserted once per task per batch with COALESCE so that each event only
 sets the fields it carries, and the state chosen by `state_key` in the statement itself, so
 two writers folding into one row in either order agree) and ``conveyor_event_workers``.
-Engines, transactions and error translation are the SQL backend's (sql_engine).
+Engines, transactions and error translation are the SQL backend's (conveyor.clients.sql).
 
 Expired and surplus rows are deleted by the writers, at most every `_SWEEP_EVERY` seconds.
 A poller of `since` on PostgreSQL may miss an event whose transaction committed after a
@@ -58,7 +58,7 @@ from conveyor.core.errors import (
     ConveyorError,
 )
 from conveyor.core.url import URL
-from conveyor.transports.sql_engine import build_engines, dialect_of, transact
+from conveyor.clients.sql import build_engines, dialect_of, transact
 
 T = TypeVar("T")
 _SWEEP_EVERY = 30.0
