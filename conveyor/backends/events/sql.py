@@ -50,6 +50,7 @@ from conveyor.backends.events.base import (
     minute,
 )
 from conveyor.backends.sql import MAX_KEY, Key
+from conveyor.clients.sql import build_engines, dialect_of, transact
 from conveyor.core.errors import (
     AuthenticationFailed,
     BackendError,
@@ -58,7 +59,6 @@ from conveyor.core.errors import (
     ConveyorError,
 )
 from conveyor.core.url import URL
-from conveyor.clients.sql import build_engines, dialect_of, transact
 
 T = TypeVar("T")
 _SWEEP_EVERY = 30.0
