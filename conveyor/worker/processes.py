@@ -5,7 +5,7 @@ themselves from the `-A` path, then run `execute` exactly as a pool thread would
 results and publish retries through their own connections; the parent only settles the
 message. The slot thread enforces the hard time limit: a child past it is killed, the task
 marked FAILURE (TimeLimitExceeded) and a fresh child started. A child that dies for any
-other reason returns the message to the broker (its count rises toward max_deliveries).
+other reason ends the task as a FAILURE (WorkerLostError, worker/lost.py).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TimeLimitExceeded
 from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.worker.execute import Job, execute
+from conveyor.worker.lost import worker_lost
 from conveyor.worker.pools import ThreadPool
 from conveyor.worker.request import Work
 from conveyor.worker.results import store_failure
@@ -132,7 +133,7 @@ class ProcessPool(ThreadPool):
             log.error("task %s[%s] hit its hard time limit; child killed", message.task, message.id)
             store_failure(self.app, message.id, TimeLimitExceeded("hard time limit exceeded"))
             return "FAILURE"
-        return ChildLost(f"pool child exited with code {child.process.exitcode}")
+        return worker_lost(self.app, work, child.process.exitcode)
 
     def _terminate_slot(self, slot: int) -> bool:
         child = self._children[slot]

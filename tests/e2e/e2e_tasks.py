@@ -109,9 +109,16 @@ def hard_limited() -> None:
     time.sleep(60)
 
 
-@app.task(bind=True)
+class RetriedWhenLost(Task):
+    """Opts into a retry when the task's process dies (Celery's option name)."""
+
+    reject_on_worker_lost = True
+
+
+@app.task(base=RetriedWhenLost, bind=True)
 def crash_once(self: Task) -> int:
-    """Kills its own process on the first delivery (a segfault, an OOM kill)."""
+    """Kills its own process on the first delivery (a segfault, an OOM kill); opted into
+    a retry, so it runs again."""
     if self.request.delivery_count == 1:
         os._exit(1)
     return self.request.delivery_count
