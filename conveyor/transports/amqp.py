@@ -9,8 +9,9 @@ stalls acks, and heartbeats are answered while tasks run for minutes.
 
 * Durable queues, persistent messages, a publisher confirm for every message; a batch is
   published whole and then waits for its confirms.
-* `fetch` takes deliveries from a basic_consume buffer; the broker's credit grows to what
-  callers ask for and no further (amqp_inbox), so the rest stays ready in the broker.
+* Each `fetch` consumes with the credit it needs and cancels before it returns
+  (amqp_inbox), so between fetches the broker pushes nothing: the rest stays ready there,
+  where `size`, `purge`, priorities and other consumers see it.
 * Leases follow the connection: unacked deliveries return when it dies or closes. An ack
   for a delivery from a dead channel raises LeaseLost and is never sent on a new channel.
 * Requeue and dead-letter republish the message (with confirms) and then ack the original,
@@ -71,12 +72,13 @@ from conveyor.transports.amqp_broadcast import (
     declare_exchange,
 )
 from conveyor.transports.amqp_confirms import Confirms, Outgoing
-from conveyor.transports.amqp_inbox import Inbox, Raw, Unacked
-from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply
+from conveyor.transports.amqp_inbox import MAX_LIMIT, Inbox, Raw, Unacked
+from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
 from conveyor.transports.amqp_options import AMQPOptions, connection_parameters
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
 _CONSUMER_GONE = "the consumer connection is gone; the broker redelivers the message"
+READY_WAIT = 0.5  # s: how long a fetch waits for messages its queue reported ready
 
 
 class AMQPTransport(Transport):
@@ -119,7 +121,6 @@ class AMQPTransport(Transport):
         self._unacked: dict[pika.channel.Channel, Unacked] = {}
         self._inbox = Inbox()
         self._admin_lock = threading.Lock()
-        self._window_lock = threading.Lock()
         self._closes = 0
 
     # -- connections -----------------------------------------------------------------
@@ -299,31 +300,21 @@ class AMQPTransport(Transport):
         deadline = time.monotonic() + timeout
         closes = self._closes
         while closes == self._closes:  # a close() meanwhile ends this fetch, not reconnects
-            raws = self._inbox.take(queue, max_messages, 0.0)
-            if not raws:
-                self._open_window(queue, max_messages)
-                raws = self._inbox.take(queue, max_messages, deadline)
+            raws = self._fetch_once(queue, max_messages, deadline)
             deliveries = self._accept(queue, raws) if raws else []
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
         return []
 
-    def _open_window(self, queue: str, max_messages: int) -> None:
-        """Consume `queue` (declaring it first) with room for `max_messages` more.
+    def _fetch_once(self, queue: str, max_messages: int, deadline: float) -> list[Raw]:
+        """Consume `queue` with the credit this fetch needs, take what comes, cancel.
 
-        Serialized, so fetches racing on one transport do not both add the same credit.
+        The credit is what the queue holds ready (one when empty), up to `max_messages`,
+        so a consumer usually uses it all and its cancel meets no message (amqp_inbox).
+        A fetch that finds messages ready waits for them a little even with no timeout.
         """
-        with self._window_lock:
-            self._add_consumer(queue, max_messages)
-
-    def _add_consumer(self, queue: str, max_messages: int) -> None:
         link = self._link(CONSUME)
         inbox = self._inbox
-        epoch = inbox.epoch
-        limit = inbox.credit_needed(queue, max_messages)
-        if not limit:
-            return
-        first = not inbox.consuming(queue)
 
         def on_message(ch: Any, method: Any, properties: BasicProperties, body: bytes) -> None:
             tag = method.delivery_tag
@@ -331,16 +322,57 @@ class AMQPTransport(Transport):
             if inbox.push(method.consumer_tag, raw):
                 self._unacked[ch].delivered(tag)
             else:
-                ch.basic_nack(method.delivery_tag, requeue=True)  # a consumer we dropped
+                ch.basic_nack(tag, requeue=True)  # its fetch ended on a lost channel
+
+        def start(ch: pika.channel.Channel, fut: Future[Any]) -> None:
+            epoch = inbox.epoch
+
+            def on_declared(frame: Any) -> None:
+                ready = frame.method.message_count
+                credit = min(max_messages, max(ready, 1), MAX_LIMIT)
+                ch.basic_qos(prefetch_count=credit)
+                tag = ch.basic_consume(queue, on_message)
+                inbox.opened(tag, queue, credit, epoch)
+                resolve(fut, (tag, ready, credit))
+
+            ch.queue_declare(
+                queue, durable=True, arguments=self._queue_arguments, callback=on_declared
+            )
+
+        tag, ready, credit = link.call(CONSUME, start, self.options.confirm_timeout)
+        if ready:
+            deadline = max(deadline, time.monotonic() + READY_WAIT)
+        raws: list[Raw] = []
+        try:
+            raws = inbox.take(tag, max_messages, deadline)
+        finally:
+            leftovers = self._cancel(link, tag, credit - len(raws))
+        return raws + leftovers
+
+    def _cancel(self, link: Link, consumer_tag: str, unused: int) -> list[Raw]:
+        """Cancel a fetch's consumer before its deliveries are handed out (so before any
+        ack of them); return what it received after the fetch stopped taking.
+
+        With credit left, wait for the broker's cancel-ok: once the fetch returns, the
+        broker sends that consumer nothing more (whatever it sent meanwhile went back).
+        """
 
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
-            ch.basic_qos(prefetch_count=limit)
-            if first:
-                ch.queue_declare(queue, durable=True, arguments=self._queue_arguments)
-            tag = ch.basic_consume(queue, on_message, callback=reply(fut))
-            inbox.started(queue, tag, limit, epoch)
+            leftovers = self._inbox.close(consumer_tag)
+            if not ch.is_open:
+                resolve(fut, leftovers)
+            elif len(leftovers) >= unused:
+                ch.basic_cancel(consumer_tag)
+                resolve(fut, leftovers)
+            else:
+                ch.basic_cancel(consumer_tag, callback=lambda _frame: resolve(fut, leftovers))
 
-        link.call(CONSUME, work, self.options.confirm_timeout)
+        try:
+            leftovers: list[Raw] = link.call(CONSUME, work, self.options.confirm_timeout)
+        except ConveyorError:  # the channel is gone, and the broker returns its deliveries
+            self._inbox.close(consumer_tag)
+            return []
+        return leftovers
 
     def _count(self, raw: Raw) -> int:
         """The delivery count of `raw`, this delivery included."""
@@ -376,7 +408,6 @@ class AMQPTransport(Transport):
                     deliveries.append(Delivery(self, queue, message, count, raw))
         except BaseException:  # none of this batch reaches the caller: give it all back
             unsettled = [raw for index, raw in enumerate(raws) if index not in moved]
-            self._inbox.settled(unsettled)
             self._return_buffered(unsettled)
             raise
         return deliveries
@@ -411,7 +442,6 @@ class AMQPTransport(Transport):
     def _send_acks(self, tags: list[Raw]) -> None:
         """Ack on the delivering channel only: a tag is meaningless on any other."""
         link = self._links[CONSUME]
-        self._inbox.settled(tags)
         if link is None:
             raise LeaseLost(_CONSUMER_GONE)
 

@@ -1,16 +1,22 @@
-"""The consumer side's shared state: what the broker pushed, and the credit it may push.
+"""The consumer side's shared state: what the broker pushed for each fetch's consumer.
 
 The consumer loop thread pushes deliveries in; `fetch` callers on any thread take them out.
 
-Flow control is a window per queue, not a fixed prefetch. Each consumer on a queue has a
-prefetch limit (basic.qos per consumer; quorum queues refuse channel-wide qos), and the
-queue's window is the sum of its consumers' limits. When a fetch needs more room than
-``held + buffered + max_messages``, another consumer is added with just the missing credit.
-So the broker sends no more than callers asked for: a consumer holding its limit receives
-nothing more until it settles, and messages nobody asked for stay ready in the broker,
-where `size` counts them and other consumers can take them. The window only grows (no
-cancel, whose in-flight deliveries would bounce back flagged as redelivered), so a steady
-consumer pays no round trip; past a few consumers it grows by doubling.
+Credit follows fetches, and no consumer outlives its fetch. AMQP 0-9-1 credit (basic.qos)
+cannot shrink, and an ack gives it back, so a consumer kept between fetches would be sent
+messages nobody asked for: held while its process idles (a second consumer waits for
+them), not counted by `size`, not reached by `purge`, taken in arrival order instead of
+priority order, and counted as delivered when the idle process dies. So each fetch opens
+its own consumer with the credit it needs (no more than the queue's ready count and the
+fetch's `max_messages`) and cancels it before handing its deliveries out.
+
+The cancel is sent before any ack of those deliveries, so a consumer whose credit was
+used up receives nothing more. A consumer cancelled with credit left (other consumers
+took what its queue held, or a fetch ended on its timeout) may meet a message published
+in the same instant; the broker has sent it, so pika returns it to the queue, where its
+next delivery counts that return (classic queues flag it redelivered; quorum queues add
+it to ``x-delivery-count``). That is the read-ahead bound: at most the unused credit of
+a fetch that just ended, only for messages arriving while its cancel travels.
 
 Everything is tied to an epoch: when the consumer channel goes away, its buffered
 deliveries are forgotten (the broker requeues them) and its tags become invalid.
@@ -20,14 +26,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from typing import NamedTuple
 
 import pika.channel
 from pika.spec import BasicProperties
 
 MAX_LIMIT = 65535  # basic.qos prefetch_count is a short
-MAX_CONSUMERS = 8  # per queue, before the window grows by doubling
+FILL_GRACE = 0.02  # s: after a delivery, how long a fetch waits for more of its credit
 
 
 class Raw(NamedTuple):
@@ -42,110 +48,105 @@ class Raw(NamedTuple):
     queue: str = ""
 
 
+class _Open(NamedTuple):
+    """One fetch's consumer: its queue, its credit, what the broker pushed so far."""
+
+    queue: str
+    credit: int
+    ready: deque[Raw]
+
+
 class Inbox:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.epoch = 0
-        self._ready: defaultdict[str, deque[Raw]] = defaultdict(deque)
-        self._consumers: defaultdict[str, set[str]] = defaultdict(set)  # queue -> tags
-        self._window: defaultdict[str, int] = defaultdict(int)  # sum of consumer limits
-        self._held: defaultdict[str, int] = defaultdict(int)  # handed out, not settled
+        self._open: dict[str, _Open] = {}  # consumer tag -> its fetch's state
 
     # -- loop thread ---------------------------------------------------------------
 
     def push(self, consumer_tag: str, raw: Raw) -> bool:
         """Buffer `raw` (made with this epoch); False when its consumer is no longer current."""
-        queue = raw.queue
         with self.cond:
-            if consumer_tag not in self._consumers.get(queue, ()) or raw.epoch != self.epoch:
+            state = self._open.get(consumer_tag)
+            if state is None or raw.epoch != self.epoch:
                 return False
-            ready = self._ready[queue]
-            ready.append(raw)
-            if len(ready) == 1:  # takers only wait on an empty buffer
-                self.cond.notify_all()
+            state.ready.append(raw)
+            self.cond.notify_all()
             return True
+
+    def opened(self, consumer_tag: str, queue: str, credit: int, epoch: int) -> bool:
+        """A fetch's consumer started; False if the channel it started on is gone."""
+        with self.cond:
+            if epoch != self.epoch:
+                return False
+            self._open[consumer_tag] = _Open(queue, credit, deque())
+            return True
+
+    def close(self, consumer_tag: str) -> list[Raw]:
+        """The consumer was cancelled: return what it received that nobody took."""
+        with self.cond:
+            state = self._open.pop(consumer_tag, None)
+            return [] if state is None else list(state.ready)
 
     def reset(self) -> None:
         """The channel is gone: what it delivered comes back from the broker by itself."""
         with self.cond:
             self.epoch += 1
-            for state in (self._ready, self._consumers, self._window, self._held):
-                state.clear()
+            self._open.clear()
             self.cond.notify_all()
 
     def cancelled(self, consumer_tag: str) -> list[Raw]:
         """The broker cancelled a consumer (its queue was deleted); return its buffer."""
+        dropped = self.close(consumer_tag)
         with self.cond:
-            queue = next((q for q, tags in self._consumers.items() if consumer_tag in tags), None)
-            return [] if queue is None else self.forget(queue)
+            self.cond.notify_all()
+        return dropped
 
     # -- any thread ----------------------------------------------------------------
 
     def forget(self, queue: str) -> list[Raw]:
-        """Stop treating `queue` as consumed; return its buffered deliveries."""
+        """Stop the fetches of `queue` (it is being deleted); return their buffers."""
         with self.cond:
-            for state in (self._consumers, self._window, self._held):
-                state.pop(queue, None)
-            dropped = list(self._ready.pop(queue, ()))
+            tags = [tag for tag, state in self._open.items() if state.queue == queue]
+            dropped = [raw for tag in tags for raw in self._open.pop(tag).ready]
             self.cond.notify_all()
             return dropped
 
     def consumer_tags(self) -> list[str]:
         with self.cond:
-            return [tag for tags in self._consumers.values() for tag in tags]
+            return list(self._open)
 
     def drain(self) -> list[Raw]:
-        """Forget every queue; return every buffered delivery (nobody took them)."""
+        """Forget every consumer; return every buffered delivery (nobody took them)."""
         with self.cond:
-            drained = [raw for ready in self._ready.values() for raw in ready]
-            for state in (self._ready, self._consumers, self._window, self._held):
-                state.clear()
+            drained = [raw for state in self._open.values() for raw in state.ready]
+            self._open.clear()
             self.cond.notify_all()
             return drained
 
-    def consuming(self, queue: str) -> bool:
-        return bool(self._consumers.get(queue))
+    def take(self, consumer_tag: str, max_messages: int, deadline: float) -> list[Raw]:
+        """Up to `max_messages` deliveries of the consumer: waits until `deadline` for the
+        first, then until its credit is used or `FILL_GRACE` passes without another (so a
+        cancel rarely meets credit left while the queue still holds messages).
 
-    def credit_needed(self, queue: str, max_messages: int) -> int:
-        """The prefetch limit of the consumer to add so a fetch has room, or 0."""
-        with self.cond:
-            buffered = len(self._ready.get(queue, ()))
-            window = self._window.get(queue, 0)
-            missing = self._held.get(queue, 0) + buffered + max_messages - window
-            if missing <= 0:
-                return 0
-            if len(self._consumers.get(queue, ())) >= MAX_CONSUMERS:
-                missing = max(missing, window)
-            return min(missing, MAX_LIMIT)
-
-    def started(self, queue: str, consumer_tag: str, limit: int, epoch: int) -> None:
-        with self.cond:
-            if epoch == self.epoch:
-                self._consumers[queue].add(consumer_tag)
-                self._window[queue] += limit
-
-    def take(self, queue: str, max_messages: int, deadline: float) -> list[Raw]:
-        """Up to `max_messages` buffered deliveries of `queue`, waiting until `deadline`.
-
-        Returns early (maybe empty) when the channel or the consumer goes away.
+        Returns early, empty, when the channel or the consumer goes away.
         """
         with self.cond:
-            epoch, ready = self.epoch, self._ready[queue]
-            while not ready and self.epoch == epoch and self._consumers.get(queue):
-                left = deadline - time.monotonic()
+            epoch, seen, grace_end = self.epoch, 0, deadline
+            while True:
+                state = self._open.get(consumer_tag)
+                if state is None or self.epoch != epoch:
+                    return []
+                ready = state.ready
+                if len(ready) >= min(state.credit, max_messages):
+                    break
+                if len(ready) > seen:
+                    seen, grace_end = len(ready), time.monotonic() + FILL_GRACE
+                left = grace_end - time.monotonic()
                 if left <= 0:
                     break
                 self.cond.wait(left)
-            taken = [ready.popleft() for _ in range(min(max_messages, len(ready)))]
-            self._held[queue] += len(taken)
-            return taken
-
-    def settled(self, raws: list[Raw]) -> None:
-        """`raws` were acked or given back: they no longer use their queue's window."""
-        with self.cond:
-            for raw in raws:
-                if raw.epoch == self.epoch and self._held.get(raw.queue, 0) > 0:
-                    self._held[raw.queue] -= 1
+            return [ready.popleft() for _ in range(min(max_messages, len(ready)))]
 
 
 class Unacked:

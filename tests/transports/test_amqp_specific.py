@@ -636,10 +636,10 @@ def test_close_ends_a_blocked_fetch_without_reconnecting(
     inbox = transport._inbox
     take, waiting = inbox.take, threading.Event()
 
-    def take_and_tell(queue: str, max_messages: int, deadline: float) -> list[Raw]:
+    def take_and_tell(consumer_tag: str, max_messages: int, deadline: float) -> list[Raw]:
         if deadline > time.monotonic():
             waiting.set()  # about to wait for the broker
-        return take(queue, max_messages, deadline)
+        return take(consumer_tag, max_messages, deadline)
 
     monkeypatch.setattr(inbox, "take", take_and_tell)
     result: list[list[Delivery]] = []
@@ -662,8 +662,9 @@ def test_close_puts_back_untaken_deliveries_uncounted(
     make(queue_type=queue_type).publish_many(queue, [Message(b"a"), Message(b"b")])
     worker = make(queue_type=queue_type)
     (first,) = worker.fetch(queue, max_messages=1, timeout=5.0)
-    first.ack()  # its credit goes back: the broker pushes "b" into the buffer
-    assert wait_until(lambda: len(worker._inbox._ready[queue]) == 1, 5)
+    first.ack()  # the fetch's consumer was cancelled before: nothing more is pushed
+    assert not wait_until(lambda: worker._inbox.consumer_tags() != [], 0.5)
+    assert worker.size(queue) == 1
     worker.close()
     (again,) = make(queue_type=queue_type).fetch(queue, timeout=5.0)
     assert again.message.body == b"b"
