@@ -20,12 +20,12 @@ from conveyor.app.exceptions import NotRegistered
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.same_redis import SameRedis
-from conveyor.app.signature import signature_dicts
 from conveyor.app.task import Task as BaseTask
 from conveyor.app.task import make_task
 from conveyor.app.waiter import Waiter
 from conveyor.backends.base import ResultBackend, ResultRecord
 from conveyor.backends.errors import rebuild_exception
+from conveyor.canvas.signature import signature_dicts
 from conveyor.core import errors as core_errors
 from conveyor.core.codecs import Serializer
 from conveyor.core.message import new_task_id
@@ -92,6 +92,9 @@ class Conveyor:
         self.waiter = Waiter(lambda: self.backend)
         self.events = EventSender(self)
         _default_app = self
+        from conveyor.canvas.builtins import register_builtins
+
+        register_builtins(self)  # the tasks behind xmap/xstarmap/chunks
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.main or '__main__'}>"
@@ -224,6 +227,7 @@ class Conveyor:
         retries: int = 0,
         root_id: str | None = None,
         parent_id: str | None = None,
+        group_id: str | None = None,
         task: BaseTask | None = None,
         record_pending: bool = True,
     ) -> AsyncResult:
@@ -264,6 +268,7 @@ class Conveyor:
             expires=None if expires_at is None else protocol.format_time(expires_at),
             root_id=root_id or task_id,
             parent_id=parent_id,
+            group_id=group_id,
             callbacks=[] if link is None else signature_dicts(link),
             errbacks=[] if link_error is None else signature_dicts(link_error),
             ignore_result=ignore_result,

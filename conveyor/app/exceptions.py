@@ -46,6 +46,12 @@ class TaskRevokedError(TaskError):
     """The task was revoked (or expired) and did not run."""
 
 
+class SyncSubtaskError(TaskError, RuntimeError):
+    """`get()` on a result inside a running task: the worker slot would block on another
+    task, which can deadlock a busy pool. Use a chain or a chord, or pass
+    ``disable_sync_subtasks=False`` to wait anyway."""
+
+
 class TimeoutError(TaskError, builtins.TimeoutError):
     """`AsyncResult.get` reached its timeout before the task was ready."""
 

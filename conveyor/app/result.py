@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import states
-from conveyor.app.exceptions import TaskRevokedError, TimeoutError
+from conveyor.app import context, states
+from conveyor.app.exceptions import SyncSubtaskError, TaskRevokedError, TimeoutError
 from conveyor.backends.base import ResultRecord, ResultTimeout
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class AsyncResult:
         self.id = id
         self.app = app
         self._ready_record: ResultRecord | None = None
+        self._parent: AsyncResult | None = None
 
     @property
     def task_id(self) -> str:
@@ -93,6 +94,26 @@ class AsyncResult:
         record = self._record()
         return None if record is None else record.traceback
 
+    @property
+    def parent(self) -> Any:
+        """The result of the task before this one in its workflow (set when the workflow
+        was built here, else read from the record's parent id); None for a first task."""
+        if self._parent is None:
+            record = self._record()
+            if record is not None and record.parent_id:
+                self._parent = AsyncResult(record.parent_id, app=self.app)
+        return self._parent
+
+    @parent.setter
+    def parent(self, value: Any) -> None:
+        self._parent = value
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        """Results of the tasks this one started, as stored with its result."""
+        record = self._record()
+        return [] if record is None else [AsyncResult(c, app=self.app) for c in record.children]
+
     def _value(self, record: ResultRecord) -> Any:
         if record.state == states.FAILURE:
             return self.app.rebuild_exception(record)
@@ -108,13 +129,23 @@ class AsyncResult:
         propagate: bool = True,
         interval: float | None = None,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        disable_sync_subtasks: bool = True,
     ) -> Any:
         """Wait until ready and return the value; a failure re-raises its exception.
 
         `on_message(body)` is called for every state change (PROGRESS, RETRY, ...).
         `interval` is accepted for Celery compatibility: each backend paces its own wait.
+        Inside a running task this raises SyncSubtaskError unless `disable_sync_subtasks`
+        is False (a worker slot waiting on another task can deadlock the pool).
         """
         del interval
+        if disable_sync_subtasks and self._ready_record is None:
+            running = context.current()
+            if running is not None and not running.called_directly:
+                raise SyncSubtaskError(
+                    f"get() on {self.id} inside task {running.task}[{running.id}]: use a "
+                    "chain or chord, or pass disable_sync_subtasks=False"
+                )
         if self._ready_record is None:
             callback = None if on_message is None else lambda r: on_message(record_body(r))
             try:
@@ -130,9 +161,17 @@ class AsyncResult:
 
     wait = get
 
-    def then(self, callback: Callable[[AsyncResult], Any]) -> AsyncResult:
-        """Call `callback(self)` once the task is ready, from the app's shared waiter thread."""
-        self.app.waiter.add(self, callback)
+    def then(
+        self,
+        callback: Callable[[AsyncResult], Any],
+        on_error: Callable[[BaseException], Any] | None = None,
+    ) -> AsyncResult:
+        """Call `callback(self)` once the task is ready, from the app's shared waiter thread;
+        with `on_error`, a failed task calls ``on_error(exception)`` instead."""
+        if on_error is None:
+            self.app.waiter.add(self, callback)
+        else:
+            self.app.waiter.add(self, lambda r: on_error(r.result) if r.failed() else callback(r))
         return self
 
     # -- control -----------------------------------------------------------------------

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from conveyor.app import context
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
 from conveyor.app.rate_limit import parse_rate
-from conveyor.app.signature import Signature
 from conveyor.backends.base import ResultRecord
+from conveyor.canvas.signature import Signature
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
     from conveyor.app.result import AsyncResult
+    from conveyor.canvas.groups import Chunks
 
 # Options `@app.task(...)` accepts besides name, bind and base.
 TASK_OPTIONS = frozenset(
@@ -109,6 +110,21 @@ class Task:
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs, immutable=True)
+
+    def map(self, it: Any) -> Signature:
+        from conveyor.canvas.groups import xmap
+
+        return xmap(self.s(), it)
+
+    def starmap(self, it: Any) -> Signature:
+        from conveyor.canvas.groups import xstarmap
+
+        return xstarmap(self.s(), it)
+
+    def chunks(self, it: Any, n: int) -> Chunks:
+        from conveyor.canvas.groups import chunks
+
+        return chunks(self.s(), it, n)
 
     def AsyncResult(self, task_id: str) -> AsyncResult:
         return self.app.AsyncResult(task_id)

@@ -34,7 +34,10 @@ class ControlListener:
         self._stop = threading.Event()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
             "ping": lambda _args: "pong",
-            "registered": lambda _args: sorted(self.app.tasks),
+            # Without the built-in conveyor.* tasks (canvas map/starmap), as with Celery.
+            "registered": lambda _args: sorted(
+                name for name in self.app.tasks if not name.startswith("conveyor.")
+            ),
             "active": lambda _args: [
                 {
                     "id": w.task_id,

@@ -13,9 +13,9 @@ from conveyor.app import context, states
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import Retry
 from conveyor.app.protocol import TaskMessage
-from conveyor.app.signature import Signature
 from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord
+from conveyor.canvas.advance import advance
 from conveyor.worker import events, results
 from conveyor.worker.retries import autoretry, wants_autoretry
 from conveyor.worker.time_limits import limits
@@ -68,33 +68,23 @@ def _hook(task: Task, name: str, *args: Any) -> None:
         log.exception("%s.%s hook raised", task.name, name)
 
 
-def _send_links(app: Conveyor, links: list[dict[str, Any]], arg: Any, msg: TaskMessage) -> None:
-    for data in links:
-        try:
-            Signature.from_dict(data, app).apply_async(
-                (arg,), parent_id=msg.id, root_id=msg.root_id or msg.id
-            )
-        except Exception:
-            log.exception("sending callback %r of task %s failed", data.get("task"), msg.id)
-
-
 def _failed(
     app: Conveyor,
     task: Task,
     msg: TaskMessage,
-    args: tuple[Any, ...],
+    request: context.Context,
     exc: BaseException,
     *,
     store: bool,
 ) -> ExceptionInfo:
     """FAILURE: store it (unless already stored or results are ignored), then on_failure
-    and the errbacks."""
+    and the workflow (errbacks, the steps that will not run)."""
     einfo = ExceptionInfo(exc, results.traceback_text(exc))
     if store:
         results.store_failure(app, msg.id, exc, msg.parent_id)
     log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
-    _hook(task, "on_failure", exc, msg.id, args, msg.kwargs, einfo)
-    _send_links(app, msg.errbacks, msg.id, msg)
+    _hook(task, "on_failure", exc, msg.id, request.args, msg.kwargs, einfo)
+    advance(app, msg, states.FAILURE, request, exc, einfo.traceback)
     return einfo
 
 
@@ -146,6 +136,8 @@ def execute(
         if forbidden is not None:
             log.info("task %s[%s] is %s already; not running it", msg.task, msg.id, forbidden)
             events.skipped(app, msg, hostname, forbidden)
+            if job.delivery_count > 1:  # a crash may have come before its workflow moved on
+                advance(app, msg, forbidden, make_context(job, hostname))
             return forbidden
     soft = _setting(task, "soft_time_limit", app, "task_soft_time_limit")
     hard = _setting(task, "time_limit", app, "task_time_limit")
@@ -173,14 +165,15 @@ def execute(
         log.info("task %s[%s] retry in %.3g s: %s", msg.task, msg.id, retry.when, cause)
         _hook(task, "on_retry", cause, msg.id, args, kwargs, einfo)
     except BaseException as exc:  # sys.exit() in a task too: it fails, its slot lives on
-        state, retval, einfo = states.FAILURE, exc, _failed(app, task, msg, args, exc, store=keep)
+        einfo = _failed(app, task, msg, request, exc, store=keep)
+        state, retval = states.FAILURE, exc
     else:
 
         def succeeded() -> str:
             log.info("task %s[%s] succeeded", msg.task, msg.id)
             run.done(states.SUCCESS, retval, None)
             _hook(task, "on_success", retval, msg.id, args, kwargs)
-            _send_links(app, msg.callbacks, retval, msg)
+            advance(app, msg, states.SUCCESS, request, retval)
             _hook(task, "after_return", states.SUCCESS, retval, msg.id, args, kwargs, None)
             return states.SUCCESS
 
@@ -194,7 +187,7 @@ def execute(
             return succeeded()
         # Already stored as FAILURE by store_success.
         state, retval = states.FAILURE, problem
-        einfo = _failed(app, task, msg, args, problem, store=False)
+        einfo = _failed(app, task, msg, request, problem, store=False)
     run.done(state, retval, einfo)
     _hook(task, "after_return", state, retval, msg.id, args, kwargs, einfo)
     return state

@@ -1,0 +1,80 @@
+"""Worker-side orchestration: what follows a task's end in a workflow.
+
+The worker calls `advance` once the task's final state is stored (the single hook in
+worker/execute.py), and again when a finished task's message comes back after a worker
+crash (the crash may have come before its workflow moved on). On success the callbacks
+are sent with the result as their first argument and chord joins are counted; on failure
+the steps that will never run are marked, the chords it belongs to fail, and the
+errbacks are called. Sending a step that was sent before is harmless: every step has a
+frozen task id, and a finished task is not run again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from conveyor.app import states
+from conveyor.app.context import Context
+from conveyor.canvas import join
+from conveyor.canvas.failures import call_errbacks, mark_not_run
+from conveyor.canvas.signature import CHORD_JOIN, Signature
+
+if TYPE_CHECKING:
+    from conveyor.app.base import Conveyor
+    from conveyor.app.protocol import TaskMessage
+
+log = logging.getLogger("conveyor.canvas")
+_READ = object()
+
+
+def advance(
+    app: Conveyor,
+    msg: TaskMessage,
+    state: str,
+    request: Context,
+    value: Any = _READ,
+    traceback: str | None = None,
+) -> None:
+    """Move the workflows of task `msg` (running as `request`) on after it ended in
+    `state` with `value` (its return value or exception; read from the backend when not
+    given). Never raises."""
+    if not msg.callbacks and not msg.errbacks:
+        return
+    try:
+        if value is _READ:
+            record = app.backend.get(msg.id)
+            if record is None or record.state != state:
+                return
+            traceback = record.traceback
+            value = app.rebuild_exception(record) if state == states.FAILURE else record.result
+        if state == states.SUCCESS:
+            _succeeded(app, msg, value)
+        elif state == states.FAILURE:
+            _failed(app, msg, request, value, traceback)
+    except Exception:
+        log.exception("moving the workflow of task %s on failed", msg.id)
+
+
+def _succeeded(app: Conveyor, msg: TaskMessage, value: Any) -> None:
+    for data in msg.callbacks:
+        try:
+            if CHORD_JOIN in data:
+                join.succeeded(app, data, msg)
+            else:
+                Signature.from_dict(data, app).apply_async(
+                    (value,), parent_id=msg.id, root_id=msg.root_id or msg.id
+                )
+        except Exception:
+            log.exception("sending callback %r of task %s failed", data.get("task"), msg.id)
+
+
+def _failed(
+    app: Conveyor, msg: TaskMessage, request: Context, exc: BaseException, traceback: str | None
+) -> None:
+    for data in msg.callbacks:
+        if CHORD_JOIN in data:
+            join.failed(app, data, request, exc, traceback)
+        else:
+            mark_not_run(app, Signature.from_dict(data, app).frozen_ids(), exc, traceback, msg.id)
+    call_errbacks(app, msg.errbacks, request, exc, traceback)
