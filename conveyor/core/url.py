@@ -17,6 +17,7 @@ from conveyor.core.errors import InvalidURL
 
 REDACTED = "***"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def parse_url(text: str | URL) -> URL:
         )
     scheme = match.group(1).lower()
     rest = text[match.end() :]
+    _refuse_raw_specials(rest, text)
     rest, _, query_text = rest.partition("?")
     query_text, _, _fragment = query_text.partition("#")
     slash = rest.find("/")
@@ -104,6 +106,12 @@ def parse_url(text: str | URL) -> URL:
     if "@" in netloc:
         auth, _, netloc = netloc.rpartition("@")
         user_text, has_password, password_text = auth.partition(":")
+        for part, value in (("user", user_text), ("password", password_text)):
+            if _BAD_ESCAPE.search(value):
+                raise InvalidURL(
+                    f"URL {_redact_raw(text)!r} has a bad percent escape in the {part}: "
+                    "'%' must be followed by two hex digits (write '%' itself as %25)"
+                )
         username = unquote(user_text) if user_text else None
         password = unquote(password_text) if has_password else None
     hosts = tuple(_parse_host(part, text) for part in re.split(r"[;,]", netloc)) if netloc else ()
@@ -114,6 +122,23 @@ def parse_url(text: str | URL) -> URL:
         shown = _redact_raw(text)
         raise InvalidURL(f"URL {shown!r} has a malformed query {query_text!r}") from None
     return URL(scheme, hosts, username, password, unquote(path), query)
+
+
+def _refuse_raw_specials(rest: str, text: str) -> None:
+    """A password holding a raw '/', '?' or '#' ends the host part early, so the rest of
+    the password would be read as path or query (and shown in errors): refuse it, saying
+    how to write it. Seen as: an authority 'user:word' that is no host:port, no '@' in
+    it, and an '@' further on."""
+    end = next((i for i, ch in enumerate(rest) if ch in "/?#"), len(rest))
+    netloc = rest[:end]
+    if not netloc or "@" in netloc or "@" not in rest[end:]:
+        return
+    _user, colon, word = netloc.partition(":")
+    if colon and not word.isdigit():
+        raise InvalidURL(
+            f"URL {_redact_raw(text)!r} has a raw '/', '?' or '#' in its user or password: "
+            "percent-encode them ('/' as %2F, '?' as %3F, '#' as %23, '@' as %40)"
+        )
 
 
 def _parse_host(part: str, text: str) -> Host:
@@ -145,9 +170,9 @@ def _parse_host(part: str, text: str) -> Host:
 
 def _redact_raw(text: str) -> str:
     """Hide the password of a URL that may not even parse."""
-    return re.sub(r"(://[^:/@;]*:)[^@/]*@", rf"\g<1>{REDACTED}@", text)
+    return re.sub(r"(://[^:/@;?#]*:).*@", rf"\g<1>{REDACTED}@", text)
 
 
 def redact(text: str) -> str:
     """Replace passwords in any URL inside `text` by ***, for log lines and errors."""
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@;\s]*:)[^@/\s]*@", rf"\g<1>{REDACTED}@", text)
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@;\s]*:)[^@\s]*@", rf"\g<1>{REDACTED}@", text)
