@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
+from conveyor.app import setting_names
+
 log = logging.getLogger("conveyor.config")
 
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +51,8 @@ DEFAULTS: dict[str, Any] = {
     "events_store_url": None,
     "events_expires": 7 * 86400.0,
     "events_max_tasks": 200_000,
+    # An unknown setting name raises instead of warning (setting_names.py).
+    "strict_settings": False,
 }
 
 ENVIRONMENT = {
@@ -110,6 +114,7 @@ class Settings(MutableMapping[str, Any]):
 
     def __setitem__(self, name: str, value: Any) -> None:
         name = ALIASES.get(name, name)
+        setting_names.check(name, DEFAULTS, strict=bool(self["strict_settings"]))
         self._values[name] = value
         self.__dict__.pop(name, None)
 
