@@ -17,6 +17,7 @@ from conveyor.app.config import Settings
 from conveyor.app.control import Control
 from conveyor.app.events import EventSender
 from conveyor.app.exceptions import NotRegistered
+from conveyor.app.periodic import AfterConfigure, add_periodic_task
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.same_redis import SameRedis
@@ -91,6 +92,8 @@ class Conveyor:
         self.control = Control(self)
         self.waiter = Waiter(lambda: self.backend)
         self.events = EventSender(self)
+        self.periodic_tasks: dict[str, dict[str, Any]] = {}  # add_periodic_task; beat reads
+        self.on_after_configure = AfterConfigure(self)
         _default_app = self
         from conveyor.canvas.builtins import register_builtins
 
@@ -104,6 +107,8 @@ class Conveyor:
     def config_from_object(self, obj: Any) -> None:
         """Load settings from a module, a module path or an object (Celery names accepted)."""
         self.conf.from_object(obj)
+
+    add_periodic_task = add_periodic_task
 
     # -- connections ---------------------------------------------------------------------
 

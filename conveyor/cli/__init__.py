@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from conveyor import __version__
+from conveyor.cli.beat import beat
 from conveyor.cli.conformance import conformance, transports
 from conveyor.cli.tasks import COMMANDS as TASK_COMMANDS
 
@@ -20,5 +21,6 @@ def main(ctx: click.Context, app_path: str | None) -> None:
 
 main.add_command(transports)
 main.add_command(conformance)
+main.add_command(beat)
 for _command in TASK_COMMANDS:
     main.add_command(_command)

@@ -61,6 +61,7 @@ def _known_queues(app: Conveyor) -> list[str]:
 )
 @click.option("-n", "--hostname", default=None, help="Worker name (default conveyor.PID@host).")
 @click.option("--shutdown-timeout", type=float, default=None, help="Warm shutdown deadline (s).")
+@click.option("-B", "--beat", "with_beat", is_flag=True, help="Run beat inside this worker.")
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -71,14 +72,20 @@ def worker(
     prefetch_multiplier: int | None,
     hostname: str | None,
     shutdown_timeout: float | None,
+    with_beat: bool,
 ) -> None:
     """Run a worker until SIGTERM (warm shutdown; a second signal is cold)."""
+    from conveyor.beat.service import EmbeddedBeat
     from conveyor.utils.log import setup_logging
+    from conveyor.worker.siblings import is_sibling
     from conveyor.worker.worker import Worker
 
     setup_logging(loglevel)
     app = _app(ctx)
+    embedded = EmbeddedBeat(app)
     try:
+        if with_beat and not is_sibling():  # one beat per command line, not per process
+            embedded.start()
         Worker(
             app,
             queues=_split(queues) or None,
@@ -91,6 +98,8 @@ def worker(
         ).run()
     except ConveyorError as exc:
         raise click.ClickException(str(exc)) from exc
+    finally:
+        embedded.stop()
 
 
 @click.command()

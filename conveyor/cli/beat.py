@@ -1,0 +1,63 @@
+"""`conveyor -A tasks beat`: the periodic scheduler, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+import click
+
+from conveyor.cli.tasks import _app
+from conveyor.core.errors import ConveyorError
+
+
+@click.command()
+@click.option(
+    "-s",
+    "--schedule",
+    "schedule_file",
+    default=None,
+    help="Keep the lease and last-run times in this SQLite file (default: the broker's or "
+    "backend's store, which every beat of the app shares).",
+)
+@click.option("--max-interval", type=float, default=None, help="Longest sleep between checks (s).")
+@click.option(
+    "--lease-timeout",
+    type=float,
+    default=None,
+    help="Seconds a dead leader keeps the lead (default: beat_lease_timeout, 10).",
+)
+@click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
+@click.pass_context
+def beat(
+    ctx: click.Context,
+    schedule_file: str | None,
+    max_interval: float | None,
+    lease_timeout: float | None,
+    loglevel: str,
+) -> None:
+    """Send periodic tasks; several may run, one leads (docs/beat.md)."""
+    from conveyor.beat.service import build
+    from conveyor.utils.log import setup_logging
+
+    setup_logging(loglevel)
+    app = _app(ctx)
+    try:
+        scheduler = build(
+            app,
+            schedule_file=schedule_file,
+            max_interval=max_interval,
+            lease_timeout=lease_timeout,
+        )
+    except ConveyorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    click.echo(f"beat {scheduler.holder}: {len(scheduler.entries)} entries", err=True)
+    scheduler.run(stop)

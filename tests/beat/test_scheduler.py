@@ -1,0 +1,184 @@
+"""The beat loop with a controlled clock on the in-memory store: each tick once, restarts
+without bursts or gaps, one catch-up fire, one leader, and the hand-over."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from conveyor.beat.scheduler import tick_id
+from conveyor.core.errors import BrokerUnavailable
+from conveyor.schedules import crontab
+from tests.beat.conftest import Clock, MakeBeat, Sent
+
+EVERY_SECOND = {"ping": {"task": "tasks.ping", "schedule": 1.0, "args": [1]}}
+
+
+def run_for(beats: list, clock: Clock, seconds: float, step: float = 0.25) -> None:
+    """Tick every beat each `step` of controlled time for `seconds`."""
+    for _ in range(round(seconds / step)):
+        for beat in beats:
+            beat.tick()
+        clock.advance(step)
+
+
+def test_a_new_entry_counts_from_when_it_is_first_seen(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    start = clock.now
+    beat = make_beat(EVERY_SECOND)
+    assert beat.tick() <= 1.0
+    assert sent.items == []  # nothing fires at first sight
+    run_for([beat], clock, 5.0)
+    assert sent.times("ping") == [start + n for n in range(1, 5)]
+
+
+def test_each_tick_has_one_deterministic_task_id(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    beat = make_beat(EVERY_SECOND)
+    run_for([beat], clock, 3.0)
+    name, due, task_id = sent.items[0]
+    assert task_id == tick_id("beat-tests", name, due)
+    assert len({task_id for _, _, task_id in sent.items}) == len(sent.items)
+
+
+def test_two_beats_on_one_store_send_each_tick_once(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    first, second = make_beat(EVERY_SECOND), make_beat()
+    run_for([first, second], clock, 30.0)
+    times = sent.times("ping")
+    assert len(times) == 29
+    assert len(set(times)) == len(times)
+    assert first.leading and not second.leading
+
+
+def test_a_leader_that_dies_is_replaced_within_the_lease(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    leader, follower = make_beat(EVERY_SECOND), make_beat()
+    run_for([leader, follower], clock, 5.0)
+    died_at = clock.now
+    run_for([follower], clock, 12.0)  # the leader stops renewing: killed
+    assert follower.leading
+    times = sent.times("ping")
+    assert len(times) == len(set(times))
+    took_over = min(t for t in times if t > died_at)
+    # lease_timeout 6 s: expiry after 6 s, noticed within one renew interval (2 s); the
+    # tick missed meanwhile fires once, then every second again.
+    assert took_over - died_at <= 6.0 + 2.0
+    assert times[-1] >= clock.now - 1.0
+
+
+def test_a_clean_stop_hands_over_at_once(make_beat: MakeBeat, clock: Clock) -> None:
+    leader, follower = make_beat(EVERY_SECOND), make_beat()
+    leader.tick()
+    follower.tick()
+    assert leader.leading and not follower.leading
+    leader.close()
+    follower.tick()
+    assert follower.leading
+
+
+def test_a_paused_leader_cannot_double_a_tick(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    """The old leader wakes after the new one sent the ticks it had due: its claims fail."""
+    old, new = make_beat(EVERY_SECOND), make_beat()
+    run_for([old, new], clock, 3.0)
+    run_for([new], clock, 10.0)  # old is frozen; new takes over
+    old._last.clear()  # it still believes in its own past: worst case, it recomputes
+    old.store.acquire = lambda *a: True  # type: ignore[method-assign]  # and thinks it leads
+    run_for([old, new], clock, 3.0)
+    times = sent.times("ping")
+    assert len(times) == len(set(times))
+
+
+def test_a_restart_neither_bursts_nor_skips(make_beat: MakeBeat, clock: Clock, sent: Sent) -> None:
+    beat = make_beat(EVERY_SECOND)
+    run_for([beat], clock, 4.0)
+    beat.close()
+    clock.advance(0.5)  # restarted within the same second: the next tick is not lost
+    again = make_beat()
+    run_for([again], clock, 3.0)
+    times = sent.times("ping")
+    assert times == [times[0] + n for n in range(len(times))]
+
+
+def test_runs_missed_while_no_beat_ran_fire_once(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    beat = make_beat({"hourly": {"task": "tasks.ping", "schedule": crontab(minute=0)}})
+    beat.tick()
+    clock.advance(3600 * 5 + 60)  # five top-of-the-hour fire times pass with no beat alive
+    beat.tick()
+    beat.tick()
+    assert len(sent.items) == 1
+    assert sent.items[0][1].timestamp() == 1_767_225_600.0 + 5 * 3600
+    clock.advance(3600)
+    beat.tick()
+    assert len(sent.items) == 2
+
+
+def test_sleep_is_capped_by_max_interval_and_the_lease_renewal(make_beat: MakeBeat) -> None:
+    hourly = {"hourly": {"task": "tasks.ping", "schedule": 3600}}
+    assert make_beat(hourly, max_interval=1.5).tick() == 1.5
+    follower = make_beat(hourly)
+    assert follower.tick() == follower.renew_every == 2.0  # lease_timeout / 3
+
+
+def test_sleep_is_until_the_next_fire(make_beat: MakeBeat, clock: Clock) -> None:
+    beat = make_beat({"fast": {"task": "tasks.ping", "schedule": 0.5}})
+    assert beat.tick() == pytest.approx(0.5)
+    clock.advance(0.2)
+    assert beat.tick() == pytest.approx(0.3)
+
+
+def test_a_failed_publish_is_logged_and_loses_only_that_tick(
+    make_beat: MakeBeat, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[float] = []
+
+    def flaky(entry: object, due: object, task_id: str) -> None:
+        calls.append(clock.now)
+        if len(calls) == 1:
+            raise BrokerUnavailable("the broker is down")
+
+    beat = make_beat(EVERY_SECOND, send=flaky)
+    with caplog.at_level(logging.ERROR, logger="conveyor.beat"):
+        run_for([beat], clock, 3.0)
+    assert len(calls) == 2
+    assert "it is lost" in caplog.text and "the broker is down" in caplog.text
+
+
+def test_a_store_error_makes_beat_follow_until_the_store_answers(
+    make_beat: MakeBeat, clock: Clock
+) -> None:
+    import threading
+
+    beat = make_beat(EVERY_SECOND)
+    failures = [BrokerUnavailable("store down")]
+
+    real = beat.store.acquire
+
+    def acquire(*args: object) -> bool:
+        if failures:
+            raise failures.pop()
+        return real(*args)  # type: ignore[arg-type]
+
+    beat.store.acquire = acquire  # type: ignore[method-assign]
+    stop = threading.Event()
+    ticks = [0]
+    original_tick = beat.tick
+
+    def tick() -> float:
+        ticks[0] += 1
+        if ticks[0] == 2:
+            stop.set()
+        return original_tick()
+
+    beat.tick = tick  # type: ignore[method-assign]
+    beat.run(stop)
+    assert ticks[0] == 2
