@@ -25,9 +25,11 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("clients",),),
     (("transports",), ("backends",)),
     (("app", "canvas"),),
+    # conveyor.schedules is Celery's import path for beat's schedules; the root package
+    # exports crontab and solar from it, so the root sits above beat.
+    (("beat", "schedules"),),
     (("conveyor",),),
     (("monitoring",),),
-    (("beat",),),
     (("worker",),),
     (("testing",),),
     (("cli",), ("contrib",)),

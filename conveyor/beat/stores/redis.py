@@ -1,6 +1,6 @@
 """The Redis schedule store: a lease key with a TTL (Redis's clock expires it) and a hash of
 last fire times, each change one Lua script (acquire.lua, release.lua, claim.lua beside this
-file). The connection (hosts, failover, TLS, error translation) is the transport's RedisLink.
+file). The connection (hosts, failover, TLS, error translation) is conveyor.clients.redis.
 
 Keys: ``conveyor:beat:{<namespace>}:lease`` (holder, PX ttl) and
 ``conveyor:beat:{<namespace>}:runs`` (HASH entry -> last fire time); the hash tag keeps
@@ -9,15 +9,12 @@ them in one cluster slot.
 
 from __future__ import annotations
 
-import threading
 from importlib import resources
 from typing import Any
 
-import redis
-
 from conveyor.beat.store import ScheduleStore
+from conveyor.clients.redis import RedisLink, RedisOptions
 from conveyor.core.url import URL
-from conveyor.transports.redis_link import RedisLink, RedisOptions
 
 SCRIPT_NAMES = ("acquire", "release", "claim")
 
@@ -30,25 +27,12 @@ class RedisScheduleStore(ScheduleStore):
     Options = RedisOptions
 
     def __init__(self, url: URL, namespace: str, options: RedisOptions) -> None:
-        self._link = RedisLink(url, options)
+        self._link = RedisLink(url, options, {name: _load(name) for name in SCRIPT_NAMES})
         prefix = f"conveyor:beat:{{{namespace}}}"
-        self._lease, self._runs = f"{prefix}:lease", f"{prefix}:runs"
-        self._texts = {name: _load(name) for name in SCRIPT_NAMES}
-        self._scripts: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lease, self._runs = f"{prefix}:lease".encode(), f"{prefix}:runs".encode()
 
-    def _script(self, name: str, client: redis.Redis) -> Any:
-        with self._lock:
-            script = self._scripts.get(name)
-            if script is None:
-                script = self._scripts[name] = client.register_script(self._texts[name])
-            return script
-
-    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return self._link.call(
-            f"beat {name}",
-            lambda client: self._script(name, client)(keys=keys, args=args, client=client),
-        )
+    def _run(self, name: str, keys: list[bytes], args: list[Any]) -> Any:
+        return self._link.run(f"beat {name}", name, keys, args)
 
     def acquire(self, holder: str, ttl: float, now: float) -> bool:
         return bool(self._run("acquire", [self._lease], [holder, max(1, round(ttl * 1000))]))

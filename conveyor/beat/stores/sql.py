@@ -5,8 +5,8 @@ holder and expiry) and ``conveyor_beat_runs`` (one row per entry: its last fire 
 writes are one conditional UPDATE, then, when no row matched, an insert that does nothing on
 a duplicate key, in one transaction: the database's row lock decides between racing beats
 (under READ COMMITTED the loser's UPDATE re-reads the winner's row and matches nothing).
-Engines, retries and error translation are the transport's (sql_engine), so the SQLite file
-is opened in WAL mode with BEGIN IMMEDIATE like the broker's.
+Engines, retries and error translation are conveyor.clients.sql's, shared with the transport,
+so the SQLite file is opened in WAL mode with BEGIN IMMEDIATE like the broker's.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from sqlalchemy.engine import Connection
 from conveyor.backends.base import bounded_key
 from conveyor.backends.sql import MAX_KEY, Key
 from conveyor.beat.store import ScheduleStore
+from conveyor.clients.sql import build_engines, dialect_of, transact
 from conveyor.core.errors import AuthenticationFailed, BrokerError, BrokerUnavailable
 from conveyor.core.url import URL
 from conveyor.transports.base import TransportOptions
-from conveyor.transports.sql_engine import build_engines, dialect_of, transact
 
 T = TypeVar("T")
 _ATTEMPTS = 4
