@@ -1,10 +1,11 @@
 """Fresh machine, fresh venv: the package as a user installs it, not the editable test venv.
 
-A copy of the repository's tracked files is built into a wheel and an sdist (checked with
-twine); a venv with that wheel and no extras runs the command line, the conformance suite on
-SQLite and the quickstart; the README's first command runs verbatim in another fresh copy;
-and a venv with each extra alone talks to its server (``examples/hello.py``) and runs a task
-round trip with the SQLite result backend (Memcached, a backend only, with the SQLite broker).
+A copy of the repository's tracked files is built into a wheel and an sdist by
+``python -m build`` (checked with twine); a venv with that wheel and no extras runs the
+command line, the conformance suite on SQLite and the quickstart; the README's first command
+runs verbatim in another fresh copy; and a venv with each extra alone talks to its server
+(``examples/hello.py``) and runs a task round trip with the SQLite result backend (Memcached,
+a backend only, with the SQLite broker).
 
 Every venv is built with uv from its cache, so a run costs seconds per venv, not minutes.
 """
@@ -76,7 +77,7 @@ def uv_venv(where: Path, *requirements: str) -> Path:
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = copy_of_repo(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("dist")
-    run([str(BIN / "uv"), "build", "-q", "--sdist", "--wheel", "--out-dir", str(out)], cwd=source)
+    run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out)], cwd=source)
     return out
 
 
