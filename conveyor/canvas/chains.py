@@ -21,6 +21,7 @@ from conveyor.canvas.chords import Chord
 from conveyor.canvas.composite import Composite
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
+from conveyor.canvas.results import earliest
 from conveyor.canvas.signature import Signature, maybe_signature
 
 #: Call options that concern only the chain's start.
@@ -96,8 +97,7 @@ class Chain(Composite):
         for index, step in enumerate(steps):
             previous = result
             result = step.freeze(task_id if index == len(steps) - 1 else None)
-            holder = result.parent if isinstance(step, Chord) else result
-            holder.parent = previous
+            earliest(result).parent = previous
         return result
 
     def freeze(self, task_id: str | None = None) -> Any:

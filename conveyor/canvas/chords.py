@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.app.result import AsyncResult
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
-from conveyor.canvas.results import save_group
+from conveyor.canvas.results import earliest, save_group
 from conveyor.canvas.signature import CHORD_JOIN, Signature, maybe_signature
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class Chord(Signature):
         header = self.header.freeze(self.options.get("group_id"))
         self.options["group_id"] = header.id
         result = self._body().freeze(task_id)
-        result.parent = header
+        earliest(result).parent = header
         return result
 
     def apply_async(
@@ -129,7 +129,7 @@ class Chord(Signature):
         if size == 0:
             chord._body().apply_async(([],), **options)
             return result
-        header = result.parent
+        header = earliest(result)
         ids = [member.id for member in header.results]
         save_group(app, header.id, ids, {"body": chord._body().to_dict()})
         join = join_entry(header.id, size)

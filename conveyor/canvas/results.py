@@ -46,6 +46,16 @@ def load_group(app: Conveyor, group_id: str) -> dict[str, Any] | None:
     return record.result
 
 
+def earliest(result: Any) -> Any:
+    """The first result of a workflow's result, following the `parent`s known here (no
+    backend read): where a workflow sent after another one is hooked on."""
+    while True:
+        parent = result._parent if isinstance(result, AsyncResult) else result.parent
+        if parent is None:
+            return result
+        result = parent
+
+
 class ResultSet:
     """Results of several tasks, read and waited on together, in order."""
 
