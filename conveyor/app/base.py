@@ -30,6 +30,7 @@ from conveyor.canvas.signature import signature_dicts
 from conveyor.core import errors as core_errors
 from conveyor.core.codecs import Serializer
 from conveyor.core.message import new_task_id
+from conveyor.core.names import validate_queue_name
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_backend, create_transport
 from conveyor.core.transport import Transport
@@ -254,6 +255,8 @@ class Conveyor:
         if ignore_result is None:
             own = getattr(task, "ignore_result", None)
             ignore_result = bool(conf.task_ignore_result if own is None else own)
+        if queue is not None:
+            validate_queue_name(queue)  # "" is a mistake, not "the default queue"
         queue = queue or route(conf.task_routes, name, args, kwargs).get("queue")
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
         if priority is None:

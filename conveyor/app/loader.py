@@ -10,6 +10,11 @@ from conveyor.app.base import Conveyor
 from conveyor.core.errors import ConfigurationError
 
 
+def syntax_error_text(exc: SyntaxError) -> str:
+    """Where and what, in one line: the CLI shows this instead of a traceback."""
+    return f"SyntaxError in {exc.filename}, line {exc.lineno}: {exc.msg}"
+
+
 def load_app(path: str) -> Conveyor:
     """Import `module` and return `attribute`, or the module's `app`, or its only Conveyor."""
     if os.getcwd() not in sys.path:
@@ -17,6 +22,10 @@ def load_app(path: str) -> Conveyor:
     module_name, _, attribute = path.partition(":")
     try:
         module = importlib.import_module(module_name)
+    except SyntaxError as exc:
+        raise ConfigurationError(
+            f"cannot import app module {module_name!r}: {syntax_error_text(exc)}"
+        ) from exc
     except ImportError as exc:
         raise ConfigurationError(f"cannot import app module {module_name!r}: {exc}") from exc
     if attribute:
@@ -32,6 +41,10 @@ def load_app(path: str) -> Conveyor:
         )
     try:
         found.import_task_modules()
+    except SyntaxError as exc:
+        raise ConfigurationError(
+            f"cannot import a task module of {path!r}: {syntax_error_text(exc)}"
+        ) from exc
     except ImportError as exc:
         raise ConfigurationError(f"cannot import a task module of {path!r}: {exc}") from exc
     return found

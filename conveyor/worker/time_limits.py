@@ -69,6 +69,21 @@ def interrupt(thread_id: int, exc_type: type[BaseException]) -> bool:
     return True
 
 
+def _described(exc: BaseException, soft: float | None, hard: float | None) -> BaseException:
+    """An asynchronous exception arrives as a bare class (no message): name what it was."""
+    if exc.args:
+        return exc
+    if isinstance(exc, TimeLimitExceeded):
+        return TimeLimitExceeded(f"hard time limit{_seconds(hard)} exceeded")
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return SoftTimeLimitExceeded(f"soft time limit{_seconds(soft)} exceeded")
+    return TaskRevokedError("terminated by revoke")
+
+
+def _seconds(limit: float | None) -> str:
+    return f" ({limit:g} s)" if limit else ""
+
+
 @contextmanager
 def _thread_run(soft: float | None, hard: float | None) -> Iterator[None]:
     armed = _Armed(threading.get_ident())
@@ -83,6 +98,11 @@ def _thread_run(soft: float | None, hard: float | None) -> Iterator[None]:
         timer.start()
     try:
         yield
+    except _INTERRUPTS as exc:
+        described = _described(exc, soft, hard)
+        if described is exc:
+            raise
+        raise described.with_traceback(exc.__traceback__) from None
     finally:
         # An interrupt fired just as the body ended arrives here, asynchronously; catch it
         # until the run is marked over, so it can never reach the thread's next task.
