@@ -292,7 +292,9 @@ class Conveyor:
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
         sending.send(self, queue, message, delay, pending if store_pending else None)
         self.events.task_sent(body, queue)
-        return AsyncResult(task_id, app=self)
+        result = AsyncResult(task_id, app=self)
+        result.ignored = ignore_result
+        return result
 
     # -- results -------------------------------------------------------------------------
 

@@ -52,6 +52,10 @@ class SyncSubtaskError(TaskError, RuntimeError):
     ``disable_sync_subtasks=False`` to wait anyway."""
 
 
+class ResultIgnored(TaskError):
+    """get() on a task sent with ignore_result=True: no result will ever be stored."""
+
+
 class TimeoutError(TaskError, builtins.TimeoutError):
     """`AsyncResult.get` reached its timeout before the task was ready."""
 

@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app import context, states
-from conveyor.app.exceptions import SyncSubtaskError, TaskRevokedError, TimeoutError
+from conveyor.app.exceptions import (
+    ResultIgnored,
+    SyncSubtaskError,
+    TaskRevokedError,
+    TimeoutError,
+)
 from conveyor.backends.base import ResultRecord, ResultTimeout
 
 if TYPE_CHECKING:
@@ -35,6 +40,8 @@ class AsyncResult:
             app = default_app()
         self.id = id
         self.app = app
+        #: Sent with ignore_result=True: no result will be stored, so get() raises at once.
+        self.ignored = False
         self._ready_record: ResultRecord | None = None
         self._parent: AsyncResult | None = None
 
@@ -139,6 +146,10 @@ class AsyncResult:
         is False (a worker slot waiting on another task can deadlock the pool).
         """
         del interval
+        if self.ignored and self._ready_record is None:
+            raise ResultIgnored(
+                f"task {self.id} was sent with ignore_result=True: no result will be stored"
+            )
         if disable_sync_subtasks and self._ready_record is None:
             running = context.current()
             if running is not None and not running.called_directly:

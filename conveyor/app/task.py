@@ -169,7 +169,9 @@ class Task:
             "link": request.callbacks or None,
             "link_error": request.errbacks or None,
             "queue": request.delivery_info.get("queue"),
+            "priority": request.delivery_info.get("priority"),
             "headers": request.headers,
+            "ignore_result": request.ignore_result,
             "record_pending": False,
         }
         self.app.send_task(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from conveyor.core.errors import AlreadySettled
+from conveyor.core.errors import AlreadySettled, EncodeError
 
 if TYPE_CHECKING:
     from conveyor.core.transport import Transport
@@ -47,6 +47,12 @@ class Message:
     timestamp: float = field(default_factory=time.time)
     correlation_id: str | None = None
     reply_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.body, (bytes, bytearray, memoryview)):
+            kind = type(self.body).__name__
+            hint = " (encode the text first, e.g. body.encode())" if kind == "str" else ""
+            raise EncodeError(f"message body must be bytes, not {kind}{hint}")
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord
 from conveyor.canvas.advance import advance
 from conveyor.worker import events, results
+from conveyor.worker.expiry import is_expired, mark_expired
 from conveyor.worker.retries import autoretry, wants_autoretry
 from conveyor.worker.time_limits import limits
 
@@ -128,6 +129,8 @@ def execute(
     """
     msg = job.message
     task = app.get_task(msg.task)
+    if is_expired(msg):  # it may have waited in the prefetch window since it was received
+        return mark_expired(app, msg)
     keep = not msg.ignore_result
     if keep:
         track = bool(_setting(task, "track_started", app, "task_track_started"))

@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from conveyor.app import protocol, states
+from conveyor.app import protocol
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import NotRegistered
-from conveyor.backends.base import ResultRecord, now
 from conveyor.core.codecs import Serializer
 from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeError
 from conveyor.core.message import Delivery
 from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
 from conveyor.worker.execute import Job
-from conveyor.worker.results import store, store_failure
+from conveyor.worker.expiry import mark_expired
+from conveyor.worker.results import store_failure
 
 log = logging.getLogger("conveyor.worker")
 UNREADABLE = (ContentDisallowed, DecodeError, NotRegistered)
@@ -110,8 +110,5 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
 
 def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:
     """A task past its `expires` is marked REVOKED and acked, not run."""
-    log.info("task %s[%s] expired; not running it", job.message.task, job.message.id)
-    events.expired(app, job.message)
-    if not job.message.ignore_result:
-        store(app, ResultRecord(job.message.id, states.REVOKED, result="expired", date_done=now()))
+    mark_expired(app, job.message)
     delivery.ack()

@@ -27,6 +27,7 @@ from conveyor.core.message import Delivery
 from conveyor.worker import backend_wait, request, results, siblings
 from conveyor.worker.control import ControlListener
 from conveyor.worker.events import WorkerEvents
+from conveyor.worker.expiry import is_expired
 from conveyor.worker.pools import create_pool
 
 log = logging.getLogger("conveyor.worker")
@@ -140,7 +141,7 @@ class Worker:
         job.checked = self._checked.pop(message.id, None)
         self.events.received(message, delivery.queue)
         now = time.time()
-        if message.expires is not None and parse_time(message.expires) <= now:
+        if is_expired(message, now):
             request.expire(self.app, delivery, job)
             return
         if message.eta is not None and (due := parse_time(message.eta)) > now + ETA_SLACK:
