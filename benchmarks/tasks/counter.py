@@ -54,6 +54,16 @@ class Ledger:
     def count(self) -> int:
         return int(self.redis.get(self.count_key) or 0)
 
+    def now(self) -> float:
+        """The server clock, the one the stamps are taken on."""
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
+
+    def last(self) -> float:
+        """Server time of the latest execution (0.0 before the first)."""
+        stamp = self.redis.get(self.last_key)
+        return float(stamp) if stamp is not None else 0.0
+
     def span(self) -> float:
         """Seconds from the first to the latest execution (server clock)."""
         first, last = self.redis.mget(self.first_key, self.last_key)
