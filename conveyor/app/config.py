@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "timezone": "UTC",
     "enable_utc": True,
     "beat_schedule": {},
+    # Beat (docs/beat.md): where its lease and last runs live, the lease, the longest sleep.
+    "beat_store_url": None,
+    "beat_lease_timeout": 10.0,
+    "beat_max_loop_interval": None,
     "imports": [],
     "include": [],
     "worker_concurrency": None,
@@ -82,6 +86,7 @@ ALIASES = {
     "CELERY_TIMEZONE": "timezone",
     "CELERY_ENABLE_UTC": "enable_utc",
     "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
     "CELERY_IMPORTS": "imports",
     "CELERY_INCLUDE": "include",
     "CELERYD_CONCURRENCY": "worker_concurrency",

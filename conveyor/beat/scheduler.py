@@ -39,7 +39,6 @@ from conveyor.beat.store import ScheduleStore
 from conveyor.core.errors import ConveyorError
 
 log = logging.getLogger("conveyor.beat")
-LEASE_TIMEOUT = 10.0
 RETRY_AFTER_ERROR = 1.0
 _TICK_IDS = uuid.UUID("5d0c7d8e-6a4f-4c59-9a53-8a7f0b8d2f11")
 Clock = Callable[[], float]
@@ -75,8 +74,8 @@ class Beat:
         conf = app.conf
         self.app, self.store, self.clock = app, store, clock
         self.namespace = namespace or app.main or "conveyor"
-        self.lease_timeout = float(lease_timeout or conf.get("beat_lease_timeout") or LEASE_TIMEOUT)
-        self.max_interval = max_interval or conf.get("beat_max_loop_interval")
+        self.lease_timeout = float(lease_timeout or conf.beat_lease_timeout)
+        self.max_interval = max_interval or conf.beat_max_loop_interval
         self.holder = holder or default_holder()
         self.tz = tz or walltime.app_zone(conf)
         self._send = send or self._send_task

@@ -132,3 +132,12 @@ def test_an_entry_that_cannot_run_fails_at_start_naming_it(
     app.conf.beat_schedule = {"fine": {"task": "tasks.ping", "schedule": 1}, "bad": spec}
     with pytest.raises(EntryError, match=message):
         load(app)
+
+
+def test_beat_settings_are_read_from_the_config(app: Conveyor, make_beat: MakeBeat) -> None:
+    app.config_from_object(
+        types.SimpleNamespace(CELERYBEAT_MAX_LOOP_INTERVAL=0.75, beat_lease_timeout=4.5)
+    )
+    beat = make_beat({"e": {"task": "tasks.ping", "schedule": 60}}, lease_timeout=None)
+    assert beat.lease_timeout == 4.5
+    assert beat.tick() == 0.75

@@ -40,7 +40,7 @@ def store_url(conf: Any, schedule_file: str | None = None) -> str:
     """Where beat keeps its state for an app with settings `conf` (see the module doc)."""
     if schedule_file:
         return f"sqlite:///{os.path.abspath(schedule_file)}"
-    explicit = conf.get("beat_store_url")
+    explicit = conf.beat_store_url
     if explicit:
         return str(explicit)
     for url in (conf.broker_url, conf.result_backend):
