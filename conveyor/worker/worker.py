@@ -103,6 +103,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._consumer_thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._stop_requested = threading.Event()  # by a signal, or by stop()
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -184,19 +185,29 @@ class Worker:
     def _touch_queues(self) -> None:
         """Reach each queue once before saying ready, so that "ready" means messages sent
         now are kept: on RabbitMQ this declares the queue, and the default exchange drops
-        what is published to a queue that does not exist yet. A broker that is down is
-        left to the consumer, which retries with backoff."""
-        for queue in self.queues:
+        what is published to a queue that does not exist yet. A broker that refuses is
+        retried with bounded backoff until it answers (or the worker is told to stop):
+        "ready" is never said while the broker is down."""
+        next_delay = self.consumer.backoff.delays()
+        waiting = list(self.queues)
+        while waiting and not self._stop_requested.is_set():
             try:
-                self.app.transport.size(queue)
+                self.app.transport.size(waiting[0])
             except ConveyorError as exc:
-                log.warning("queue %r is not reachable yet: %s", queue, exc)
+                delay = next_delay()
+                log.warning(
+                    "queue %r is not reachable yet, retrying in %.2f s: %s", waiting[0], delay, exc
+                )
+                self._stop_requested.wait(delay)
+            else:
+                waiting.pop(0)
 
     def stop(self) -> None:
         """Warm shutdown; returns when running work finished or the timeout passed."""
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._stop_requested.set()
         backend_wait.stop_waiting(self.app)
         log.info("warm shutdown: finishing running tasks (up to %.0f s)", self.shutdown_timeout)
         self.pool.close()
@@ -255,7 +266,7 @@ class Worker:
 
     def run(self) -> None:
         """Start, then block until SIGTERM/SIGINT (the second one forces a cold shutdown)."""
-        stop_requested = threading.Event()
+        stop_requested = self._stop_requested
         first_signal_at: list[float] = []
 
         def on_signal(signum: int, _frame: Any) -> None:
