@@ -4,6 +4,7 @@ from typing import Any
 
 from conveyor import states
 from conveyor.app import AsyncResult, Conveyor, Task
+from conveyor.app.current import current_app, current_task, shared_task
 from conveyor.canvas import (
     GroupResult,
     ResultSet,
@@ -48,7 +49,10 @@ __all__ = [
     "create_backend",
     "create_transport",
     "crontab",
+    "current_app",
+    "current_task",
     "group",
+    "shared_task",
     "signature",
     "solar",
     "states",

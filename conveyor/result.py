@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conveyor.app.eager import EagerResult
 from conveyor.app.result import AsyncResult
 
-__all__ = ["AsyncResult"]
+__all__ = ["AsyncResult", "EagerResult"]

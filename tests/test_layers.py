@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[tuple[str, ...], ...], ...] = (
     # conveyor.schedules is Celery's import path for beat's schedules; the root package
     # exports crontab and solar from it, so the root sits above beat.
     (("beat", "schedules"),),
-    (("conveyor",),),
+    (("conveyor", "exceptions", "states", "result"),),
     (("monitoring",),),
     (("worker",),),
     (("testing",),),

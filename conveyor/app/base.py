@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import time
@@ -10,8 +11,9 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any, TypeVar, overload
+from zoneinfo import ZoneInfo
 
-from conveyor.app import context, protocol, sending, states
+from conveyor.app import call_options, context, current, discovery, protocol, sending, states
 from conveyor.app import exceptions as task_exceptions
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
@@ -22,11 +24,11 @@ from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.same_redis import SameRedis
 from conveyor.app.task import Task as BaseTask
-from conveyor.app.task import make_task
+from conveyor.app.task import check_task_class, make_task
 from conveyor.app.waiter import Waiter
 from conveyor.backends.base import ResultBackend, ResultRecord
 from conveyor.backends.errors import rebuild_exception
-from conveyor.canvas.signature import signature_dicts
+from conveyor.canvas.signature import Signature, signature_dicts
 from conveyor.core import errors as core_errors
 from conveyor.core.codecs import Serializer
 from conveyor.core.message import new_task_id
@@ -55,10 +57,11 @@ def _exception_classes(*modules: Any) -> dict[str, type[BaseException]]:
     return found
 
 
-def _epoch(value: datetime | float | str) -> float:
+def _epoch(value: datetime | float | str, zone: str = "UTC") -> float:
+    """Epoch seconds of an eta/expires; a naive datetime is read in the app's timezone."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=timezone.utc if zone == "UTC" else ZoneInfo(zone))
         return value.timestamp()
     if isinstance(value, str):
         return protocol.parse_time(value)
@@ -95,7 +98,9 @@ class Conveyor:
         self.events = EventSender(self)
         self.periodic_tasks: dict[str, dict[str, Any]] = {}  # add_periodic_task; beat reads
         self.on_after_configure = AfterConfigure(self)
+        self._discover: list[tuple[Any, str]] = []
         _default_app = self
+        current.attach(self)
         from conveyor.canvas.builtins import register_builtins
 
         register_builtins(self)  # the tasks behind xmap/xstarmap/chunks
@@ -105,9 +110,38 @@ class Conveyor:
 
     # -- configuration -------------------------------------------------------------------
 
-    def config_from_object(self, obj: Any) -> None:
-        """Load settings from a module, a module path or an object (Celery names accepted)."""
-        self.conf.from_object(obj)
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from a module, a path ('proj.celeryconfig', 'django.conf:settings')
+        or an object (Celery names accepted). With ``namespace="CELERY"`` only the
+        ``CELERY_``-prefixed names are read (Django's pattern). `silent` ignores a
+        module that cannot be imported; `force` is accepted (loading is never lazy)."""
+        del force
+        try:
+            self.conf.from_object(obj, namespace=namespace)
+        except core_errors.ConfigurationError as exc:
+            if not (silent and isinstance(exc.__cause__, ImportError)):
+                raise
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False) -> None:
+        """`config_from_object` on the module path the environment variable holds."""
+        path = os.environ.get(variable_name)
+        if not path:
+            if silent:
+                return
+            raise core_errors.ConfigurationError(
+                f"environment variable {variable_name} is not set: it should name the "
+                "configuration module"
+            )
+        self.config_from_object(path, silent=silent)
+
+    def set_default(self) -> None:
+        """Make this the app that `current_app` and `AsyncResult(id)` use."""
+        global _default_app
+        _default_app = self
+
+    set_current = set_default
 
     add_periodic_task = add_periodic_task
 
@@ -199,11 +233,53 @@ class Conveyor:
             return register(fun)
         return register
 
+    def register_task(self, task: BaseTask | type[BaseTask], **options: Any) -> BaseTask:
+        """Register a class-based task (a Task subclass with `run`, or an instance);
+        unnamed, it is named module.ClassName."""
+        del options
+        instance = task() if isinstance(task, type) else task
+        cls = type(instance)
+        cls.name = cls.name or f"{cls.__module__}.{cls.__name__}"
+        cls.app = self
+        check_task_class(cls)
+        self.tasks[cls.name] = instance
+        return instance
+
+    def signature(
+        self,
+        name: str | dict[str, Any],
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Signature:
+        """A signature of task `name` (registered here or not), or of a signature dict."""
+        if isinstance(name, dict):
+            return Signature.from_dict(name, app=self)
+        return Signature(
+            task=name, args=tuple(args or ()), kwargs=dict(kwargs or {}), options=options, app=self
+        )
+
+    def autodiscover_tasks(
+        self,
+        packages: Any = (),
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import `<package>.tasks` of each package (a list, or a callable returning one,
+        such as Django's INSTALLED_APPS) when the worker imports its task modules, or now
+        with `force`. A package without that module is skipped."""
+        if force:
+            discovery.discover(packages, related_name)
+        else:
+            self._discover.append((packages, related_name))
+
     def import_task_modules(self) -> None:
         """Import the modules named by the `imports` and `include` settings (a worker does
         this at start, so tasks defined outside the app's module are registered)."""
         for module in [*self.conf.imports, *self.conf.include]:
             importlib.import_module(module)
+        for packages, related_name in self._discover:
+            discovery.discover(packages, related_name)
 
     def get_task(self, name: str) -> BaseTask:
         try:
@@ -236,6 +312,7 @@ class Conveyor:
         group_id: str | None = None,
         task: BaseTask | None = None,
         record_pending: bool = True,
+        **options: Any,
     ) -> AsyncResult:
         """Publish a task by name; the worker need not share this process's code.
 
@@ -243,13 +320,25 @@ class Conveyor:
         or an ISO 8601 string. An argument that cannot be encoded raises EncodeError and
         nothing is sent or stored. The PENDING record and the publish may overlap
         (ResultBackend.store_during): a backend error raised after the message went out
-        leaves the task to run, like a lost publisher confirm.
+        leaves the task to run, like a lost publisher confirm. Celery's other options
+        (time limits, shadow, routing_key, compression, retry_policy, ...) are in
+        `conveyor.app.call_options`; an unknown option raises TypeError naming it.
         """
         conf = self.conf
+        task = task or self.tasks.get(name)
+        extra = call_options.prepare(
+            options,
+            default_retry=conf.task_publish_retry,
+            default_policy=conf.task_publish_retry_policy,
+            default_compression=getattr(task, "compression", None) or conf.task_compression,
+        )
         sent_at = time.time()
-        due = sent_at + countdown if countdown else (_epoch(eta) if eta is not None else None)
+        zone = conf.timezone or "UTC"
+        due = sent_at + countdown if countdown else (_epoch(eta, zone) if eta is not None else None)
+        if expires is None:
+            expires = getattr(task, "expires", None)
         if expires is None or isinstance(expires, (datetime, str)):
-            expires_at = None if expires is None else _epoch(expires)
+            expires_at = None if expires is None else _epoch(expires, zone)
         else:
             expires_at = sent_at + float(expires)
         if ignore_result is None:
@@ -257,7 +346,11 @@ class Conveyor:
             ignore_result = bool(conf.task_ignore_result if own is None else own)
         if queue is not None:
             validate_queue_name(queue)  # "" is a mistake, not "the default queue"
-        queue = queue or route(conf.task_routes, name, args, kwargs).get("queue")
+        queue = (
+            queue
+            or extra.queue
+            or call_options.queue_of(route(conf.task_routes, name, args, kwargs))
+        )
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
         if priority is None:
             priority = getattr(task, "priority", None) or conf.task_default_priority
@@ -283,14 +376,20 @@ class Conveyor:
         )
         codec = serializer or getattr(task, "serializer", None) or conf.task_serializer
         message = protocol.encode(
-            body, self.serializer, codec=codec, priority=priority or 0, headers=headers
+            body,
+            self.serializer,
+            codec=codec,
+            priority=priority or 0,
+            headers=extra.merged_headers(headers),
+            compression=extra.compression,
+            reply_to=extra.reply_to,
         )
         store_pending = record_pending and not ignore_result
         delay = 0.0 if due is None else max(0.0, due - sent_at)
         # The PENDING write and the publish overlap where the backend can (both are done
         # when this returns); a ready state stored first is never replaced.
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
-        sending.send(self, queue, message, delay, pending if store_pending else None)
+        sending.send(self, queue, message, delay, pending if store_pending else None, extra.backoff)
         self.events.task_sent(body, queue)
         result = AsyncResult(task_id, app=self)
         result.ignored = ignore_result

@@ -16,7 +16,8 @@ import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from conveyor.app import setting_names
+from conveyor.app import celery_settings, setting_names
+from conveyor.core.errors import ConfigurationError
 
 log = logging.getLogger("conveyor.config")
 
@@ -33,6 +34,12 @@ DEFAULTS: dict[str, Any] = {
     "task_track_started": False,
     "task_ignore_result": False,
     "task_time_limit": None,
+    "task_publish_retry": True,
+    "task_publish_retry_policy": None,
+    "task_compression": None,
+    "task_always_eager": False,
+    "task_eager_propagates": False,
+    "task_store_eager_result": False,
     "task_soft_time_limit": None,
     "timezone": "UTC",
     "enable_utc": True,
@@ -59,42 +66,17 @@ DEFAULTS: dict[str, Any] = {
     "strict_settings": False,
 }
 
+# Every name conveyor knows: its own settings and each Celery setting of the table.
+KNOWN = frozenset({*DEFAULTS, *celery_settings.BY_NAME})
+
 ENVIRONMENT = {
     "broker_url": "CONVEYOR_BROKER_URL",
     "result_backend": "CONVEYOR_RESULT_BACKEND",
     "worker_processes": "CONVEYOR_WORKER_PROCESSES",
 }
 
-# Celery 3 names, as found in config modules written for Celery.
-ALIASES = {
-    "BROKER_URL": "broker_url",
-    "CELERY_BROKER_URL": "broker_url",
-    "CELERY_RESULT_BACKEND": "result_backend",
-    "CELERY_TASK_SERIALIZER": "task_serializer",
-    "CELERY_ACCEPT_CONTENT": "accept_content",
-    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
-    "CELERY_RESULT_EXPIRES": "result_expires",
-    "CELERY_ROUTES": "task_routes",
-    "CELERY_TASK_ROUTES": "task_routes",
-    "CELERY_DEFAULT_QUEUE": "task_default_queue",
-    "CELERY_DEFAULT_PRIORITY": "task_default_priority",
-    "CELERY_ACKS_LATE": "task_acks_late",
-    "CELERY_TRACK_STARTED": "task_track_started",
-    "CELERY_IGNORE_RESULT": "task_ignore_result",
-    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
-    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
-    "CELERY_TIMEZONE": "timezone",
-    "CELERY_ENABLE_UTC": "enable_utc",
-    "CELERYBEAT_SCHEDULE": "beat_schedule",
-    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
-    "CELERY_IMPORTS": "imports",
-    "CELERY_INCLUDE": "include",
-    "CELERYD_CONCURRENCY": "worker_concurrency",
-    "CELERYD_POOL": "worker_pool",
-    "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
-    "CELERY_SEND_EVENTS": "worker_send_task_events",
-    "CELERY_SEND_TASK_SENT_EVENT": "task_send_sent_event",
-}
+# Celery 3 names, as found in config modules written for Celery (from the settings table).
+ALIASES = celery_settings.OLD_NAMES
 
 
 def _is_setting_value(value: Any) -> bool:
@@ -115,11 +97,16 @@ class Settings(MutableMapping[str, Any]):
         env = ENVIRONMENT.get(name)
         if env and os.environ.get(env):
             return os.environ[env]
-        return DEFAULTS[name]
+        if name in DEFAULTS:
+            return DEFAULTS[name]
+        return celery_settings.BY_NAME[name].default  # Celery's, for a setting not honoured
 
     def __setitem__(self, name: str, value: Any) -> None:
+        """Set a setting (a Celery 3 uppercase name means its new name); a Celery
+        setting conveyor cannot honour raises RefusedSetting (celery_settings.py)."""
         name = ALIASES.get(name, name)
-        setting_names.check(name, DEFAULTS, strict=bool(self["strict_settings"]))
+        celery_settings.check(name, value)
+        setting_names.check(name, KNOWN, strict=bool(self["strict_settings"]))
         self._values[name] = value
         self.__dict__.pop(name, None)
 
@@ -152,15 +139,21 @@ class Settings(MutableMapping[str, Any]):
         """True when `name` was set in code (not a default or environment value)."""
         return name in self._values
 
-    def from_object(self, obj: Any) -> None:
-        """Load settings from a module, a module path ('proj.celeryconfig') or any object.
+    def from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Load settings from a module, a path ('proj.celeryconfig', 'proj.settings:conf')
+        or any object.
 
         Lowercase public names are taken as they are; uppercase names must be known Celery
-        aliases, and unknown ones are logged and skipped rather than guessed.
+        aliases, and unknown ones are logged and skipped rather than guessed. With a
+        `namespace` (Django's ``namespace="CELERY"``) only ``CELERY_<NAME>`` names are
+        read, as the lowercase ``<name>``: CELERY_BROKER_URL is broker_url.
         """
         if isinstance(obj, str):
-            obj = importlib.import_module(obj)
+            obj = load_object(obj)
         items = obj.items() if isinstance(obj, Mapping) else vars(obj).items()
+        if namespace:
+            prefix = f"{namespace}_"
+            items = [(n[len(prefix) :].lower(), v) for n, v in items if n.startswith(prefix)]
         for name, value in items:
             if name.startswith("_") or not _is_setting_value(value):
                 continue
@@ -174,3 +167,28 @@ class Settings(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<Settings {sorted(self._values)}>"
+
+
+def load_object(path: str) -> Any:
+    """The module 'pkg.mod', or the attribute 'attr' of 'pkg.mod:attr' (or 'pkg.mod.attr'
+    when 'pkg.mod.attr' is not a module itself)."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        head, _, tail = module_name.rpartition(".")
+        missing = ConfigurationError(f"cannot import configuration {path!r}: {exc}")
+        if attribute or not head or exc.name != module_name:
+            raise missing from exc
+        parent = load_object(head)
+        if not hasattr(parent, tail):
+            raise missing from exc
+        return getattr(parent, tail)
+    if not attribute:
+        return module
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigurationError(
+            f"configuration {path!r}: module {module.__name__!r} has no {attribute!r}"
+        ) from None

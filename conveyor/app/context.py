@@ -35,6 +35,7 @@ class Context:
     headers: dict[str, Any] = field(default_factory=dict)
     ignore_result: bool = False
     called_directly: bool = True
+    is_eager: bool = False
 
 
 _local = threading.local()

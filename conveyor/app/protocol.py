@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from conveyor.core import compression as compressing
 from conveyor.core.codecs import Serializer
 from conveyor.core.errors import DecodeError
 from conveyor.core.message import Message
@@ -85,21 +86,32 @@ def encode(
     codec: str = "json",
     priority: int = 0,
     headers: dict[str, Any] | None = None,
+    compression: str | None = None,
+    reply_to: str | None = None,
 ) -> Message:
-    """The transport Message for `task`; EncodeError if an argument cannot be encoded."""
+    """The transport Message for `task`; EncodeError if an argument cannot be encoded.
+
+    With `compression` ('zlib', ...) the body is compressed and a header says how.
+    """
     body, content_type = serializer.encode(task.to_dict(), codec)
+    headers = headers or {}
+    if compression:
+        body, method = compressing.compress(body, compression)
+        headers = {**headers, compressing.HEADER: method}
     return Message(
         body=body,
-        headers=headers or {},
+        headers=headers,
         content_type=content_type,
         priority=priority,
         correlation_id=task.id,
+        reply_to=reply_to,
     )
 
 
 def decode(message: Message, serializer: Serializer) -> TaskMessage:
     """Read and validate a task message; ContentDisallowed, DecodeError or ProtocolError."""
-    data = serializer.decode(message.body, message.content_type)
+    body = compressing.decompress(message.body, message.headers, serializer.max_size)
+    data = serializer.decode(body, message.content_type)
     if not isinstance(data, dict):
         raise ProtocolError(f"task body must be an object, not {type(data).__name__}")
     version = data.get("v")

@@ -12,6 +12,7 @@ from conveyor.app.exceptions import (
     TaskRevokedError,
     TimeoutError,
 )
+from conveyor.app.result_extras import ResultExtras
 from conveyor.backends.base import ResultRecord, ResultTimeout
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def record_body(record: ResultRecord) -> dict[str, Any]:
     }
 
 
-class AsyncResult:
+class AsyncResult(ResultExtras):
     """The result of task `id`. A ready record is read once and then kept."""
 
     def __init__(self, id: str, app: Conveyor | None = None) -> None:
@@ -137,11 +138,15 @@ class AsyncResult:
         interval: float | None = None,
         on_message: Callable[[dict[str, Any]], None] | None = None,
         disable_sync_subtasks: bool = True,
+        follow_parents: bool = True,
+        callback: Callable[[str, Any], None] | None = None,
     ) -> Any:
         """Wait until ready and return the value; a failure re-raises its exception.
 
         `on_message(body)` is called for every state change (PROGRESS, RETRY, ...).
         `interval` is accepted for Celery compatibility: each backend paces its own wait.
+        With `follow_parents` (and `propagate`) a failed parent's error is raised first;
+        `callback(task_id, value)` receives the value.
         Inside a running task this raises SyncSubtaskError unless `disable_sync_subtasks`
         is False (a worker slot waiting on another task can deadlock the pool).
         """
@@ -157,10 +162,16 @@ class AsyncResult:
                     f"get() on {self.id} inside task {running.task}[{running.id}]: use a "
                     "chain or chord, or pass disable_sync_subtasks=False"
                 )
+        parent = getattr(self, "parent", None) if follow_parents and propagate else None
+        while parent is not None:
+            throw = getattr(parent, "maybe_throw", None)  # a GroupResult parent has none
+            if throw is not None:
+                throw()
+            parent = getattr(parent, "parent", None)
         if self._ready_record is None:
-            callback = None if on_message is None else lambda r: on_message(record_body(r))
+            report = None if on_message is None else lambda r: on_message(record_body(r))
             try:
-                self._accept(self.app.backend.wait(self.id, timeout, callback))
+                self._accept(self.app.backend.wait(self.id, timeout, report))
             except ResultTimeout:
                 raise TimeoutError(f"task {self.id} not ready after {timeout} s") from None
         record = self._ready_record
@@ -168,6 +179,8 @@ class AsyncResult:
         value = self._value(record)
         if propagate and record.state in states.PROPAGATE_STATES:
             raise value
+        if callback is not None:
+            callback(self.id, value)
         return value
 
     wait = get

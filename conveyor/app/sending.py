@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from conveyor.backends.base import ResultRecord
 from conveyor.core.errors import BackendError
 from conveyor.core.message import Message
+from conveyor.core.retry import Backoff
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
@@ -23,16 +24,22 @@ log = logging.getLogger("conveyor.app")
 
 
 def send(
-    app: Conveyor, queue: str, message: Message, delay: float, pending: ResultRecord | None
+    app: Conveyor,
+    queue: str,
+    message: Message,
+    delay: float,
+    pending: ResultRecord | None,
+    backoff: Backoff | None = None,
 ) -> None:
-    """Publish `message`, storing `pending` (if any) beside it; raises the publish's error."""
+    """Publish `message`, storing `pending` (if any) beside it; raises the publish's error.
+    `backoff` shapes the publish retries (the Producer's own when None)."""
     if pending is None:
-        app.producer.publish(queue, message, delay=delay)
+        app.producer.publish(queue, message, delay=delay, backoff=backoff)
         return
     published: list[bool] = []
 
     def publish() -> None:
-        app.producer.publish(queue, message, delay=delay)
+        app.producer.publish(queue, message, delay=delay, backoff=backoff)
         published.append(True)
 
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from conveyor.app import context
+from conveyor.app import context, eager
+from conveyor.app.arguments import check_arguments
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
 from conveyor.app.rate_limit import parse_rate
 from conveyor.backends.base import ResultRecord
@@ -13,9 +14,12 @@ from conveyor.canvas.signature import Signature
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
+    from conveyor.app.eager import EagerResult
     from conveyor.app.result import AsyncResult
     from conveyor.canvas.groups import Chunks
 
+# The send options an eager run uses; the others are accepted and have nothing to do.
+EAGER_OPTIONS = ("task_id", "throw", "link", "link_error", "headers", "retries")
 # Options `@app.task(...)` accepts besides name, bind and base.
 TASK_OPTIONS = frozenset(
     {
@@ -36,8 +40,17 @@ TASK_OPTIONS = frozenset(
         "serializer",
         "priority",
         "rate_limit",
+        "reject_on_worker_lost",
+        "store_errors_even_if_ignored",
+        "expires",
+        "typing",
+        "throws",
+        "trail",
+        "compression",
     }
 )
+# Accepted and dropped: conveyor creates every task at once, so nothing is lazy.
+IGNORED_TASK_OPTIONS = frozenset({"lazy"})
 
 
 class Task:
@@ -66,6 +79,14 @@ class Task:
     soft_time_limit: float | None = None
     ignore_result: bool | None = None
     rate_limit: str | float | None = None  # Celery's "10/s"; enforced by each worker
+    #: Celery's names, with Celery's defaults; docs/celery.md says what each does here.
+    reject_on_worker_lost: bool | None = None
+    store_errors_even_if_ignored: bool = False
+    expires: float | None = None
+    typing: bool = True
+    throws: tuple[type[BaseException], ...] = ()
+    trail: bool = True
+    compression: str | None = None
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"task {self.name!r} has no run()")
@@ -90,8 +111,30 @@ class Task:
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult:
-        """Send the task; see `Conveyor.send_task` for the options."""
+        """Send the task; see `Conveyor.send_task` for the options. Arguments that do not
+        fit the task's signature raise TypeError here (`typing`); with `task_always_eager`
+        the task runs here instead (`apply`)."""
+        check_arguments(self, args, kwargs)
+        if self.app.conf.task_always_eager:
+            return eager.apply(
+                self,
+                args,
+                kwargs,
+                **{k: options[k] for k in EAGER_OPTIONS if options.get(k) is not None},
+            )
         return self.app.send_task(self.name, args, kwargs, task=self, **options)
+
+    def apply(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task in this process now and return an EagerResult (conveyor.app.eager).
+        `throw=True` raises a failure at once; other send options are accepted and unused."""
+        return eager.apply(
+            self, args, kwargs, **{k: options[k] for k in EAGER_OPTIONS if k in options}
+        )
 
     def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         return self.apply_async(args, kwargs)
@@ -156,6 +199,8 @@ class Task:
             raise MaxRetriesExceededError(
                 f"task {self.name}[{request.id}] exhausted its {limit} retries"
             )
+        if request.is_eager:
+            raise eager.retry(self, request, args, kwargs, exc)
         if countdown is None and eta is None:
             countdown = self.default_retry_delay
         send: dict[str, Any] = {
@@ -197,6 +242,9 @@ class Task:
 
     # -- hooks (override in a base class) ----------------------------------------------
 
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called before the task runs (on a worker and in `apply`)."""
+
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         """Called after the task returned and its result was stored."""
 
@@ -216,6 +264,11 @@ class Task:
         """Called after every run, whatever its outcome."""
 
 
+def check_task_class(cls: type[Task]) -> None:
+    """Refuse a task class whose options cannot work (a bad rate_limit, ...)."""
+    parse_rate(cls.rate_limit)
+
+
 def make_task(
     app: Conveyor,
     fun: Callable[..., Any],
@@ -225,10 +278,10 @@ def make_task(
     options: dict[str, Any],
 ) -> Task:
     """A Task subclass of `base` whose `run` is `fun` (taking `self` first when bound)."""
+    options = {k: v for k, v in options.items() if k not in IGNORED_TASK_OPTIONS}
     unknown = set(options) - TASK_OPTIONS
     if unknown:
         raise TypeError(f"unknown task options: {', '.join(sorted(unknown))}")
-    parse_rate(options.get("rate_limit"))
     run = fun if bind else staticmethod(fun)
     attrs = {
         "name": name,
@@ -241,4 +294,5 @@ def make_task(
         **options,
     }
     cls = type(fun.__name__, (base,), attrs)
+    check_task_class(cls)
     return cls()

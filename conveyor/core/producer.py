@@ -20,10 +20,13 @@ class Producer:
         self.transport = transport
         self.backoff = backoff or Backoff()
 
-    def publish(self, queue: str, message: Message, *, delay: float = 0.0) -> Message:
+    def publish(
+        self, queue: str, message: Message, *, delay: float = 0.0, backoff: Backoff | None = None
+    ) -> Message:
+        """Publish `message`, retrying by `backoff` (this producer's own when None)."""
         call_with_retry(
             lambda: self.transport.publish(queue, message, delay=delay),
-            self.backoff,
+            backoff or self.backoff,
             f"publish to {queue!r}",
         )
         return message

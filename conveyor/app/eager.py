@@ -1,0 +1,204 @@
+"""Eager runs: `task.apply()` runs a task in this process, now, and returns an EagerResult.
+
+`task_always_eager` makes `apply_async`/`delay` do the same (tests and scripts without a
+worker). The run goes through the task's hooks as on a worker (before_start, on_success,
+on_failure, on_retry, after_return). A failure is kept in the result, or raised at once
+with ``throw=True`` / the `task_eager_propagates` setting. `self.retry()` inside an eager
+run runs the next attempt right away (no countdown) in place of publishing it, until
+`max_retries`, as Celery does. With `task_store_eager_result` the outcome is also stored
+in the result backend. Callbacks (`link`) run eagerly too, when their task is known here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conveyor.app import context, states
+from conveyor.app.arguments import check_arguments
+from conveyor.app.einfo import ExceptionInfo
+from conveyor.app.exceptions import Ignore, Reject, Retry
+from conveyor.app.result import AsyncResult
+from conveyor.app.signature import Signature, signature_dicts
+from conveyor.backends.base import ResultRecord, now
+from conveyor.backends.errors import describe_exception
+from conveyor.core.message import new_task_id
+
+if TYPE_CHECKING:
+    from conveyor.app.task import Task
+
+
+class EagerResult(AsyncResult):
+    """The outcome of an eager run: always ready, read from memory, never from a backend.
+
+    A failure's `result` is the exception object itself (not a rebuilt copy).
+    """
+
+    def __init__(
+        self,
+        id: str,
+        state: str,
+        value: Any,
+        task: Task,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        retries: int,
+        einfo: ExceptionInfo | None = None,
+    ) -> None:
+        super().__init__(id, app=task.app)
+        self._value_now = value
+        self._ready_record = ResultRecord(
+            id,
+            state,
+            result=value,
+            traceback=None if einfo is None else einfo.traceback,
+            date_done=now(),
+            meta={"name": task.name, "args": list(args), "kwargs": kwargs, "retries": retries},
+        )
+
+    def _record(self) -> ResultRecord:
+        assert self._ready_record is not None
+        return self._ready_record
+
+    def _value(self, record: ResultRecord) -> Any:
+        return self._value_now
+
+    def ready(self) -> bool:
+        return True
+
+    def exists(self) -> bool:
+        return True
+
+    def forget(self) -> None:
+        """Nothing to forget: an eager result lives in this object only."""
+
+    def revoke(self, terminate: bool = False, **options: Any) -> None:
+        """Too late to stop it; Celery marks an eager result REVOKED, and so does this."""
+        record = self._record()
+        record.state = states.REVOKED
+
+    def __repr__(self) -> str:
+        return f"<EagerResult: {self.id}>"
+
+
+class EagerRetry(Retry):
+    """`self.retry()` in an eager run: the next attempt has already run; its result."""
+
+    def __init__(self, result: EagerResult) -> None:
+        super().__init__("retried eagerly")
+        self.result = result
+
+
+def _hook(task: Task, name: str, *args: Any) -> None:
+    getattr(task, name)(*args)
+
+
+def _store(task: Task, record: ResultRecord) -> None:
+    if task.app.conf.task_store_eager_result and not task.ignore_result:
+        task.app.backend.store(record)
+
+
+def apply(
+    task: Task,
+    args: Any = None,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    task_id: str | None = None,
+    retries: int = 0,
+    throw: bool | None = None,
+    link: Any = None,
+    link_error: Any = None,
+    headers: dict[str, Any] | None = None,
+) -> EagerResult:
+    """Run `task` here and now; see the module docstring."""
+    args, kwargs = tuple(args or ()), dict(kwargs or {})
+    check_arguments(task, args, kwargs)
+    task_id = task_id or new_task_id()
+    parent = context.current()
+    request = context.Context(
+        id=task_id,
+        task=task.name,
+        args=args,
+        kwargs=kwargs,
+        retries=retries,
+        root_id=(parent.root_id or parent.id) if parent and parent.id else task_id,
+        parent_id=parent.id if parent else None,
+        callbacks=signature_dicts(link),
+        errbacks=signature_dicts(link_error),
+        headers=dict(headers or {}),
+        delivery_info={"is_eager": True},
+        called_directly=False,
+        is_eager=True,
+    )
+    propagate = task.app.conf.task_eager_propagates if throw is None else throw
+    einfo: ExceptionInfo | None = None
+    with context.running(request):
+        _hook(task, "before_start", task_id, args, kwargs)
+        try:
+            value = task.run(*args, **kwargs)
+        except EagerRetry as retried:
+            einfo = ExceptionInfo.of(retried.exc or retried)
+            _hook(task, "on_retry", retried.exc or retried, task_id, args, kwargs, einfo)
+            return retried.result
+        except Ignore as exc:
+            state, value = states.IGNORED, exc
+        except Reject as exc:
+            state, value = states.REJECTED, exc
+        except Exception as exc:
+            state, value, einfo = states.FAILURE, exc, ExceptionInfo.of(exc)
+            _store(task, _failure(task_id, exc, einfo))
+            _hook(task, "on_failure", exc, task_id, args, kwargs, einfo)
+            _run_links(task, request.errbacks, task_id)
+            if propagate:
+                _hook(task, "after_return", state, exc, task_id, args, kwargs, einfo)
+                raise
+        else:
+            state = states.SUCCESS
+            _store(task, ResultRecord(task_id, state, result=value, date_done=now()))
+            _hook(task, "on_success", value, task_id, args, kwargs)
+            _run_links(task, request.callbacks, value)
+        _hook(task, "after_return", state, value, task_id, args, kwargs, einfo)
+    return EagerResult(task_id, state, value, task, args, kwargs, retries, einfo)
+
+
+def _failure(task_id: str, exc: BaseException, einfo: ExceptionInfo) -> ResultRecord:
+    return ResultRecord(
+        task_id,
+        states.FAILURE,
+        result=describe_exception(exc),
+        traceback=einfo.traceback,
+        date_done=now(),
+    )
+
+
+def _run_links(task: Task, links: list[dict[str, Any]], value: Any) -> None:
+    """Run each callback eagerly with `value` when its task is registered here; send the
+    others, as a worker would."""
+    for data in links:
+        sig = Signature.from_dict(data, task.app)
+        target = task.app.tasks.get(sig.task)
+        if target is None:
+            sig.apply_async((value,))
+            continue
+        call_args = sig.args if sig.immutable else (value, *sig.args)
+        apply(target, call_args, sig.kwargs)
+
+
+def retry(
+    task: Task,
+    request: context.Context,
+    args: Any,
+    kwargs: Any,
+    exc: BaseException | None,
+) -> EagerRetry:
+    """Run the next attempt of an eager task now; raise its result as EagerRetry."""
+    result = apply(
+        task,
+        request.args if args is None else args,
+        request.kwargs if kwargs is None else kwargs,
+        task_id=request.id,
+        retries=request.retries + 1,
+        headers=request.headers,
+    )
+    retried = EagerRetry(result)
+    retried.exc = exc
+    return retried

@@ -1,0 +1,6 @@
+from conveyor import shared_task
+
+
+@shared_task(name="sample.ping")
+def ping() -> str:
+    return "pong"
