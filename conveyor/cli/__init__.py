@@ -7,6 +7,7 @@ import click
 from conveyor import __version__
 from conveyor.cli.beat import beat
 from conveyor.cli.conformance import conformance, transports
+from conveyor.cli.monitoring import COMMANDS as MONITORING_COMMANDS
 from conveyor.cli.tasks import COMMANDS as TASK_COMMANDS
 
 
@@ -22,5 +23,5 @@ def main(ctx: click.Context, app_path: str | None) -> None:
 main.add_command(transports)
 main.add_command(conformance)
 main.add_command(beat)
-for _command in TASK_COMMANDS:
+for _command in TASK_COMMANDS + MONITORING_COMMANDS:
     main.add_command(_command)

@@ -5,7 +5,8 @@ and costs a dict and an append (conveyor.app.events sends them off the task's pa
 task events are skipped when `worker_send_task_events` is off. Fields are Celery's:
 ``uuid``, ``name``, ``args``/``kwargs`` (shortened reprs), ``runtime``, ``result``,
 ``exception``, ``traceback``; the heartbeat carries ``freq``, ``active``, ``processed``
-and ``loadavg``, plus conveyor's ``pool``, ``concurrency`` and ``queues``.
+and ``loadavg``, plus conveyor's ``pool``, ``concurrency``, ``queues`` and ``prefetched``
+(deliveries held: running or waiting in the pool).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
@@ -110,9 +112,11 @@ class WorkerEvents:
         pool: Pool,
         pool_kind: str,
         queues: list[str],
+        held: Callable[[], int],
         freq: float = HEARTBEAT_INTERVAL,
     ) -> None:
         self.app, self.hostname, self.pool, self.freq = app, hostname, pool, freq
+        self.held = held
         self.pool_kind, self.queues = pool_kind, queues
         self.processed = 0
         self._stop = threading.Event()
@@ -133,6 +137,7 @@ class WorkerEvents:
             freq=self.freq,
             active=len(self.pool.active()),
             processed=self.processed,
+            prefetched=self.held(),
             loadavg=load,
             pool=self.pool_kind,
             concurrency=self.pool.concurrency,

@@ -99,7 +99,9 @@ class Worker:
         )
         self._checked: dict[str, results.Checked] = {}
         self.control = ControlListener(app, self.hostname, self.pool, alive=self.consumer_alive)
-        self.events = WorkerEvents(app, self.hostname, self.pool, self.pool_kind, self.queues)
+        self.events = WorkerEvents(
+            app, self.hostname, self.pool, self.pool_kind, self.queues, lambda: self.consumer.held
+        )
         self._threads: list[threading.Thread] = []
         self._consumer_thread: threading.Thread | None = None
         self._stopping = threading.Event()

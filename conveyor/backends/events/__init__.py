@@ -10,6 +10,7 @@ from __future__ import annotations
 from conveyor.backends.events.base import (
     DEFAULT_EXPIRES,
     DEFAULT_MAX_TASKS,
+    STATES,
     Event,
     EventStore,
     TaskQuery,
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_EXPIRES",
     "DEFAULT_MAX_TASKS",
     "SCHEMES",
+    "STATES",
     "Event",
     "EventStore",
     "TaskQuery",

@@ -1,0 +1,1 @@
+"""The web dashboard: `create_app` in app.py; security.py guards it; live.py streams."""
