@@ -23,6 +23,7 @@ from conveyor.app.periodic import AfterConfigure, add_periodic_task
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.same_redis import SameRedis
+from conveyor.app.signing import Signer
 from conveyor.app.task import Task as BaseTask
 from conveyor.app.task import check_task_class, make_task
 from conveyor.app.waiter import Waiter
@@ -185,6 +186,17 @@ class Conveyor:
             "same_redis", lambda: SameRedis(self.transport, self.backend)
         )
         return same
+
+    @property
+    def signer(self) -> Signer:
+        conf = self.conf
+        signer: Signer = self._connection(
+            "signer",
+            lambda: Signer.from_settings(
+                conf.message_signing_keys, conf.message_signing_key_id, conf.message_signing_ttl
+            ),
+        )
+        return signer
 
     @property
     def serializer(self) -> Serializer:
@@ -386,6 +398,8 @@ class Conveyor:
         )
         store_pending = record_pending and not ignore_result
         delay = 0.0 if due is None else max(0.0, due - sent_at)
+        if self.signer.enabled:
+            message = self.signer.sign(message, delay)
         # The PENDING write and the publish overlap where the backend can (both are done
         # when this returns); a ready state stored first is never replaced.
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)

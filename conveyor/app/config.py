@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
     "events_store_url": None,
     "events_expires": 7 * 86400.0,
     "events_max_tasks": 200_000,
+    # Message signing (signing.py): key id -> secret, the id to sign with, lifetime in s.
+    "message_signing_keys": {},
+    "message_signing_key_id": None,
+    "message_signing_ttl": 3600.0,
     # An unknown setting name raises instead of warning (setting_names.py).
     "strict_settings": False,
 }

@@ -70,6 +70,7 @@ class Work:
 def read(app: Conveyor, delivery: Delivery) -> Job:
     """Decode and check a delivery; raises one of UNREADABLE."""
     message = delivery.message
+    app.signer.verify(message)  # before any decoding: InvalidSignature is a DecodeError
     body = protocol.decode(message, app.serializer)
     if body.task not in app.tasks:
         raise NotRegistered(f"unknown task {body.task!r}")
