@@ -13,7 +13,17 @@ from functools import cached_property
 from typing import Any, TypeVar, overload
 from zoneinfo import ZoneInfo
 
-from conveyor.app import call_options, context, current, discovery, protocol, sending, states
+from conveyor import signals
+from conveyor.app import (
+    call_options,
+    context,
+    current,
+    discovery,
+    protocol,
+    publish_signals,
+    sending,
+    states,
+)
 from conveyor.app import exceptions as task_exceptions
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
@@ -292,6 +302,7 @@ class Conveyor:
             importlib.import_module(module)
         for packages, related_name in self._discover:
             discovery.discover(packages, related_name)
+        signals.import_modules.send(sender=self)
 
     def get_task(self, name: str) -> BaseTask:
         try:
@@ -387,6 +398,7 @@ class Conveyor:
             ignore_result=ignore_result,
         )
         codec = serializer or getattr(task, "serializer", None) or conf.task_serializer
+        headers = publish_signals.before(body, queue, headers)
         message = protocol.encode(
             body,
             self.serializer,
@@ -405,6 +417,7 @@ class Conveyor:
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
         sending.send(self, queue, message, delay, pending if store_pending else None, extra.backoff)
         self.events.task_sent(body, queue)
+        publish_signals.after(body, queue, message.headers)
         result = AsyncResult(task_id, app=self)
         result.ignored = ignore_result
         return result

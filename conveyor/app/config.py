@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "message_signing_ttl": 3600.0,
     # An unknown setting name raises instead of warning (setting_names.py).
     "strict_settings": False,
+    "worker_middleware": (),
 }
 
 # Every name conveyor knows: its own settings and each Celery setting of the table.

@@ -76,7 +76,7 @@ def worker(
 ) -> None:
     """Run a worker until SIGTERM (warm shutdown; a second signal is cold)."""
     from conveyor.beat.service import EmbeddedBeat
-    from conveyor.utils.log import setup_logging
+    from conveyor.worker.logs import setup as setup_logging
     from conveyor.worker.siblings import is_sibling
     from conveyor.worker.worker import Worker
 

@@ -40,9 +40,9 @@ def get_task_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{TASK_LOGGER_PREFIX}.{name}")
 
 
-def setup_logging(level: str | int = "INFO") -> None:
-    """Log to stderr with the worker's format (called by `conveyor worker`)."""
-    handler = logging.StreamHandler()
+def setup_logging(level: str | int = "INFO", logfile: str | None = None) -> None:
+    """Log to stderr (or `logfile`) with the worker's format (called by `conveyor worker`)."""
+    handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
     handler.addFilter(TaskContextFilter())
     handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()

@@ -12,10 +12,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from conveyor import signals
 from conveyor.app.control import CONTROL_CHANNEL
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Message
 from conveyor.worker.control_request import parse_control, task_ids
+from conveyor.worker.execute import make_context
 from conveyor.worker.pools import Pool
 
 log = logging.getLogger("conveyor.worker")
@@ -54,7 +56,19 @@ class ControlListener:
         ids = task_ids(arguments)
         if not arguments.get("terminate"):
             return []
-        return [task_id for task_id in ids if self.pool.terminate(task_id)]
+        running = {work.task_id: work for work in self.pool.active()}
+        stopped = [task_id for task_id in ids if self.pool.terminate(task_id)]
+        for task_id in stopped:
+            work = running.get(task_id)
+            if work is not None:
+                signals.task_revoked.send(
+                    sender=self.app.tasks.get(work.job.message.task),
+                    request=make_context(work.job, self.hostname),
+                    terminated=True,
+                    signum=arguments.get("signal") or "SIGTERM",
+                    expired=False,
+                )
+        return stopped
 
     def start(self) -> threading.Thread | None:
         if not self.app.transport.capabilities.broadcast:

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
 from conveyor.app.base import Conveyor
+from conveyor.app.context import Context
 from conveyor.app.events import Lazy
 from conveyor.app.protocol import TaskMessage
 from conveyor.core.message import Delivery
+from conveyor.worker.middleware import Middleware, Outcome, Request
 
 if TYPE_CHECKING:
+    from conveyor.app.task import Task
     from conveyor.worker.pools import Pool
 
 HEARTBEAT_INTERVAL = 2.0  # Celery's default `freq`
@@ -99,6 +102,23 @@ class Run:
         elif kind == "task-revoked":
             fields["terminated"] = True
         self.app.events.send(kind, **fields)
+
+
+class TaskEvents(Middleware):
+    """task-started before the body, the outcome once it is stored (worker/stack.py)."""
+
+    def before_task(self, task: Task, request: Context) -> None:
+        if isinstance(request, Request) and request.message is not None:
+            request.scratch["events"] = Run(task.app, request.message, request.hostname or "")
+
+    def task_skipped(self, task: Task, request: Context, state: str) -> None:
+        if isinstance(request, Request) and request.message is not None:
+            skipped(task.app, request.message, request.hostname or "", state)
+
+    def after_task(self, task: Task, request: Context, outcome: Outcome) -> None:
+        run = request.scratch.get("events") if isinstance(request, Request) else None
+        if run is not None:
+            run.done(outcome.state, outcome.retval, outcome.einfo)
 
 
 class WorkerEvents:

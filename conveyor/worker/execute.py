@@ -1,12 +1,13 @@
-"""Running one task: claim, run under its time limits, store the outcome, fire hooks and
-callbacks. The same code runs in pool threads and in process-pool children."""
+"""Running one task through the middleware stack (middleware.py, stack.py): the before
+hooks, the body wrapped by the around hooks, then the after hooks, which store the
+outcome and fire the task's hooks, links and signals. The same code runs in pool threads
+and in process-pool children."""
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from conveyor.app import context, states
@@ -14,14 +15,20 @@ from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import Retry
 from conveyor.app.protocol import TaskMessage
 from conveyor.app.task import Task
-from conveyor.backends.base import ResultRecord
-from conveyor.canvas.advance import advance
-from conveyor.worker import events, results
+from conveyor.worker import results
 from conveyor.worker.expiry import is_expired, mark_expired
-from conveyor.worker.retries import autoretry, wants_autoretry
-from conveyor.worker.time_limits import limits
+from conveyor.worker.middleware import (
+    ExceptionInfo,
+    Middleware,
+    Outcome,
+    Request,
+    Stored,
+    call_hook,
+)
+from conveyor.worker.stack import stack_for
 
 log = logging.getLogger("conveyor.worker")
+__all__ = ["ExceptionInfo", "Job", "Stored", "execute", "make_context"]
 
 
 @dataclass
@@ -36,62 +43,9 @@ class Job:
     checked: results.Checked | None = None
 
 
-@dataclass
-class Stored:
-    """A success whose record the caller stores (in a batch with others), then calls
-    `after` for what follows the store: the log line, on_success, the links, after_return."""
-
-    record: ResultRecord
-    after: Callable[[], str]
-
-
-@dataclass
-class ExceptionInfo:
-    """The `einfo` passed to on_failure/on_retry/after_return."""
-
-    exception: BaseException
-    traceback: str
-
-    @property
-    def type(self) -> type[BaseException]:
-        return type(self.exception)
-
-
-def _setting(task: Task, option: str, app: Conveyor, setting: str) -> Any:
-    value = getattr(task, option)
-    return app.conf[setting] if value is None else value
-
-
-def _hook(task: Task, name: str, *args: Any) -> None:
-    try:
-        getattr(task, name)(*args)
-    except Exception:
-        log.exception("%s.%s hook raised", task.name, name)
-
-
-def _failed(
-    app: Conveyor,
-    task: Task,
-    msg: TaskMessage,
-    request: context.Context,
-    exc: BaseException,
-    *,
-    store: bool,
-) -> ExceptionInfo:
-    """FAILURE: store it (unless already stored or results are ignored), then on_failure
-    and the workflow (errbacks, the steps that will not run)."""
-    einfo = ExceptionInfo(exc, results.traceback_text(exc))
-    if store:
-        results.store_failure(app, msg.id, exc, msg.parent_id)
-    log.error("task %s[%s] failed: %r", msg.task, msg.id, exc)
-    _hook(task, "on_failure", exc, msg.id, request.args, msg.kwargs, einfo)
-    advance(app, msg, states.FAILURE, request, exc, einfo.traceback)
-    return einfo
-
-
-def make_context(job: Job, hostname: str) -> context.Context:
+def make_context(job: Job, hostname: str) -> Request:
     msg = job.message
-    return context.Context(
+    return Request(
         id=msg.id,
         task=msg.task,
         args=tuple(msg.args),
@@ -110,7 +64,43 @@ def make_context(job: Job, hostname: str) -> context.Context:
         headers=job.headers,
         ignore_result=msg.ignore_result,
         called_directly=False,
+        checked=job.checked,
+        message=msg,
     )
+
+
+def _run(task: Task, request: Request, around: list[Middleware]) -> Outcome:
+    """The body inside the around hooks (the first listed outermost); task errors become
+    the outcome, they never propagate."""
+    call = partial(task.run, *request.args, **request.kwargs)
+    for middleware in reversed(around):
+        call = partial(middleware.around_task, task, request, call)
+    try:
+        return Outcome(states.SUCCESS, call())
+    except Retry as retry:
+        return Outcome(states.RETRY, retry, ExceptionInfo.of(retry.exc or retry))
+    except BaseException as exc:  # sys.exit() in a task too: it fails, its slot lives on
+        return Outcome(states.FAILURE, exc, ExceptionInfo.of(exc))
+
+
+def _after(
+    hooks: list[Middleware], start: int, task: Task, request: Request, outcome: Outcome
+) -> str | Stored:
+    """The after hooks from `start`; when one leaves a record for a batched store, the
+    rest wait for it (they run in `Stored.after`)."""
+    for index in range(start, len(hooks)):
+        call_hook(hooks[index], "after_task", task, request, outcome)
+        if outcome.record is not None:
+            record, outcome.record = outcome.record, None
+
+            def rest(following: int = index + 1) -> str:
+                with context.running(request):
+                    state = _after(hooks, following, task, request, outcome)
+                assert isinstance(state, str)  # the one deferrable store is done
+                return state
+
+            return Stored(record, rest)
+    return outcome.state
 
 
 def execute(
@@ -127,70 +117,19 @@ def execute(
     With `defer_success`, a success whose record encodes is not stored here: a `Stored`
     is returned and the caller stores the record, then calls its `after`.
     """
-    msg = job.message
-    task = app.get_task(msg.task)
-    if is_expired(msg):  # it may have waited in the prefetch window since it was received
-        return mark_expired(app, msg)
-    keep = not msg.ignore_result
-    if keep:
-        track = bool(_setting(task, "track_started", app, "task_track_started"))
-        meta = {"hostname": hostname, "pid": os.getpid()}
-        forbidden = results.claim(app, msg.id, track, meta, job.checked)
-        if forbidden is not None:
-            log.info("task %s[%s] is %s already; not running it", msg.task, msg.id, forbidden)
-            events.skipped(app, msg, hostname, forbidden)
-            if job.delivery_count > 1:  # a crash may have come before its workflow moved on
-                advance(app, msg, forbidden, make_context(job, hostname))
-            return forbidden
-    soft = _setting(task, "soft_time_limit", app, "task_soft_time_limit")
-    hard = _setting(task, "time_limit", app, "task_time_limit")
+    task = app.get_task(job.message.task)
+    if is_expired(job.message):  # it may have waited in the prefetch window since received
+        return mark_expired(app, job.message)
+    stack = stack_for(app, hard_enforced_outside=hard_limit_outside)
     request = make_context(job, hostname)
-    args, kwargs = request.args, msg.kwargs
-    retval: Any = None
-    einfo: ExceptionInfo | None = None
-    run = events.Run(app, msg, hostname)
-    try:
-        with context.running(request), limits(soft, hard, hard_enforced_outside=hard_limit_outside):
-            try:
-                retval = task.run(*args, **kwargs)
-            except Retry:
-                raise
-            except Exception as exc:
-                if wants_autoretry(task, exc):
-                    autoretry(task, exc, msg.retries)
-                raise
-    except Retry as retry:
-        state = states.RETRY
-        cause = retry.exc or retry
-        einfo = ExceptionInfo(cause, results.traceback_text(cause))
-        if keep:
-            results.store_retry(app, msg.id, retry.exc, msg.parent_id)
-        log.info("task %s[%s] retry in %.3g s: %s", msg.task, msg.id, retry.when, cause)
-        _hook(task, "on_retry", cause, msg.id, args, kwargs, einfo)
-    except BaseException as exc:  # sys.exit() in a task too: it fails, its slot lives on
-        einfo = _failed(app, task, msg, request, exc, store=keep)
-        state, retval = states.FAILURE, exc
-    else:
-
-        def succeeded() -> str:
-            log.info("task %s[%s] succeeded", msg.task, msg.id)
-            run.done(states.SUCCESS, retval, None)
-            _hook(task, "on_success", retval, msg.id, args, kwargs)
-            advance(app, msg, states.SUCCESS, request, retval)
-            _hook(task, "after_return", states.SUCCESS, retval, msg.id, args, kwargs, None)
-            return states.SUCCESS
-
-        if not keep:
-            return succeeded()
-        record = results.success_record(msg.id, retval, msg.parent_id)
-        if defer_success and results.encodes(record):
-            return Stored(record, succeeded)
-        problem = results.store_success(app, record)
-        if problem is None:
-            return succeeded()
-        # Already stored as FAILURE by store_success.
-        state, retval = states.FAILURE, problem
-        einfo = _failed(app, task, msg, request, problem, store=False)
-    run.done(state, retval, einfo)
-    _hook(task, "after_return", state, retval, msg.id, args, kwargs, einfo)
-    return state
+    with context.running(request):
+        for middleware in stack.before:
+            state = call_hook(middleware, "before_task", task, request)
+            if state is not None:
+                log.info("task %s[%s] is %s already; not running it", task.name, request.id, state)
+                for other in stack.skipped:
+                    call_hook(other, "task_skipped", task, request, state)
+                return str(state)
+        outcome = _run(task, request, stack.around)
+        outcome.defer = defer_success
+        return _after(stack.after, 0, task, request, outcome)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
+from conveyor import signals
 from conveyor.app import states
 from conveyor.app.base import Conveyor
+from conveyor.app.context import Context
 from conveyor.app.protocol import TaskMessage, parse_time
 from conveyor.backends.base import ResultRecord, now
 from conveyor.worker import events
@@ -29,6 +31,15 @@ def mark_expired(app: Conveyor, msg: TaskMessage) -> str:
     """Log, announce and store (unless results are ignored) that `msg` expired unrun."""
     log.info("task %s[%s] expired; not running it", msg.task, msg.id)
     events.expired(app, msg)
+    if signals.task_revoked.receivers:
+        request = Context(id=msg.id, task=msg.task, args=tuple(msg.args), kwargs=msg.kwargs)
+        signals.task_revoked.send(
+            sender=app.tasks.get(msg.task),
+            request=request,
+            terminated=False,
+            signum=None,
+            expired=True,
+        )
     if not msg.ignore_result:
         store(app, ResultRecord(msg.id, states.REVOKED, result="expired", date_done=now()))
     return states.REVOKED

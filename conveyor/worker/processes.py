@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from conveyor import signals
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TimeLimitExceeded
 from conveyor.core.errors import ConfigurationError, ConveyorError
@@ -38,7 +40,7 @@ class ChildLost(ConveyorError):
 def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) -> None:
     """A child's life: load the app, then run jobs from the pipe until it closes."""
     from conveyor.app.loader import load_app
-    from conveyor.utils.log import setup_logging
+    from conveyor.worker.logs import setup as setup_logging
 
     # The parent decides when children stop; a terminal's ^C or a group SIGTERM must not
     # interrupt a running task.
@@ -46,6 +48,7 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(loglevel)
     app = load_app(app_path)
+    signals.worker_process_init.send(sender=None)
     while True:
         try:
             job: Job | None = conn.recv()
@@ -58,6 +61,7 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
         except Exception as exc:
             reply = ("error", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
+    signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
     app.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from conveyor import signals
 from conveyor.app import protocol
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import NotRegistered
@@ -82,16 +83,19 @@ def read(app: Conveyor, delivery: Delivery) -> Job:
     return Job(body, info, delivery.delivery_count, message.headers)
 
 
-def _known_id(delivery: Delivery) -> str | None:
+def _body_text(delivery: Delivery, name: str) -> str | None:
+    """A string field of the body, if the body decodes at all."""
     message = delivery.message
-    if message.correlation_id:
-        return message.correlation_id
     try:
         data = Serializer().decode(message.body, message.content_type)
     except (ContentDisallowed, DecodeError):
         return None
-    task_id = data.get("id") if isinstance(data, dict) else None
-    return task_id if isinstance(task_id, str) and task_id else None
+    value = data.get(name) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _known_id(delivery: Delivery) -> str | None:
+    return delivery.message.correlation_id or _body_text(delivery, "id")
 
 
 def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
@@ -102,6 +106,16 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
     delivery.nack(requeue=False, reason=reason)
     task_id = _known_id(delivery)
     events.rejected(app, delivery, task_id, reason)
+    if isinstance(problem, NotRegistered):
+        signals.task_unknown.send(
+            sender=app,
+            name=_body_text(delivery, "task"),
+            id=task_id,
+            message=delivery.message,
+            exc=problem,
+        )
+    else:
+        signals.task_rejected.send(sender=app, message=delivery.message, exc=problem)
     if task_id is not None:
         try:
             store_failure(app, task_id, problem)

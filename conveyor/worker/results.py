@@ -1,28 +1,35 @@
-"""Writing task states: one backend write per state, the ready ones never undone."""
+"""Writing task states: one backend write per state, the ready ones never undone.
+
+As middleware: `Claim` (the check before a run) and `Results` (the store after it)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from conveyor.app import states
 from conveyor.app.base import Conveyor
+from conveyor.app.context import Context
+from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
 from conveyor.core.errors import EncodeError
 from conveyor.worker.backend_wait import patiently
+from conveyor.worker.middleware import (
+    ExceptionInfo,
+    Middleware,
+    Outcome,
+    Request,
+    traceback_text,
+)
 
 log = logging.getLogger("conveyor.worker")
 # How old a batch's state check may be when its task starts. A revoke stored later than
 # that before the start is not seen (the message was in flight to the slot anyway).
 CHECK_FRESH_FOR = 0.05
-
-
-def traceback_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def store(app: Conveyor, record: ResultRecord) -> bool:
@@ -128,3 +135,42 @@ def claim(
     if record is not None and record.ready:
         return record.state
     return None
+
+
+class Claim(Middleware):
+    """Before a run: the revoked/duplicate check (see `claim`); returns the forbidding
+    state, so the task does not run."""
+
+    def before_task(self, task: Task, request: Context) -> str | None:
+        if request.ignore_result or request.id is None:
+            return None
+        app = task.app
+        track = task.track_started
+        track = app.conf.task_track_started if track is None else track
+        meta = {"hostname": request.hostname, "pid": os.getpid()}
+        checked = request.checked if isinstance(request, Request) else None
+        return claim(app, request.id, bool(track), meta, checked)
+
+
+class Results(Middleware):
+    """After a run: store its state (unless results are ignored). A SUCCESS may be left in
+    `outcome.record` for the pool to store in a batch; one whose value cannot be encoded is
+    stored as FAILURE (EncodeError) and the outcome becomes that failure."""
+
+    def after_task(self, task: Task, request: Context, outcome: Outcome) -> None:
+        if request.ignore_result or request.id is None:
+            return
+        app, state = task.app, outcome.state
+        if state == states.SUCCESS:
+            record = success_record(request.id, outcome.retval, request.parent_id)
+            if outcome.defer and encodes(record):
+                outcome.record = record
+                return
+            problem = store_success(app, record)
+            if problem is not None:
+                outcome.state, outcome.retval = states.FAILURE, problem
+                outcome.einfo = ExceptionInfo.of(problem)
+        elif state == states.FAILURE:
+            store_failure(app, request.id, outcome.retval, request.parent_id)
+        elif state == states.RETRY:
+            store_retry(app, request.id, getattr(outcome.retval, "exc", None), request.parent_id)

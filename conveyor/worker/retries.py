@@ -2,13 +2,20 @@
 
 The retry itself is `Task.retry`: it republishes the task with a broker-side delay and
 raises `Retry`; past `max_retries` it re-raises the task's error, which ends in FAILURE.
+As middleware (`Retries`), a FAILURE that `autoretry_for` covers becomes a RETRY before
+it is stored.
 """
 
 from __future__ import annotations
 
 import random
 
+from conveyor.app import states
+from conveyor.app.context import Context
+from conveyor.app.exceptions import Retry
 from conveyor.app.task import Task
+from conveyor.core.errors import ConveyorError
+from conveyor.worker.middleware import ExceptionInfo, Middleware, Outcome
 
 
 def backoff_delay(task: Task, retries: int) -> float | None:
@@ -33,3 +40,20 @@ def autoretry(task: Task, exc: BaseException, retries: int) -> None:
     if countdown is not None:
         options.setdefault("countdown", countdown)
     task.retry(exc=exc, **options)
+
+
+class Retries(Middleware):
+    def after_task(self, task: Task, request: Context, outcome: Outcome) -> None:
+        exc = outcome.retval
+        if outcome.state != states.FAILURE or not wants_autoretry(task, exc):
+            return
+        try:
+            autoretry(task, exc, request.retries)
+        except Retry as retry:
+            outcome.state, outcome.retval = states.RETRY, retry
+            outcome.einfo = ExceptionInfo.of(retry.exc or retry)
+        except ConveyorError:
+            raise  # the retry could not be sent: the message goes back to the broker
+        except Exception as final:  # retries exhausted: the task's error (or its own)
+            if final is not exc:
+                outcome.retval, outcome.einfo = final, ExceptionInfo.of(final)

@@ -6,6 +6,10 @@ pool threads it is an asynchronous exception, raised at the task's next Python b
 blocking C call finishes first). The hard limit kills the child process in the process pool
 (see processes.py); in threads, where nothing can be killed, it is raised like the soft one
 as TimeLimitExceeded, with the same caveat, and so is TaskRevokedError by `interrupt`.
+
+Which limits apply (`for_task`): the call's own (the ``timelimit`` header), else the
+task's option, else the task_time_limit / task_soft_time_limit settings. `TimeLimits` is
+the middleware that runs each task body under them.
 """
 
 from __future__ import annotations
@@ -13,10 +17,18 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from conveyor.app.context import Context
 from conveyor.app.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
+from conveyor.app.task import Task
+from conveyor.worker.middleware import Middleware
+
+#: The message header of per-call limits, `apply_async(time_limit=, soft_time_limit=)`:
+#: ``[hard, soft]`` in seconds, either may be null (Celery's header name and shape).
+HEADER = "timelimit"
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -136,3 +148,34 @@ def limits(
     else:
         with _thread_run(soft, hard):
             yield
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def for_task(task: Task, headers: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(soft, hard) for one run of `task` with message `headers`; a malformed header is
+    ignored (the task's own limits apply)."""
+    conf = task.app.conf
+    soft = conf.task_soft_time_limit if task.soft_time_limit is None else task.soft_time_limit
+    hard = conf.task_time_limit if task.time_limit is None else task.time_limit
+    per_call = headers.get(HEADER)
+    if isinstance(per_call, (list, tuple)) and len(per_call) == 2:
+        hard = _number(per_call[0]) or hard
+        soft = _number(per_call[1]) or soft
+    return soft, hard
+
+
+class TimeLimits(Middleware):
+    """Runs the body under its limits, interruptible by revoke-with-terminate."""
+
+    def __init__(self, *, hard_enforced_outside: bool = False) -> None:
+        self.hard_enforced_outside = hard_enforced_outside
+
+    def around_task(self, task: Task, request: Context, call: Callable[[], Any]) -> Any:
+        soft, hard = for_task(task, request.headers)
+        with limits(soft, hard, hard_enforced_outside=self.hard_enforced_outside):
+            return call()

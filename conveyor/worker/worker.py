@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor import signals
 from conveyor.app.base import Conveyor
 from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
@@ -27,8 +28,11 @@ from conveyor.core.message import Delivery
 from conveyor.worker import backend_wait, request, results, siblings
 from conveyor.worker.control import ControlListener
 from conveyor.worker.events import WorkerEvents
+from conveyor.worker.execute import make_context
 from conveyor.worker.expiry import is_expired
+from conveyor.worker.middleware import call_hook
 from conveyor.worker.pools import create_pool
+from conveyor.worker.stack import stack_for
 
 log = logging.getLogger("conveyor.worker")
 # A message whose eta is further ahead than this (a producer that did not use the broker's
@@ -106,6 +110,7 @@ class Worker:
         self._consumer_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stop_requested = threading.Event()  # by a signal, or by stop()
+        self.stack = stack_for(app)
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -152,12 +157,18 @@ class Worker:
             return
         task = self.app.tasks[message.task]
         late = self.app.conf.task_acks_late if task.acks_late is None else task.acks_late
-        self.pool.submit(request.Work(job, delivery, bool(late)))
+        work = request.Work(job, delivery, bool(late))
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=self, request=make_context(job, self.hostname))
+        self.pool.submit(work)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
         backend_wait.allow_waiting(self.app)
+        signals.worker_init.send(sender=self)
+        for middleware in self.stack.middleware:
+            call_hook(middleware, "worker_start", self)
         self._touch_queues()
         self.pool.start()
         self._consumer_thread = self.consumer.start()
@@ -179,6 +190,7 @@ class Worker:
             self.app.transport.url,
             self.app.backend.url,
         )
+        signals.worker_ready.send(sender=self)
 
     def consumer_alive(self) -> bool:
         """Whether the consumer thread runs: the worker's liveness (ping answers only then)."""
@@ -225,6 +237,9 @@ class Worker:
             for work in self.pool.active():
                 work.give_back()
         self.events.stop()
+        for middleware in reversed(self.stack.middleware):
+            call_hook(middleware, "worker_stop", self)
+        signals.worker_shutdown.send(sender=self)
         self.app.close()
 
     def cold_stop(self) -> None:
@@ -277,8 +292,14 @@ class Worker:
             if self.siblings is not None:
                 self.siblings.signal(signum)
             if first_signal_at and time.monotonic() - first_signal_at[0] >= SIGNAL_REPEAT:
+                signals.worker_shutting_down.send(
+                    sender=self.hostname, sig=signal.Signals(signum).name, how="Cold", exitcode=1
+                )
                 self.cold_stop()
             if not first_signal_at:
+                signals.worker_shutting_down.send(
+                    sender=self.hostname, sig=signal.Signals(signum).name, how="Warm", exitcode=0
+                )
                 first_signal_at.append(time.monotonic())
             stop_requested.set()
 

@@ -1,0 +1,87 @@
+"""The middleware stack of one app's workers: the worker's own middleware in their order,
+with the user's (the ``worker_middleware`` setting) in their place; see middleware.py.
+
+Each hook list holds only the middleware that override that hook, so a no-op hook costs
+nothing per task (a speed trick for the hot path, kept here where the lists are built).
+"""
+
+from __future__ import annotations
+
+import importlib
+import weakref
+from typing import Any
+
+from conveyor.app.base import Conveyor
+from conveyor.core.errors import ConfigurationError
+from conveyor.worker.events import TaskEvents
+from conveyor.worker.hooks import TaskHooks
+from conveyor.worker.middleware import Middleware, overrides
+from conveyor.worker.rate_limits import RateLimits
+from conveyor.worker.results import Claim, Results
+from conveyor.worker.retries import Retries
+from conveyor.worker.signal_hooks import Signals
+from conveyor.worker.time_limits import TimeLimits
+
+
+def _resolve(entry: Any) -> Middleware:
+    """A middleware from an instance, a class or a "module:attr" string."""
+    found = entry
+    if isinstance(entry, str):
+        module_name, _, attribute = entry.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute or "Middleware")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"worker_middleware {entry!r} cannot be loaded: {exc}"
+            ) from exc
+    if isinstance(found, type) and issubclass(found, Middleware):
+        found = found()
+    if not isinstance(found, Middleware):
+        raise ConfigurationError(
+            f"worker_middleware entry {entry!r} is not a conveyor.worker.middleware.Middleware"
+        )
+    return found
+
+
+class Stack:
+    """The ordered middleware, and for each hook the ones that have it."""
+
+    def __init__(self, middleware: list[Middleware]) -> None:
+        self.middleware = middleware
+        self.submit = [m for m in middleware if overrides(m, "before_submit")]
+        self.before = [m for m in middleware if overrides(m, "before_task")]
+        self.skipped = [m for m in middleware if overrides(m, "task_skipped")]
+        self.around = [m for m in middleware if overrides(m, "around_task")]
+        self.after = [m for m in reversed(middleware) if overrides(m, "after_task")]
+
+    def find(self, kind: type[Middleware]) -> Any:
+        """The stack's middleware of class `kind` (e.g. RateLimits for remote control)."""
+        return next((m for m in self.middleware if isinstance(m, kind)), None)
+
+
+def build(app: Conveyor, *, hard_enforced_outside: bool = False) -> Stack:
+    users = [_resolve(entry) for entry in app.conf.worker_middleware]
+    return Stack(
+        [
+            RateLimits(),
+            Claim(),
+            Signals(),
+            TaskHooks(),
+            TaskEvents(),
+            *users,
+            TimeLimits(hard_enforced_outside=hard_enforced_outside),
+            Results(),
+            Retries(),
+        ]
+    )
+
+
+_stacks: weakref.WeakKeyDictionary[Conveyor, dict[bool, Stack]] = weakref.WeakKeyDictionary()
+
+
+def stack_for(app: Conveyor, *, hard_enforced_outside: bool = False) -> Stack:
+    """The app's stack, built on first use (the setting is read once)."""
+    built = _stacks.setdefault(app, {})
+    if hard_enforced_outside not in built:
+        built[hard_enforced_outside] = build(app, hard_enforced_outside=hard_enforced_outside)
+    return built[hard_enforced_outside]
