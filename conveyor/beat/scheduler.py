@@ -103,7 +103,7 @@ class Beat:
                 "took" if leading else "lost",
                 self.namespace,
             )
-            self._last.clear()  # another leader may have moved on meanwhile
+            self._last.clear()  # re-read what another leader stored (saves failed claims)
         self.leading = leading
         sleep = self.renew_every
         if self.max_interval:

@@ -75,7 +75,7 @@ def make_beat(app: Conveyor, clock: Clock, sent: Sent) -> Iterator[MakeBeat]:
     def make(schedule: dict[str, Any] | None = None, **options: Any) -> Beat:
         if schedule is not None:
             app.conf.beat_schedule = schedule
-        store = open_store(url, "beat-tests")
+        store = open_store(url, options.setdefault("namespace", "beat-tests"))
         assert isinstance(store, MemoryScheduleStore)
         options.setdefault("lease_timeout", 6.0)
         options.setdefault("send", sent)

@@ -182,3 +182,54 @@ def test_a_store_error_makes_beat_follow_until_the_store_answers(
     beat.tick = tick  # type: ignore[method-assign]
     beat.run(stop)
     assert ticks[0] == 2
+
+
+def test_crontab_entries_across_a_dst_change_fire_at_the_right_wall_times(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    """Beat itself, ticked every minute of controlled time through Berlin's spring change
+    (2026-03-29 02:00 CET -> 03:00 CEST) and its autumn change (2026-10-25 03:00 CEST ->
+    02:00 CET)."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    schedule = {
+        "nightly": {"task": "tasks.ping", "schedule": crontab(minute=30, hour=2)},
+        "half-hourly": {"task": "tasks.ping", "schedule": "*/30 1-3 * * *"},
+    }
+
+    def walls(name: str) -> list[str]:
+        return [
+            due.astimezone(berlin).strftime("%d %H:%M %Z")
+            for entry, due, _ in sent.items
+            if entry == name
+        ]
+
+    for day in (28, 24):  # from the evening before each change, in steps of 5 minutes
+        month = 3 if day == 28 else 10
+        clock.now = datetime(2026, month, day, 20, tzinfo=timezone.utc).timestamp()
+        sent.items.clear()
+        beat = make_beat(schedule, tz=berlin, namespace=f"dst-{month}")
+        run_for([beat], clock, 30 * 3600, step=300.0)
+        beat.close()
+        if month == 3:
+            assert walls("nightly") == ["29 03:00 CEST", "30 02:30 CEST"]
+            assert walls("half-hourly")[:5] == [
+                "29 01:00 CET",
+                "29 01:30 CET",
+                "29 03:00 CEST",  # 02:00 and 02:30 do not exist: once, at the jump
+                "29 03:30 CEST",
+                "30 01:00 CEST",
+            ]
+        else:
+            assert walls("nightly") == ["25 02:30 CEST", "26 02:30 CET"]
+            assert walls("half-hourly")[:7] == [
+                "25 01:00 CEST",
+                "25 01:30 CEST",
+                "25 02:00 CEST",
+                "25 02:30 CEST",  # the repeated 02:00-03:00 CET does not fire again
+                "25 03:00 CET",
+                "25 03:30 CET",
+                "26 01:00 CET",
+            ]
