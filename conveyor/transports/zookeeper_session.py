@@ -48,6 +48,7 @@ from conveyor.core.errors import (
 )
 from conveyor.core.transport import TransportOptions
 from conveyor.core.url import URL, Host
+from conveyor.utils.redact import redacting_logger
 
 DEFAULT_PORT = 2181
 DEFAULT_ROOT = "/conveyor"
@@ -176,6 +177,7 @@ class ZooKeeperSession:
             default_acl=acl,
             auth_data=auth,
             connection_retry={"max_tries": -1, "delay": 0.05, "backoff": 2, "max_delay": 1.0},
+            logger=redacting_logger("kazoo.client", [self.url.password or ""]),
         )
         client.add_listener(self._on_state)
         timeout = self.options.connect_timeout
