@@ -1,7 +1,8 @@
 """Celery's `apply_async` options that have no field of their own in conveyor's message.
 
-* ``time_limit`` / ``soft_time_limit`` travel in the headers of the same names; the worker
-  prefers them to the task's own limits (a retry keeps them, as it keeps all headers).
+* ``time_limit`` / ``soft_time_limit`` travel in the ``timelimit`` header as
+  ``[hard, soft]`` (Celery's name and shape; either may be null); the worker prefers them
+  to the task's own limits (worker/time_limits.py), and a retry keeps them with the headers.
 * ``shadow`` travels in the ``shadow`` header: the name logs and events show for the call.
 * ``routing_key`` / ``exchange``: conveyor has one direct exchange whose routing keys are
   queue names, so a routing key names the queue; an exchange alone names it when no
@@ -29,8 +30,7 @@ from conveyor.app.exceptions import TaskError
 from conveyor.core.compression import method as compression_method
 from conveyor.core.retry import Backoff
 
-TIME_LIMIT_HEADER = "time_limit"
-SOFT_TIME_LIMIT_HEADER = "soft_time_limit"
+TIME_LIMIT_HEADER = "timelimit"
 SHADOW_HEADER = "shadow"
 CALL_OPTIONS = frozenset(
     {
@@ -142,12 +142,12 @@ def prepare(
     if unknown:
         raise TypeError(f"unknown apply_async options: {', '.join(sorted(unknown))}")
     headers: dict[str, Any] = {}
-    for name, header in (
-        ("time_limit", TIME_LIMIT_HEADER),
-        ("soft_time_limit", SOFT_TIME_LIMIT_HEADER),
-    ):
-        if options.get(name) is not None:
-            headers[header] = _limit(name, options[name])
+    hard, soft = (
+        None if options.get(name) is None else _limit(name, options[name])
+        for name in ("time_limit", "soft_time_limit")
+    )
+    if hard is not None or soft is not None:
+        headers[TIME_LIMIT_HEADER] = [hard, soft]
     shadow = options.get("shadow")
     if shadow is not None:
         if not isinstance(shadow, str) or not shadow:

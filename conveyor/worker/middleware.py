@@ -19,12 +19,12 @@ other exception from a hook is logged and the run goes on.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app.context import Context
+from conveyor.app.einfo import ExceptionInfo
 from conveyor.backends.base import ResultRecord
 from conveyor.core.errors import ConveyorError
 
@@ -36,23 +36,7 @@ log = logging.getLogger("conveyor.worker")
 
 
 def traceback_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
-@dataclass
-class ExceptionInfo:
-    """The `einfo` passed to on_failure/on_retry/after_return and the signals."""
-
-    exception: BaseException
-    traceback: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ExceptionInfo:
-        return cls(exc, traceback_text(exc))
-
-    @property
-    def type(self) -> type[BaseException]:
-        return type(self.exception)
+    return ExceptionInfo.of(exc).traceback
 
 
 @dataclass

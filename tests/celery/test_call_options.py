@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -12,6 +13,7 @@ import pytest
 from conveyor import Conveyor
 from conveyor.app import protocol
 from conveyor.app.call_options import InvalidCallOption, publish_backoff
+from conveyor.app.exceptions import SoftTimeLimitExceeded
 from conveyor.core.errors import BrokerUnavailable, DecodeError, EncodeError
 from conveyor.core.message import Message
 from conveyor.core.retry import Backoff, call_with_retry
@@ -35,9 +37,30 @@ def test_time_limits_and_shadow_travel_in_headers(app: Conveyor) -> None:
 
     work.apply_async(time_limit=30, soft_time_limit=20.5, shadow="work[user 7]")
     headers = fetch_message(app).headers
-    assert headers["time_limit"] == 30.0
-    assert headers["soft_time_limit"] == 20.5
+    assert headers["timelimit"] == [30.0, 20.5]
     assert headers["shadow"] == "work[user 7]"
+    work.apply_async(soft_time_limit=5)
+    assert fetch_message(app).headers["timelimit"] == [None, 5.0]
+    work.apply_async()
+    assert "timelimit" not in fetch_message(app).headers
+
+
+def test_per_call_soft_limit_reaches_the_worker(
+    app: Conveyor, start_worker: Callable[..., Worker]
+) -> None:
+    @app.task
+    def slow() -> str:
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        except SoftTimeLimitExceeded:
+            return "stopped"
+        return "ran out"
+
+    result = slow.apply_async(soft_time_limit=0.2)
+    start_worker()
+    assert result.get(timeout=10) == "stopped"
 
 
 @pytest.mark.parametrize(
