@@ -22,10 +22,10 @@ from conveyor.canvas.composite import Composite
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest
-from conveyor.canvas.signature import Signature, maybe_signature
+from conveyor.canvas.signature import START_ONLY, Signature, maybe_signature
 
 #: Call options that concern only the chain's start.
-_FIRST_STEP_ONLY = frozenset({"countdown", "eta", "parent_id", "root_id", "retries"})
+_FIRST_STEP_ONLY = START_ONLY - {"task_id", "link", "link_error"}
 
 
 class Chain(Composite):
@@ -79,10 +79,9 @@ class Chain(Composite):
             else:
                 merged.append(step)
         shared = {**own, **call}
-        links, errbacks = shared.pop("link", []), shared.pop("link_error", [])
-        shared.pop("task_id", None)
+        links, errbacks = shared.get("link", []), shared.get("link_error", [])
         for step in merged:
-            step.set(**{k: v for k, v in shared.items() if k not in step.options})
+            step.inherit(shared)
             for errback in errbacks:
                 step.link_error(maybe_signature(errback, self.app).clone())
         for callback in links:

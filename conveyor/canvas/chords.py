@@ -118,12 +118,16 @@ class Chord(Signature):
         self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> AsyncResult:
         """Save the join record, then send the header (with `args` in front of each
-        task's own). An empty header sends the body at once with ``[]``."""
+        task's own). An empty header sends the body at once with ``[]``. The options go to
+        every header task, and the routing ones (queue, ...) to the body too."""
         body = options.pop("body", None)
         chord = self.clone(args, kwargs)
         if body is not None:
             chord.body = maybe_signature(body, self.app)
         result = chord.freeze(options.pop("task_id", None))
+        options = {**chord.options, **options}
+        options.pop("group_id")
+        chord._body().inherit(options)
         app = chord.bound_app()
         size = len(chord.header.tasks)
         if size == 0:
@@ -135,7 +139,8 @@ class Chord(Signature):
         join = join_entry(header.id, size)
         for task in chord.header.tasks:
             links = task._options_dict().get("link", [])
-            task.apply_async(link=[*links, join], **options)
+            # Its result must be stored: the body reads it from the backend.
+            task.apply_async(link=[*links, join], **{**options, "ignore_result": False})
         return result
 
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:

@@ -12,7 +12,7 @@ from typing import Any
 from conveyor.canvas.composite import Composite
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.results import GroupResult
-from conveyor.canvas.signature import Signature, maybe_signature
+from conveyor.canvas.signature import START_ONLY, Signature, maybe_signature
 from conveyor.core.message import new_task_id
 
 
@@ -54,7 +54,7 @@ class Group(Composite):
         GroupResult; `options` go to every member."""
         group = self.clone(args, kwargs)
         result = group.freeze(options.pop("task_id", None))
-        shared = {k: v for k, v in group.options.items() if k != "group_id"}
+        shared = {k: v for k, v in group.options.items() if k not in START_ONLY}
         for task in group.tasks:
             task.apply_async(**{**shared, **options})
         return result

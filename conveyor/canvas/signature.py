@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 #: calling a signature. It passes through `signature_dicts` unchanged.
 CHORD_JOIN = "chord"
 _LINK_OPTIONS = ("link", "link_error")
+#: Options that concern one task's own start or place, not the later steps of a workflow
+#: (routing options such as queue and priority pass on: see `inherit`).
+START_ONLY = frozenset(
+    {"countdown", "eta", "parent_id", "root_id", "retries", "task_id", "group_id", *_LINK_OPTIONS}
+)
 _SHAPES: dict[str, type[Signature]] = {}
 
 
@@ -161,6 +166,13 @@ class Signature:
             else:
                 self.options[name] = value
         return self
+
+    def inherit(self, options: dict[str, Any]) -> Signature:
+        """Take the routing options (queue, priority, ...) of a workflow this signature is
+        a later step of, where it sets none of its own; returns self."""
+        return self.set(
+            **{k: v for k, v in options.items() if k not in START_ONLY and k not in self.options}
+        )
 
     def _add_link(self, kind: str, link: Signature) -> None:
         if any(s is self for s in link.walk()):

@@ -53,6 +53,12 @@ MATRIX = {
 
 @pytest.fixture(scope="module", params=sorted(MATRIX))
 def urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Urls:
+    return matrix_row(request, tmp_path_factory)
+
+
+def matrix_row(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Urls:
+    """The URLs of MATRIX row `request.param`, for a `urls` fixture."""
+
     def resolve(source: str) -> str:
         if source == "sqlite":
             return f"sqlite:///{tmp_path_factory.mktemp('e2e')}/conveyor.db"

@@ -122,3 +122,28 @@ def crash_once(self: Task) -> int:
     if self.request.delivery_count == 1:
         os._exit(1)
     return self.request.delivery_count
+
+
+# -- canvas (tests/e2e/test_canvas_e2e.py) -------------------------------------------------
+
+
+@app.task
+def tsum(values: list[int]) -> int:
+    return sum(values)
+
+
+@app.task
+def collect(values: Any, tag: str) -> Any:
+    """A chord body that counts its runs in the result backend, under `tag`."""
+    app.backend.incr(f"runs-{tag}")
+    return values
+
+
+@app.task(bind=True)
+def stall_first(self: Task, value: Any, tag: str) -> Any:
+    """Stalls on its first delivery, for a test to SIGKILL the worker; returns at once when
+    the message comes back."""
+    if self.request.delivery_count == 1:
+        mark(f"stalled-{tag}", self.request.id)
+        time.sleep(60)
+    return value
