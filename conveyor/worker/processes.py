@@ -28,6 +28,7 @@ from conveyor.worker.lost import worker_lost
 from conveyor.worker.pools import ThreadPool
 from conveyor.worker.request import Work
 from conveyor.worker.results import store_failure
+from conveyor.worker.time_limits import for_task
 
 log = logging.getLogger("conveyor.worker")
 _spawn = multiprocessing.get_context("spawn")
@@ -115,7 +116,7 @@ class ProcessPool(ThreadPool):
     def run(self, slot: int, work: Work) -> str | BaseException:
         child = self._children[slot]
         task = self.app.tasks[work.job.message.task]
-        hard = task.time_limit if task.time_limit is not None else self.app.conf.task_time_limit
+        _soft, hard = for_task(task, work.job.headers)
         try:
             child.conn.send(work.job)
             if not child.conn.poll(hard):

@@ -7,7 +7,8 @@ blocking C call finishes first). The hard limit kills the child process in the p
 (see processes.py); in threads, where nothing can be killed, it is raised like the soft one
 as TimeLimitExceeded, with the same caveat, and so is TaskRevokedError by `interrupt`.
 
-Which limits apply (`for_task`): the call's own (the ``timelimit`` header), else the
+Which limits apply (`for_task`): the call's own (`apply_async(time_limit=...,
+soft_time_limit=...)`, in the headers of those names), else the
 task's option, else the task_time_limit / task_soft_time_limit settings. `TimeLimits` is
 the middleware that runs each task body under them.
 """
@@ -21,14 +22,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from conveyor.app.call_options import SOFT_TIME_LIMIT_HEADER, TIME_LIMIT_HEADER
 from conveyor.app.context import Context
 from conveyor.app.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from conveyor.app.task import Task
 from conveyor.worker.middleware import Middleware
-
-#: The message header of per-call limits, `apply_async(time_limit=, soft_time_limit=)`:
-#: ``[hard, soft]`` in seconds, either may be null (Celery's header name and shape).
-HEADER = "timelimit"
 
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -162,10 +160,8 @@ def for_task(task: Task, headers: dict[str, Any]) -> tuple[float | None, float |
     conf = task.app.conf
     soft = conf.task_soft_time_limit if task.soft_time_limit is None else task.soft_time_limit
     hard = conf.task_time_limit if task.time_limit is None else task.time_limit
-    per_call = headers.get(HEADER)
-    if isinstance(per_call, (list, tuple)) and len(per_call) == 2:
-        hard = _number(per_call[0]) or hard
-        soft = _number(per_call[1]) or soft
+    soft = _number(headers.get(SOFT_TIME_LIMIT_HEADER)) or soft
+    hard = _number(headers.get(TIME_LIMIT_HEADER)) or hard
     return soft, hard
 
 

@@ -30,6 +30,7 @@ from conveyor.worker.control import ControlListener
 from conveyor.worker.events import WorkerEvents
 from conveyor.worker.execute import make_context
 from conveyor.worker.expiry import is_expired
+from conveyor.worker.holding import Holding
 from conveyor.worker.middleware import call_hook
 from conveyor.worker.pools import create_pool
 from conveyor.worker.stack import stack_for
@@ -111,6 +112,7 @@ class Worker:
         self._stopping = threading.Event()
         self._stop_requested = threading.Event()  # by a signal, or by stop()
         self.stack = stack_for(app)
+        self.holding = Holding(self._submit)
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -160,6 +162,15 @@ class Worker:
         work = request.Work(job, delivery, bool(late))
         if signals.task_received.receivers:
             signals.task_received.send(sender=self, request=make_context(job, self.hostname))
+        self._submit(work)
+
+    def _submit(self, work: request.Work) -> None:
+        """To the pool, unless a middleware holds it first (rate limits: holding.py)."""
+        for middleware in self.stack.submit:
+            wait = call_hook(middleware, "before_submit", self, work)
+            if wait:
+                self.holding.hold(wait, work)
+                return
         self.pool.submit(work)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -229,7 +240,7 @@ class Worker:
         self.control.stop()
         for thread in self._threads:
             thread.join(self.consumer.poll_timeout + 1.0)
-        for work in self.pool.drain():
+        for work in [*self.holding.drain(), *self.pool.drain()]:
             work.give_back()
         if not self.pool.join(self.shutdown_timeout):
             log.warning("tasks still running after %.0f s; stopping them", self.shutdown_timeout)
@@ -254,7 +265,7 @@ class Worker:
             self.consumer.stop()
             for thread in self._threads:
                 thread.join(self.consumer.poll_timeout + 1.0)
-            unfinished = [*self.pool.active(), *self.pool.drain()]
+            unfinished = [*self.pool.active(), *self.holding.drain(), *self.pool.drain()]
             for work in unfinished:
                 work.give_back()
             log.info("returned %d unfinished messages", len(unfinished))
