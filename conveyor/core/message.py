@@ -29,6 +29,27 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# Headers per message, bounded on send (Transport.check_publish, the AMQP encoder) and on
+# receive (the worker dead-letters a message over it), like sizes and JSON depth: a peer
+# cannot make every consumer parse and keep an unbounded header table.
+MAX_HEADERS = 100
+
+
+def header_problem(message: Message) -> str | None:
+    """Why `message`'s headers break the bound, or None."""
+    count = len(message.headers)
+    if count <= MAX_HEADERS:
+        return None
+    return f"message {message.id} has {count} headers, over the limit of {MAX_HEADERS}"
+
+
+def check_headers(message: Message) -> None:
+    """Refuse a message over the header bound before anything is sent."""
+    problem = header_problem(message)
+    if problem is not None:
+        raise EncodeError(f"{problem}; nothing was sent")
+
+
 @dataclass(slots=True)
 class Message:
     """Opaque bytes plus headers and properties. Transports never read task fields.

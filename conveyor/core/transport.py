@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from conveyor.core import envelope
 from conveyor.core.errors import ConfigurationError, MessageTooLarge, Unsupported
-from conveyor.core.message import DeadLetter, Delivery, Message
+from conveyor.core.message import DeadLetter, Delivery, Message, check_headers
 from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
 
@@ -178,7 +178,8 @@ class Transport(ABC):
     # -- helpers for implementations --------------------------------------------------
 
     def check_publish(self, queue: str, messages: Sequence[Message]) -> list[bytes]:
-        """Validate the queue name and sizes before any I/O; return the packed envelopes.
+        """Validate the queue name, sizes and header counts before any I/O; return the
+        packed envelopes.
 
         Transports that store one opaque value per message send these bytes as they are.
         """
@@ -186,6 +187,7 @@ class Transport(ABC):
         limit = self.capabilities.max_message_size
         packed = [envelope.pack(message) for message in messages]
         for message, data in zip(messages, packed, strict=True):
+            check_headers(message)
             if len(data) > limit:
                 raise MessageTooLarge(
                     f"message {message.id} is {len(data)} bytes, over {type(self).__name__}'s "

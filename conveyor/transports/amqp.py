@@ -51,7 +51,7 @@ from conveyor.core.errors import (
     LeaseLost,
     MessageTooLarge,
 )
-from conveyor.core.message import DeadLetter, Delivery, Message
+from conveyor.core.message import DeadLetter, Delivery, Message, check_headers
 from conveyor.core.names import validate_queue_name
 from conveyor.core.retry import Backoff
 from conveyor.core.transport import (
@@ -257,6 +257,7 @@ class AMQPTransport(Transport):
         items = []
         limit = self.capabilities.max_message_size
         for message in messages:
+            check_headers(message)
             properties, size = codec.encode(message)
             if size > limit:
                 raise MessageTooLarge(

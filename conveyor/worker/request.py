@@ -16,7 +16,7 @@ from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import NotRegistered
 from conveyor.core.codecs import Serializer
 from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeError
-from conveyor.core.message import Delivery
+from conveyor.core.message import Delivery, header_problem
 from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
 from conveyor.worker.execute import Job
@@ -71,6 +71,9 @@ class Work:
 def read(app: Conveyor, delivery: Delivery) -> Job:
     """Decode and check a delivery; raises one of UNREADABLE."""
     message = delivery.message
+    problem = header_problem(message)
+    if problem is not None:
+        raise DecodeError(problem)
     app.signer.verify(message)  # before any decoding: InvalidSignature is a DecodeError
     body = protocol.decode(message, app.serializer)
     if body.task not in app.tasks:
