@@ -158,3 +158,37 @@ def test_two_beats_send_each_tick_once_and_hand_over_when_the_leader_dies(
 
 def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+def test_worker_with_embedded_beat_on_the_sqlite_default(tmp_path: Path) -> None:
+    """`worker -B` with no server: the tasks run, a second `conveyor beat` only follows, and
+    SIGTERM stops both cleanly, releasing the lease."""
+    url = f"sqlite:///{tmp_path}/conveyor.db"
+    run = uuid.uuid4().hex[:10]
+    started = Processes(url, run, tmp_path)
+    backend = create_backend(url)
+    store = open_store(url, f"beat-e2e-{run}")
+    try:
+        worker = started.start("worker", "worker", "-B", "-c", "1", "--loglevel=info")
+        assert wait_until(lambda: counter(backend, f"{run}:total") >= 2, 60), started.log("worker")
+        leader = store.leader(time.time())
+        assert leader is not None and int(leader.split(":")[1]) == worker.pid
+        follower = started.start("beat", "beat", "--lease-timeout", str(LEASE))
+        assert wait_until(lambda: "entries" in started.log("beat"), 30), started.log("beat")
+        total = counter(backend, f"{run}:total")
+        assert wait_until(lambda: counter(backend, f"{run}:total") >= total + 2, 30)
+        assert store.leader(time.time()) == leader
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, started.log("worker")
+        # Released on the way out (unreleased, it would stand for up to 10 s more) ...
+        assert store.leader(time.time()) != leader
+        # ... so the follower leads at its next try.
+        assert wait_until(lambda: store.leader(time.time()) is not None, LEASE)
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(30) == 0, started.log("beat")
+        assert store.leader(time.time()) is None
+        assert counter(backend, f"{run}:doubles") == 0
+    finally:
+        started.stop_all()
+        store.close()
+        backend.close()

@@ -1,0 +1,39 @@
+"""`conveyor beat` refuses to start, naming the entry and the part, with nothing sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from conveyor.cli import main
+from tests.beat import beat_e2e_tasks
+
+
+@pytest.fixture
+def app_module() -> Iterator[None]:
+    app = beat_e2e_tasks.app
+    saved = dict(app.conf.beat_schedule)
+    app.conf.broker_url = app.conf.result_backend = "memory://beat-cli"
+    yield
+    app.conf.beat_schedule = saved
+    app.close()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"task": "beat_e2e.tick", "schedule": "0 25 * * *"}, "crontab field hour='25'"),
+        ({"task": "beat_e2e.nope", "schedule": 5}, "task 'beat_e2e.nope' is not registered"),
+        ({"task": "beat_e2e.tick", "schedule": "0 0 30 2 *"}, "never fires"),
+    ],
+)
+def test_beat_refuses_to_start_naming_the_entry(
+    app_module: None, entry: dict[str, object], message: str
+) -> None:
+    beat_e2e_tasks.app.conf.beat_schedule = {"nightly-report": entry}
+    result = CliRunner().invoke(main, ["-A", "tests.beat.beat_e2e_tasks", "beat"])
+    assert result.exit_code != 0
+    assert "beat entry 'nightly-report'" in result.output and message in result.output
+    assert beat_e2e_tasks.app.transport.size(beat_e2e_tasks.app.conf.task_default_queue) == 0
