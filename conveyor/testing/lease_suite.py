@@ -8,6 +8,10 @@ Bind it to a store by subclassing with a `store_url` fixture:
         def store_url(cls) -> str:
             return "mystore://127.0.0.1:1234"
 
+A store conveyor does not build from a URL binds it by overriding `make` instead: a fixture
+returning ``make(namespace=None) -> ScheduleStore`` (a new store object on each call, all on
+the same server, closed at the end of the test; see `closing_factory`).
+
 Every test works in a namespace of its own, so a shared server needs no cleaning. A clause
 whose capability the store declares it lacks (`expires_unrenewed`) is reported
 "n/a: <reason>" (a pytest skip carrying that text), never a pass.
