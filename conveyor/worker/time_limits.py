@@ -8,7 +8,7 @@ blocking C call finishes first). The hard limit kills the child process in the p
 as TimeLimitExceeded, with the same caveat, and so is TaskRevokedError by `interrupt`.
 
 Which limits apply (`for_task`): the call's own (`apply_async(time_limit=...,
-soft_time_limit=...)`, in the headers of those names), else the
+soft_time_limit=...)`, in the ``timelimit`` header as ``[hard, soft]``), else the
 task's option, else the task_time_limit / task_soft_time_limit settings. `TimeLimits` is
 the middleware that runs each task body under them.
 """
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from conveyor.app.call_options import SOFT_TIME_LIMIT_HEADER, TIME_LIMIT_HEADER
+from conveyor.app.call_options import TIME_LIMIT_HEADER
 from conveyor.app.context import Context
 from conveyor.app.exceptions import SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded
 from conveyor.app.task import Task
@@ -160,8 +160,10 @@ def for_task(task: Task, headers: dict[str, Any]) -> tuple[float | None, float |
     conf = task.app.conf
     soft = conf.task_soft_time_limit if task.soft_time_limit is None else task.soft_time_limit
     hard = conf.task_time_limit if task.time_limit is None else task.time_limit
-    soft = _number(headers.get(SOFT_TIME_LIMIT_HEADER)) or soft
-    hard = _number(headers.get(TIME_LIMIT_HEADER)) or hard
+    per_call = headers.get(TIME_LIMIT_HEADER)  # [hard, soft], Celery's shape
+    if isinstance(per_call, (list, tuple)) and len(per_call) == 2:
+        hard = _number(per_call[0]) or hard
+        soft = _number(per_call[1]) or soft
     return soft, hard
 
 
