@@ -29,6 +29,7 @@ from conveyor.core.errors import ConveyorError
     help="Seconds a dead leader keeps the lead (default: beat_lease_timeout, 10).",
 )
 @click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
+@click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
 @click.pass_context
 def beat(
     ctx: click.Context,
@@ -36,12 +37,13 @@ def beat(
     max_interval: float | None,
     lease_timeout: float | None,
     loglevel: str,
+    logfile: str | None,
 ) -> None:
     """Send periodic tasks; several may run, one leads (docs/beat.md)."""
     from conveyor.beat.service import build
     from conveyor.utils.log import setup_logging
 
-    setup_logging(loglevel)
+    setup_logging(loglevel, logfile)
     app = _app(ctx)
     try:
         scheduler = build(
