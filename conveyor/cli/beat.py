@@ -40,12 +40,13 @@ def beat(
     logfile: str | None,
 ) -> None:
     """Send periodic tasks; several may run, one leads (docs/beat.md)."""
-    from conveyor.beat.service import build
     from conveyor.utils.log import setup_logging
 
     setup_logging(loglevel, logfile)
     app = _app(ctx)
     try:
+        from conveyor.beat.service import build  # needs the `beat` extra
+
         scheduler = build(
             app,
             schedule_file=schedule_file,

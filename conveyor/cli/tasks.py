@@ -75,16 +75,18 @@ def worker(
     with_beat: bool,
 ) -> None:
     """Run a worker until SIGTERM (warm shutdown; a second signal is cold)."""
-    from conveyor.beat.service import EmbeddedBeat
     from conveyor.worker.logs import setup as setup_logging
     from conveyor.worker.siblings import is_sibling
     from conveyor.worker.worker import Worker
 
     setup_logging(loglevel)
     app = _app(ctx)
-    embedded = EmbeddedBeat(app)
+    embedded = None
     try:
         if with_beat and not is_sibling():  # one beat per command line, not per process
+            from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra
+
+            embedded = EmbeddedBeat(app)
             embedded.start()
         Worker(
             app,
@@ -99,7 +101,8 @@ def worker(
     except ConveyorError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        embedded.stop()
+        if embedded is not None:
+            embedded.stop()
 
 
 @click.command()
