@@ -390,8 +390,17 @@ TABLE: tuple[CelerySetting, ...] = (
         "a lost worker's messages come back through their lease",
         "CELERYD_WORKER_LOST_WAIT",
     ),
-    _r("worker_max_tasks_per_child", None, _NOT_YET, "CELERYD_MAX_TASKS_PER_CHILD"),
-    _r("worker_max_memory_per_child", None, _NOT_YET),
+    _h(
+        "worker_max_tasks_per_child",
+        None,
+        "CELERYD_MAX_TASKS_PER_CHILD",
+        note="process pool; a child is replaced between tasks",
+    ),
+    _h(
+        "worker_max_memory_per_child",
+        None,
+        note="KiB, process pool, read from /proc (Linux)",
+    ),
     _r("worker_disable_rate_limits", False, _NOT_YET, "CELERY_DISABLE_RATE_LIMITS"),
     _r(
         "worker_state_db",

@@ -69,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     # An unknown setting name raises instead of warning (setting_names.py).
     "strict_settings": False,
     "worker_middleware": (),
+    "worker_max_tasks_per_child": None,
+    "worker_max_memory_per_child": None,
 }
 
 # Every name conveyor knows: its own settings and each Celery setting of the table.

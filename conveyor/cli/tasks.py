@@ -9,6 +9,7 @@ import click
 
 from conveyor.app.base import Conveyor
 from conveyor.app.loader import load_app
+from conveyor.cli.worker_options import CommandLine, celery_worker_options, expand_hostname
 from conveyor.core.errors import ConveyorError
 
 
@@ -54,14 +55,21 @@ def _known_queues(app: Conveyor) -> list[str]:
 @click.command()
 @click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
 @click.option("-c", "--concurrency", type=int, default=None, help="Pool size (default: CPUs).")
-@click.option("-P", "--pool", type=click.Choice(["threads", "processes", "solo"]), default=None)
+@click.option(
+    "-P",
+    "--pool",
+    type=click.Choice(["threads", "processes", "prefork", "solo"]),
+    default=None,
+    help="prefork is the processes pool.",
+)
 @click.option("-Q", "--queues", multiple=True, help="Queues to consume (comma separated).")
 @click.option(
     "--prefetch-multiplier", type=int, default=None, help="Prefetch = this x concurrency."
 )
-@click.option("-n", "--hostname", default=None, help="Worker name (default conveyor.PID@host).")
+@click.option("-n", "--hostname", default=None, help="Worker name; %h, %n, %d expand.")
 @click.option("--shutdown-timeout", type=float, default=None, help="Warm shutdown deadline (s).")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Run beat inside this worker.")
+@celery_worker_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -73,14 +81,21 @@ def worker(
     hostname: str | None,
     shutdown_timeout: float | None,
     with_beat: bool,
+    **celery_options: Any,
 ) -> None:
     """Run a worker until SIGTERM (warm shutdown; a second signal is cold)."""
     from conveyor.worker.logs import setup as setup_logging
     from conveyor.worker.siblings import is_sibling
     from conveyor.worker.worker import Worker
 
-    setup_logging(loglevel)
+    line = CommandLine.read(celery_options, concurrency)
+    line.start(first=not is_sibling())
+    setup_logging(loglevel, line.logfile)
     app = _app(ctx)
+    consumed = [q for q in _split(queues) or _known_queues(app) if q not in line.exclude_queues]
+    if line.purge_first and not is_sibling():
+        for name in consumed:
+            click.echo(f"{name}: {app.transport.purge(name)} removed")
     embedded = None
     try:
         if with_beat and not is_sibling():  # one beat per command line, not per process
@@ -90,11 +105,11 @@ def worker(
             embedded.start()
         Worker(
             app,
-            queues=_split(queues) or None,
-            concurrency=concurrency,
-            pool=pool,
+            queues=consumed if (queues or line.exclude_queues) else None,
+            concurrency=line.concurrency,
+            pool="processes" if pool == "prefork" else pool,
             prefetch_multiplier=prefetch_multiplier,
-            hostname=hostname,
+            hostname=expand_hostname(hostname) if hostname else None,
             app_path=ctx.obj["app_path"],
             shutdown_timeout=shutdown_timeout,
         ).run()

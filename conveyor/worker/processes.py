@@ -26,6 +26,7 @@ from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.worker.execute import Job, execute
 from conveyor.worker.lost import worker_lost
 from conveyor.worker.pools import ThreadPool
+from conveyor.worker.recycle import used_up
 from conveyor.worker.request import Work
 from conveyor.worker.results import store_failure
 from conveyor.worker.time_limits import for_task
@@ -78,6 +79,7 @@ class _Child:
         self.process.start()
         child_conn.close()
         self.terminated = False
+        self.tasks = 0
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -124,6 +126,12 @@ class ProcessPool(ThreadPool):
             kind, value = child.conn.recv()
         except (EOFError, OSError):  # the child died (or was terminated) mid-task
             return self._replace(slot, work, timed_out=False)
+        child.tasks += 1
+        reason = used_up(self.app.conf, child.process.pid, child.tasks)
+        if reason is not None:
+            log.info("replacing pool child %s: %s", child.process.pid, reason)
+            child.stop()
+            self._children[slot] = _Child(self.app_path, self.hostname)
         return value if kind == "ok" else ChildLost(value)
 
     def _replace(self, slot: int, work: Work, *, timed_out: bool) -> str | BaseException:

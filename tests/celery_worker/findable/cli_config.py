@@ -1,0 +1,1 @@
+timezone = "Europe/Paris"

@@ -1,0 +1,3 @@
+from conveyor import Conveyor
+
+app = Conveyor("proj_celery", broker="memory://find-celery", backend="memory://find-celery")

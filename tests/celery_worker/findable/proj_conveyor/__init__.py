@@ -1,0 +1,1 @@
+"""A project package whose app lives in proj_conveyor/conveyor.py."""

@@ -1,0 +1,3 @@
+from conveyor import Conveyor
+
+application = Conveyor("proj_conveyor", broker="memory://find-cv", backend="memory://find-cv")
