@@ -25,6 +25,7 @@ from conveyor.app import (
     states,
 )
 from conveyor.app import exceptions as task_exceptions
+from conveyor.app.call_checks import check_call
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
 from conveyor.app.events import EventSender
@@ -377,6 +378,7 @@ class Conveyor:
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
         if priority is None:
             priority = getattr(task, "priority", None) or conf.task_default_priority
+        check_call(countdown, due, expires_at, priority)
         task_id = task_id or new_task_id()
         parent = context.current()
         # Sent from inside a running task: that task is the parent (a retry is not its own).

@@ -52,6 +52,11 @@ class SyncSubtaskError(TaskError, RuntimeError):
     ``disable_sync_subtasks=False`` to wait anyway."""
 
 
+class InvalidTaskOption(TaskError, ValueError):
+    """A task or call option that cannot work (a negative countdown, expires before eta,
+    a negative max_retries, ...); the message names it. Nothing was sent."""
+
+
 class ResultIgnored(TaskError):
     """get() on a task sent with ignore_result=True: no result will ever be stored."""
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from conveyor.app.call_checks import unencodable_json
 from conveyor.core import compression as compressing
 from conveyor.core.codecs import Serializer
-from conveyor.core.errors import DecodeError
+from conveyor.core.errors import DecodeError, EncodeError
 from conveyor.core.message import Message
 
 VERSION = 1
@@ -93,7 +94,13 @@ def encode(
 
     With `compression` ('zlib', ...) the body is compressed and a header says how.
     """
-    body, content_type = serializer.encode(task.to_dict(), codec)
+    try:
+        body, content_type = serializer.encode(task.to_dict(), codec)
+    except EncodeError as exc:
+        where = unencodable_json(task.args, task.kwargs) if codec == "json" else None
+        if where is None:
+            raise
+        raise EncodeError(f"task {task.task}: {where} ({exc})") from None
     headers = headers or {}
     if compression:
         body, method = compressing.compress(body, compression)

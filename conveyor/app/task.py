@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.app import context, eager
 from conveyor.app.arguments import check_arguments
+from conveyor.app.call_checks import check_task_options
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
 from conveyor.app.rate_limit import parse_rate
 from conveyor.backends.base import ResultRecord
@@ -267,6 +268,7 @@ class Task:
 def check_task_class(cls: type[Task]) -> None:
     """Refuse a task class whose options cannot work (a bad rate_limit, ...)."""
     parse_rate(cls.rate_limit)
+    check_task_options(cls)
 
 
 def make_task(

@@ -262,7 +262,9 @@ def test_expired_task_is_revoked_not_run(app: Conveyor, start_worker: StartWorke
     def late() -> None:
         ran.append(1)
 
-    result = late.apply_async(expires=0.2, countdown=0.4)
+    result = late.apply_async(expires=0.2)  # (an expires before its eta is refused)
+    expired_at = time.monotonic() + 0.3
+    assert wait_until(lambda: time.monotonic() > expired_at, 2)
     start_worker()
     with pytest.raises(TaskRevokedError):
         result.get(timeout=5)
