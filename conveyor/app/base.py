@@ -384,6 +384,7 @@ class Conveyor:
         # Sent from inside a running task: that task is the parent (a retry is not its own).
         if parent is not None and parent.id not in (None, task_id) and parent_id is None:
             parent_id, root_id = parent.id, root_id or parent.root_id or parent.id
+            parent.children.append(task_id)
         body = protocol.TaskMessage(
             id=task_id,
             task=name,

@@ -32,6 +32,8 @@ class Context:
     group_id: str | None = None
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     errbacks: list[dict[str, Any]] = field(default_factory=list)
+    #: Ids of the tasks sent while this one runs (its result's `children`).
+    children: list[str] = field(default_factory=list)
     headers: dict[str, Any] = field(default_factory=dict)
     ignore_result: bool = False
     called_directly: bool = True

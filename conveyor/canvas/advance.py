@@ -56,6 +56,19 @@ def advance(
         log.exception("moving the workflow of task %s on failed", msg.id)
 
 
+def children(request: Context) -> list[str]:
+    """The ids of the tasks that `request`'s task started, stored with its success (the
+    result's `children`): those it sent while running, then its callbacks."""
+    if not request.callbacks:
+        return request.children
+    ids = list(request.children)
+    for data in request.callbacks:
+        task_id = (data.get("options") or {}).get("task_id")
+        if task_id and CHORD_JOIN not in data:
+            ids.append(task_id)
+    return ids
+
+
 def _succeeded(app: Conveyor, msg: TaskMessage, value: Any) -> None:
     for data in msg.callbacks:
         try:

@@ -1,11 +1,11 @@
 """Chord: a group (the header) whose ordered results are passed to one task (the body).
 
 Sending a chord writes one record to the result backend (`results.save_group`): the header
-ids in order and the body. Each header message carries only a small join entry
-``{"chord": group_id, "size": n}`` among its callbacks, so a chord of n tasks writes O(n)
-bytes, not O(n^2). The worker that finishes a header task counts it (canvas.join); the
-one that completes the count reads the header results by id and sends the body, exactly
-once (see join.py for how duplicates and crashes are handled).
+ids in order and the body. Each header message carries only a small join entry,
+``{"task": "conveyor.chord_join", "chord": group_id, "size": n}``, among its callbacks, so
+a chord of n tasks writes O(n) bytes, not O(n^2). The worker that finishes a header task
+counts it (canvas.join); the one that completes the count reads the header results by id
+and sends the body, exactly once (see join.py for how duplicates and crashes are handled).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def join_entry(group_id: str, size: int) -> dict[str, Any]:
     """The callback entry that counts a header task into chord `group_id`."""
-    return {CHORD_JOIN: group_id, "size": size}
+    return {"task": "conveyor.chord_join", CHORD_JOIN: group_id, "size": size}
 
 
 class Chord(Signature):

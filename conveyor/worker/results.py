@@ -16,6 +16,7 @@ from conveyor.app.context import Context
 from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
+from conveyor.canvas.advance import children
 from conveyor.core.errors import EncodeError
 from conveyor.worker.backend_wait import patiently
 from conveyor.worker.middleware import (
@@ -163,6 +164,7 @@ class Results(Middleware):
         app, state = task.app, outcome.state
         if state == states.SUCCESS:
             record = success_record(request.id, outcome.retval, request.parent_id)
+            record.children = children(request)
             if outcome.defer and encodes(record):
                 outcome.record = record
                 return

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conveyor import GroupResult, chain, group, states
+from conveyor import Conveyor, GroupResult, chain, group, states
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import Worker
 from tests.canvas.conftest import Boom, Tasks
@@ -99,3 +99,20 @@ def test_chain_ending_in_a_group_returns_the_group_result(
     result = (add.s(1, 1) | group(add.s(1), add.s(2))).delay()
     assert isinstance(result, GroupResult)
     assert result.get(timeout=10) == [3, 4]
+
+
+def test_children_are_the_tasks_sent_while_running_and_the_callbacks(
+    app: Conveyor, tasks: Tasks, start_worker: StartWorker
+) -> None:
+    @app.task
+    def spawn() -> list[str]:
+        return [tasks.add.delay(1, 1).id, tasks.add.delay(2, 2).id]
+
+    start_worker()
+    callback = tasks.echo.s()
+    callback_result = callback.freeze()
+    result = spawn.apply_async(link=callback)
+    sent = result.get(timeout=10)
+    assert [child.id for child in result.children] == [*sent, callback_result.id]
+    assert [child.get(timeout=10) for child in result.children[:2]] == [2, 4]
+    assert all(child.parent.id == result.id for child in result.children)
