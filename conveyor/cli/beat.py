@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from conveyor.app.base import Conveyor
 from conveyor.cli.tasks import _app
 from conveyor.core.errors import ConveyorError
 
@@ -30,6 +31,9 @@ from conveyor.core.errors import ConveyorError
 )
 @click.option("-l", "--loglevel", default="INFO", show_default=True, help="Logging level.")
 @click.option("-f", "--logfile", default=None, help="Log to this file instead of stderr.")
+@click.option(
+    "--status", is_flag=True, help="Print the leader and each entry's last and next run, exit."
+)
 @click.pass_context
 def beat(
     ctx: click.Context,
@@ -38,12 +42,16 @@ def beat(
     lease_timeout: float | None,
     loglevel: str,
     logfile: str | None,
+    status: bool,
 ) -> None:
     """Send periodic tasks; several may run, one leads (docs/beat.md)."""
     from conveyor.utils.log import setup_logging
 
     setup_logging(loglevel, logfile)
     app = _app(ctx)
+    if status:
+        _print_status(app, schedule_file)
+        return
     try:
         from conveyor.beat.service import build  # needs the `beat` extra
 
@@ -64,3 +72,17 @@ def beat(
         signal.signal(signum, on_signal)
     click.echo(f"beat {scheduler.holder}: {len(scheduler.entries)} entries", err=True)
     scheduler.run(stop)
+
+
+def _print_status(app: Conveyor, schedule_file: str | None) -> None:
+    try:
+        from conveyor.beat.status import beat_status  # needs the `beat` extra
+
+        found = beat_status(app, schedule_file)
+    except ConveyorError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"leader: {found.leader or 'none'}")
+    for entry in found.entries:
+        last = entry.last_run.isoformat(timespec="seconds") if entry.last_run else "never"
+        following = entry.next_run.isoformat(timespec="seconds") if entry.next_run else "never"
+        click.echo(f"{entry.name}: {entry.task} {entry.schedule}  last {last}  next {following}")

@@ -37,3 +37,21 @@ def test_beat_refuses_to_start_naming_the_entry(
     assert result.exit_code != 0
     assert "beat entry 'nightly-report'" in result.output and message in result.output
     assert beat_e2e_tasks.app.transport.size(beat_e2e_tasks.app.conf.task_default_queue) == 0
+
+
+def test_status_prints_the_leader_and_each_entry(app_module: None) -> None:
+    from conveyor.beat.service import build
+
+    beat_e2e_tasks.app.conf.beat_schedule = {
+        "every-minute": {"task": "beat_e2e.tick", "schedule": 60}
+    }
+    args = ["-A", "tests.beat.beat_e2e_tasks", "beat", "--status"]
+    before = CliRunner().invoke(main, args)
+    assert before.exit_code == 0, before.output
+    assert "leader: none" in before.output and "last never" in before.output
+    running = build(beat_e2e_tasks.app)
+    running.tick()
+    after = CliRunner().invoke(main, args)
+    running.close()
+    assert f"leader: {running.holder}" in after.output
+    assert "every-minute: beat_e2e.tick <schedule every 60 s>  last 20" in after.output
