@@ -22,6 +22,7 @@ from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.context import Context
 from conveyor.app.events import Lazy
+from conveyor.app.exceptions import TaskRevokedError
 from conveyor.app.protocol import TaskMessage
 from conveyor.core.message import Delivery
 from conveyor.worker.middleware import Middleware, Outcome, Request
@@ -35,7 +36,6 @@ _OUTCOMES = {
     states.SUCCESS: "task-succeeded",
     states.FAILURE: "task-failed",
     states.RETRY: "task-retried",
-    states.REVOKED: "task-revoked",
 }
 
 
@@ -96,11 +96,11 @@ class Run:
         fields: dict[str, Any] = {"uuid": self.msg.id, "hostname": self.hostname}
         if kind == "task-succeeded":
             fields.update(result=Lazy(retval), runtime=time.monotonic() - self.began)
+        elif isinstance(einfo and einfo.exception, TaskRevokedError):
+            kind, fields["terminated"] = "task-revoked", True
         elif einfo is not None:
             fields.update(exception=Lazy(einfo.exception), traceback=einfo.traceback)
             fields["runtime"] = time.monotonic() - self.began
-        elif kind == "task-revoked":
-            fields["terminated"] = True
         self.app.events.send(kind, **fields)
 
 

@@ -26,5 +26,9 @@ def fail(marker: str) -> None:
 
 @app.task
 def sleepy(seconds: float) -> str:
-    time.sleep(seconds)
+    """Sleeps in short steps, so that a terminate (an exception raised in the thread) lands
+    within one of them."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
     return "slept"

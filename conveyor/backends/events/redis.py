@@ -3,13 +3,16 @@
 Keys (prefix ``conveyor-events:``): ``log`` (a stream capped near max_events, its ids the
 cursor), ``task:<id>`` (a hash, the fold, expiring), ``timeline:<id>`` (a list of the task's
 events, expiring), ``tasks`` (a sorted set of task ids by last update, trimmed by age and
-size on every write), ``workers`` (a hash: hostname -> last worker event) and
+size on every write) with its narrower twins ``state:<state>``, ``name:<name>`` and
+``host:<worker>`` (trimmed by age when written, and of expired tasks when read),
+``workers`` (a hash: hostname -> last worker event) and
 ``minute:<epoch>`` (hashes of per-minute counts). The fold into a task's hash runs as one
 Lua script per task, so writers in any order agree on the state (base.merge's rule).
 
-Searching walks the ``tasks`` set newest first and filters in Python, reading at most
-SCAN_LIMIT rows: a search over a larger history says so (`TaskQuery` results are then the
-matches among the newest SCAN_LIMIT tasks).
+Searching walks the narrowest index newest first and filters in Python, reading at most
+SCAN_LIMIT rows or for SCAN_BUDGET seconds: a text or id-prefix search over a large
+history finds the matches among the newest tasks of its index that it had time to read
+(a page must paint within a second). The SQL store has no such limit.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import redis
 from conveyor.backends.events.base import (
     ROW_FIELDS,
     SERIES_TYPES,
+    STATES,
     Event,
     EventStore,
     TaskQuery,
@@ -38,23 +42,35 @@ from conveyor.core.url import URL, redact
 T = TypeVar("T")
 PREFIX = "conveyor-events:"
 SCAN_LIMIT = 100_000
+SCAN_BUDGET = 0.4  # seconds a filtered search may read rows before it answers with what it has
 _CHUNK = 500
 _TIMELINE_MAX = 200
 _FLOATS = {"state_key", "updated_at", "runtime", "sent_at", "received_at", "started_at", "done_at"}
 
-# KEYS[1] the task's hash. ARGV: state, state_key, updated_at, ttl ms, then field/value pairs.
+# KEYS[1] the task's hash. ARGV: state, state_key, updated_at, ttl ms, task id, key prefix,
+# then field/value pairs. Keeps the task's entry in the indexes current: all tasks, its
+# state's, its name's and its worker's sorted sets, each scored by the row's last update.
 _FOLD = """
-local key = KEYS[1]
+local key, id, prefix = KEYS[1], ARGV[5], ARGV[6]
+local old_state = redis.call('HGET', key, 'state')
 if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', key, 'state_key') or '0') then
   redis.call('HSET', key, 'state', ARGV[1], 'state_key', ARGV[2])
 end
 if tonumber(ARGV[3]) > tonumber(redis.call('HGET', key, 'updated_at') or '0') then
   redis.call('HSET', key, 'updated_at', ARGV[3])
 end
-for i = 5, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
 end
 redis.call('PEXPIRE', key, ARGV[4])
+local row = redis.call('HMGET', key, 'state', 'updated_at', 'name', 'hostname')
+redis.call('ZADD', prefix .. 'tasks', row[2], id)
+if old_state and old_state ~= row[1] then
+  redis.call('ZREM', prefix .. 'state:' .. old_state, id)
+end
+redis.call('ZADD', prefix .. 'state:' .. row[1], row[2], id)
+if row[3] then redis.call('ZADD', prefix .. 'name:' .. row[3], row[2], id) end
+if row[4] then redis.call('ZADD', prefix .. 'host:' .. row[4], row[2], id) end
 return 1
 """
 
@@ -102,32 +118,47 @@ class RedisEventStore(EventStore):
             return
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
+        timelines: dict[str, list[str]] = {}
+        counts: dict[tuple[int, str], int] = {}
         for event in events:
             data = json.dumps(event, separators=(",", ":"), default=str)
             pipe.xadd(PREFIX + "log", {"e": data}, maxlen=self.max_events, approximate=True)
             kind = str(event.get("type", ""))
             task_id = event.get("uuid")
             if kind.startswith("task-") and isinstance(task_id, str):
-                timeline = f"{PREFIX}timeline:{task_id}"
-                pipe.rpush(timeline, data)
-                pipe.ltrim(timeline, -_TIMELINE_MAX, -1)
-                pipe.pexpire(timeline, self._ttl_ms)
+                timelines.setdefault(task_id, []).append(data)
             if kind.startswith("worker-") and event.get("hostname"):
                 pipe.hset(PREFIX + "workers", str(event["hostname"]), data)
             if kind in SERIES_TYPES:
-                bucket = f"{PREFIX}minute:{minute(event.get('timestamp') or now)}"
-                pipe.hincrby(bucket, kind, 1)
-                pipe.pexpire(bucket, self._ttl_ms)
+                bucket = (minute(event.get("timestamp") or now), kind)
+                counts[bucket] = counts.get(bucket, 0) + 1
+        for task_id, items in timelines.items():
+            timeline = f"{PREFIX}timeline:{task_id}"
+            pipe.rpush(timeline, *items)
+            pipe.ltrim(timeline, -_TIMELINE_MAX, -1)
+            pipe.pexpire(timeline, self._ttl_ms)
+        for (stamp, kind), count in counts.items():
+            pipe.hincrby(f"{PREFIX}minute:{stamp}", kind, count)
+            pipe.pexpire(f"{PREFIX}minute:{stamp}", self._ttl_ms)
+        indexes = {PREFIX + "tasks", *(f"{PREFIX}state:{state}" for state in STATES)}
         for task_id, row in folded(events).items():
             pairs: list[Any] = []
             for name in ROW_FIELDS:
                 value = row.get(name)
                 if value is not None and name not in ("task_id", "state", "state_key"):
                     pairs += [name, value]
-            args = [row["state"], row["state_key"], row["updated_at"], self._ttl_ms, *pairs]
+            args = [
+                row["state"], row["state_key"], row["updated_at"], self._ttl_ms, task_id, PREFIX,
+                *pairs,
+            ]  # fmt: skip
             self._fold(keys=[f"{PREFIX}task:{task_id}"], args=args, client=pipe)
-            pipe.zadd(PREFIX + "tasks", {task_id: row["updated_at"]}, gt=True)
-        pipe.zremrangebyscore(PREFIX + "tasks", "-inf", f"({now - self.expires}")
+            indexes.update(
+                f"{PREFIX}{kind}:{row[field]}"
+                for kind, field in (("name", "name"), ("host", "hostname"))
+                if row.get(field)
+            )
+        for index in indexes:
+            pipe.zremrangebyscore(index, "-inf", f"({now - self.expires}")
         pipe.zremrangebyrank(PREFIX + "tasks", 0, -(self.max_tasks + 1))
         self._call("storing events", pipe.execute)
 
@@ -143,28 +174,37 @@ class RedisEventStore(EventStore):
             return [], cursor
         return [json.loads(fields[b"e"]) for _, fields in entries], entries[-1][0].decode()
 
-    def _rows(self, ids: list[bytes]) -> list[TaskRow]:
+    def _rows(self, ids: list[bytes], index: str) -> list[TaskRow]:
+        """The rows of `ids`; ids whose row expired are dropped from `index` on the way."""
         pipe = self._client.pipeline(transaction=False)
         for task_id in ids:
             pipe.hgetall(f"{PREFIX}task:{task_id.decode()}")
         raws = self._call("reading tasks", pipe.execute)
+        gone = [i for i, raw in zip(ids, raws, strict=True) if not raw]
+        if gone:
+            self._call("dropping expired tasks", lambda: self._client.zrem(index, *gone))
         return [_decode(i.decode(), raw) for i, raw in zip(ids, raws, strict=True) if raw]
 
     def tasks(self, query: TaskQuery) -> list[TaskRow]:
+        """Reads the narrowest index the query names (name, worker, state, else all tasks)
+        newest first, filtering by the other criteria in Python."""
         top = "+inf" if query.until is None else query.until
         bottom = "-inf" if query.since is None else query.since
-        index = PREFIX + "tasks"
-        plain = not any((query.name, query.state, query.task_id, query.hostname, query.text))
-        if plain:
+        criteria = {"name": query.name, "host": query.hostname, "state": query.state}
+        narrowest = next(((kind, value) for kind, value in criteria.items() if value), None)
+        index = PREFIX + ("tasks" if narrowest is None else f"{narrowest[0]}:{narrowest[1]}")
+        others = [v for v in (*criteria.values(), query.task_id, query.text) if v]
+        if len(others) <= (narrowest is not None):  # the index alone answers: read the page
             ids = self._call(
                 "listing tasks",
                 lambda: self._client.zrevrangebyscore(
                     index, top, bottom, start=query.offset, num=query.limit
                 ),
             )
-            return self._rows(ids)
+            return self._rows(ids, index)
         found: list[TaskRow] = []
         wanted = query.offset + query.limit
+        deadline = time.monotonic() + SCAN_BUDGET
         for start in range(0, SCAN_LIMIT, _CHUNK):
             ids = self._call(
                 "searching tasks",
@@ -172,8 +212,8 @@ class RedisEventStore(EventStore):
                     index, top, bottom, start=start, num=_CHUNK
                 ),
             )
-            found.extend(row for row in self._rows(ids) if query.matches(row))
-            if len(found) >= wanted or len(ids) < _CHUNK:
+            found.extend(row for row in self._rows(ids, index) if query.matches(row))
+            if len(found) >= wanted or len(ids) < _CHUNK or time.monotonic() > deadline:
                 break
         return found[query.offset : wanted]
 

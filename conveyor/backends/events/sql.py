@@ -194,10 +194,11 @@ class SQLEventStore(EventStore):
 
         def work(connection: Connection) -> None:
             connection.execute(EVENTS.insert(), log_rows)
-            for row in tasks:  # one statement per task: a batch may not touch a row twice
-                connection.execute(self._task_upsert.values(row))
-            for row in workers.values():
-                connection.execute(self._worker_upsert.values(row))
+            # Executemany: folded() gave one row per task, so no statement meets its own row.
+            if tasks:
+                connection.execute(self._task_upsert, tasks)
+            if workers:
+                connection.execute(self._worker_upsert, list(workers.values()))
 
         self._run(work)
         self._sweep()
