@@ -15,12 +15,17 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from conveyor.app.base import Conveyor
+from conveyor.app.call_options import CALL_OPTIONS
 from conveyor.beat.crontab import crontab
 from conveyor.beat.errors import EntryError, ScheduleError
 from conveyor.beat.schedules import Schedule, schedule
 
 KEYS = frozenset({"task", "schedule", "args", "kwargs", "options"})
-_NOT_OPTIONS = frozenset({"name", "args", "kwargs", "task", "task_id", "record_pending"})
+# send_task's parameters that beat sets itself or that describe a task's place in a workflow.
+_NOT_OPTIONS = frozenset(
+    {"name", "args", "kwargs", "task", "task_id", "record_pending", "retries", "root_id"}
+    | {"parent_id", "group_id"}
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,11 @@ def maybe_schedule(value: Any) -> Schedule:
 
 
 def send_options(app: Conveyor) -> frozenset[str]:
-    """The call options an entry's `options` may hold: what `app.send_task` takes."""
-    parameters = inspect.signature(app.send_task).parameters
-    return frozenset(parameters) - _NOT_OPTIONS
+    """The call options an entry's `options` may hold: what `app.send_task` takes by name,
+    and Celery's other call options (`conveyor.app.call_options`)."""
+    parameters = inspect.signature(app.send_task).parameters.values()
+    named = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    return frozenset(named | CALL_OPTIONS) - _NOT_OPTIONS
 
 
 def entry(app: Conveyor, name: str, spec: Any, now: datetime, tz: tzinfo) -> Entry:

@@ -78,7 +78,7 @@ def make_beat(app: Conveyor, clock: Clock, sent: Sent) -> Iterator[MakeBeat]:
         store = open_store(url, options.setdefault("namespace", "beat-tests"))
         assert isinstance(store, MemoryScheduleStore)
         options.setdefault("lease_timeout", 6.0)
-        options.setdefault("send", sent)
+        options.setdefault("send", sent)  # send=None: the real app.send_task
         beat = Beat(app, store, clock=clock, **options)
         made.append(beat)
         return beat

@@ -141,3 +141,10 @@ def test_beat_settings_are_read_from_the_config(app: Conveyor, make_beat: MakeBe
     beat = make_beat({"e": {"task": "tasks.ping", "schedule": 60}}, lease_timeout=None)
     assert beat.lease_timeout == 4.5
     assert beat.tick() == 0.75
+
+
+def test_celerys_other_call_options_are_accepted(app: Conveyor) -> None:
+    options = {"time_limit": 30, "soft_time_limit": 20, "shadow": "nightly", "queue": "q"}
+    app.conf.beat_schedule = {"e": {"task": "tasks.ping", "schedule": 5, "options": options}}
+    (entry,) = load(app)
+    assert entry.options == options

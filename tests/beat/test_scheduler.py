@@ -4,6 +4,7 @@ without bursts or gaps, one catch-up fire, one leader, and the hand-over."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 import pytest
 
@@ -190,7 +191,6 @@ def test_crontab_entries_across_a_dst_change_fire_at_the_right_wall_times(
     """Beat itself, ticked every minute of controlled time through Berlin's spring change
     (2026-03-29 02:00 CET -> 03:00 CEST) and its autumn change (2026-10-25 03:00 CEST ->
     02:00 CET)."""
-    from datetime import datetime, timezone
     from zoneinfo import ZoneInfo
 
     berlin = ZoneInfo("Europe/Berlin")
@@ -233,3 +233,22 @@ def test_crontab_entries_across_a_dst_change_fire_at_the_right_wall_times(
                 "25 03:30 CET",
                 "26 01:00 CET",
             ]
+
+
+def test_a_due_tick_is_published_with_its_tick_id_and_options(
+    app: object, make_beat: MakeBeat, clock: Clock
+) -> None:
+    from conveyor import Conveyor
+
+    assert isinstance(app, Conveyor)
+    queue = "beat-sent"
+    spec = {"task": "tasks.ping", "schedule": 1.0, "args": [7], "options": {"queue": queue}}
+    beat = make_beat({"ping": spec}, send=None)
+    beat.tick()
+    clock.advance(1.0)
+    beat.tick()
+    (delivery,) = app.transport.fetch(queue, timeout=1.0)
+    body = delivery.message.body.decode()
+    due = datetime.fromtimestamp(clock.now, timezone.utc)
+    assert tick_id("beat-tests", "ping", due) in body and '"tasks.ping"' in body
+    delivery.ack()
