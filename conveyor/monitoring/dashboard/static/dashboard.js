@@ -24,7 +24,7 @@
       width: width, height: 180, legend: { show: false },
       scales: { x: { time: true } },
       series: [{}, { label: id, stroke: color, fill: color + "22", width: 2 }],
-      axes: [{}, { size: 40 }]
+      axes: [{}, { size: 60 }]
     }, data, element);
   }
   function refreshCharts() {
