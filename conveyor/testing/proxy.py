@@ -1,15 +1,27 @@
 """A loopback TCP proxy that fault tests put between a client and its server.
 
 `cut()` severs every open connection at once, as a failing network or a restarted load
-balancer would; new connections are accepted again right after.
+balancer would; new connections are accepted again right after. `reset()` does the same
+with a TCP RST instead of a FIN. The other faults are settings that apply from the next
+chunk of data on, in both directions:
+
+* `latency` (seconds) with `jitter` (up to that many more, random per chunk);
+* `blackhole`: bytes are read and dropped, nothing answers, connections stay open (a
+  partitioned network; new connections are accepted and swallowed too);
+* `slice_size`: each chunk is forwarded in segments of at most that many bytes, so a
+  large frame arrives in many reads;
+* `cut_after`: once that many more bytes went through, cut every connection (mid-frame).
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import selectors
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -25,6 +37,11 @@ class TCPProxy:
         self._sockets: set[socket.socket] = set()
         self._closed = threading.Event()
         self.cuts = 0
+        self.latency = 0.0
+        self.jitter = 0.0
+        self.blackhole = False
+        self.slice_size = 0
+        self.cut_after: int | None = None
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
     def _accept(self) -> None:
@@ -53,11 +70,48 @@ class TCPProxy:
                         data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                         if not data:
                             return
-                        peers[key.fileobj].sendall(data)  # type: ignore[index]
-            except OSError:
+                        self._forward(peers[key.fileobj], data)  # type: ignore[index]
+            except (OSError, ValueError):  # ValueError: a socket closed by reset()
                 return
             finally:
                 self._drop(client, upstream)
+
+    def _forward(self, peer: socket.socket, data: bytes) -> None:
+        if self.blackhole:
+            return
+        if self.latency or self.jitter:
+            time.sleep(self.latency + random.uniform(0.0, self.jitter))
+        if self.cut_after is not None:
+            if len(data) >= self.cut_after:
+                peer.sendall(data[: self.cut_after])
+                self.cut_after = None
+                threading.Thread(target=self.cut, daemon=True).start()
+                return
+            self.cut_after -= len(data)
+        step = self.slice_size or len(data)
+        for start in range(0, len(data), step):
+            peer.sendall(data[start : start + step])
+
+    def reset(self) -> int:
+        """Abort every open connection with a TCP RST; return how many sockets."""
+        with self._lock:
+            open_sockets = list(self._sockets)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._lock:
+            for sock in open_sockets:
+                self._sockets.discard(sock)
+                sock.close()
+        self.cuts += 1
+        return len(open_sockets)
+
+    def heal(self) -> None:
+        """Back to a plain pass-through."""
+        self.latency = self.jitter = 0.0
+        self.blackhole = False
+        self.slice_size = 0
+        self.cut_after = None
 
     def _drop(self, *socks: socket.socket) -> None:
         with self._lock:

@@ -71,7 +71,12 @@ class LocalServer:
         self.process.wait(timeout=10)
 
 
-def _redis_command(port: int, workdir: Path) -> list[str]:
+def redis_command(port: int, workdir: Path, *, aof: bool = False) -> list[str]:
+    """redis-server on `port` with its files in `workdir`; with `aof`, every write is
+    fsynced to the append-only file before Redis replies (so a kill loses nothing acked)."""
+    durability = (
+        ["--appendonly", "yes", "--appendfsync", "always"] if aof else ["--appendonly", "no"]
+    )
     return [
         "redis-server",
         "--port",
@@ -80,8 +85,7 @@ def _redis_command(port: int, workdir: Path) -> list[str]:
         "127.0.0.1",
         "--save",
         "",
-        "--appendonly",
-        "no",
+        *durability,
         "--dir",
         str(workdir),
     ]
@@ -155,7 +159,7 @@ _LOCAL: dict[str, tuple[str, Callable[[int, Path], list[str]], Callable[[int], s
         rabbitmq_command,
         lambda p: f"amqp://guest:guest@127.0.0.1:{p}//",
     ),
-    "redis": ("redis-server", _redis_command, lambda p: f"redis://127.0.0.1:{p}/0"),
+    "redis": ("redis-server", redis_command, lambda p: f"redis://127.0.0.1:{p}/0"),
     "memcached": ("memcached", _memcached_command, lambda p: f"memcached://127.0.0.1:{p}"),
     "zookeeper": (
         ZOOKEEPER_SCRIPT,

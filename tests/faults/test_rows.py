@@ -1,0 +1,124 @@
+"""The fault rows: each sends tasks through its own server, applies one fault, heals, drains
+and checks the ledger (conveyor.testing.ledger): lost 0, unexpected 0, duplicates at most
+the runs in flight at the fault, and 0 where nothing died."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from conveyor.testing.fault_servers import OwnServer
+from conveyor.testing.proxy import TCPProxy
+from conveyor.testing.waiting import wait_until
+from tests.faults.conftest import tier
+from tests.faults.harness import Row, assert_passes, in_background, pause, row
+
+LEASE = 2.0
+SETTLE = 90.0
+
+
+def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(broker, backend) on servers of the test's own, with a short lease."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path}/broker.db"
+        return f"{url}?lease_timeout={LEASE:g}", f"sqlite:///{tmp_path}/results.db"
+    fixture = {"redis": "aof_redis", "postgres": "own_postgres", "zookeeper": "own_zookeeper"}
+    server: OwnServer = request.getfixturevalue(fixture[kind])
+    backend = server.url if kind != "zookeeper" else f"sqlite:///{tmp_path}/results.db"
+    return f"{server.url}?lease_timeout={LEASE:g}", backend
+
+
+def started(made: Row, at_least: int) -> bool:
+    return sum(made.ledger.runs("start").values()) >= at_least
+
+
+@pytest.mark.parametrize("kind", tier(["redis", "sqlite"], ["postgres", "zookeeper"]))
+def test_worker_sigkill_mid_task(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    soak_seed: int,
+    repetition: int,
+) -> None:
+    rng = random.Random(soak_seed + repetition)
+    broker, backend = broker_url(kind, request, tmp_path)
+    with row(f"worker-sigkill-{kind}-{repetition}", broker, backend, tmp_path) as made:
+        worker = made.start_worker()
+        made.send(30, seconds=0.3)
+        assert wait_until(lambda: started(made, 4 + rng.randrange(8)), 30), worker.output()
+        worker.kill()
+        assert made.ledger.mark_fault() > 0, "the kill found tasks running"
+        made.start_worker()
+        assert_passes(made.settle(SETTLE))
+
+
+def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    with row("worker-sigterm-redis", broker, aof_redis.url, tmp_path) as made:
+        worker = made.start_worker()
+        made.send(20, seconds=0.3)
+        assert wait_until(lambda: started(made, 4), 30), worker.output()
+        worker.stop()
+        assert worker.process.returncode == 0, worker.output()
+        made.start_worker()
+        assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+
+
+def test_broker_killed_mid_publish_and_restarted(
+    aof_redis: OwnServer, tmp_path: Path, soak_seed: int, repetition: int
+) -> None:
+    rng = random.Random(soak_seed + repetition)
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    with row(f"broker-restart-redis-{repetition}", broker, aof_redis.url, tmp_path) as made:
+        made.start_worker()
+        sender = in_background(lambda: made.send(300, seconds=0.01))
+        assert wait_until(lambda: started(made, 20 + rng.randrange(60)), 30)
+        aof_redis.kill()
+        made.ledger.mark_fault(publishing=1)
+        pause(1.0 + rng.random())  # the outage
+        aof_redis.start()
+        sender.join(60)
+        assert not sender.is_alive()
+        assert_passes(made.settle(SETTLE))
+
+
+def test_connection_reset_mid_consume(aof_redis: OwnServer, tmp_path: Path) -> None:
+    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    try:
+        with row("connection-reset-redis", broker, aof_redis.url, tmp_path) as made:
+            made.start_worker(broker=through)
+            made.send(150, seconds=0.02)
+            for at_least in (20, 60, 100):
+                assert wait_until(lambda n=at_least: started(made, n), 60)
+                assert proxy.reset() > 0
+                made.ledger.mark_fault()
+            assert_passes(made.settle(SETTLE))
+    finally:
+        proxy.close()
+
+
+def test_a_task_running_3x_the_lease_runs_once(aof_redis: OwnServer, tmp_path: Path) -> None:
+    lease = 1.0
+    broker = f"{aof_redis.url}?lease_timeout={lease:g}"
+    with row("long-task-redis", broker, aof_redis.url, tmp_path, concurrency=2) as made:
+        made.start_worker()
+        made.start_worker()  # a competitor that would take an expired lease
+        made.send(4, seconds=3 * lease + 0.5)
+        assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+
+
+def test_200ms_latency(aof_redis: OwnServer, tmp_path: Path) -> None:
+    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+    proxy.latency, proxy.jitter = 0.2, 0.05
+    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    try:
+        with row("latency-200ms-redis", through, through.split("?")[0], tmp_path) as made:
+            made.start_worker()
+            made.send(10, seconds=0.05)
+            assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+    finally:
+        proxy.close()
