@@ -9,6 +9,7 @@ import click
 
 from conveyor.app.base import Conveyor
 from conveyor.app.loader import load_app
+from conveyor.cli.worker_metrics import worker_metrics_options
 from conveyor.cli.worker_options import CommandLine, celery_worker_options, expand_hostname
 from conveyor.core.errors import ConveyorError
 
@@ -70,6 +71,7 @@ def _known_queues(app: Conveyor) -> list[str]:
 @click.option("--shutdown-timeout", type=float, default=None, help="Warm shutdown deadline (s).")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Run beat inside this worker.")
 @celery_worker_options
+@worker_metrics_options
 @click.pass_context
 def worker(
     ctx: click.Context,

@@ -68,6 +68,46 @@ class EventMetrics:
                 self.runtime.labels(name).observe(float(runtime))
 
 
+class WorkerGauges:
+    """A worker's own up, active and prefetched gauges, from its worker events; live in
+    prometheus_client's multiprocess mode ("liveall": one series per live process)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Gauge
+
+        labels = ["hostname"]
+        self.up = Gauge(
+            "conveyor_worker_up",
+            "1 while the worker runs.",
+            labels,
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+        self.active = Gauge(
+            "conveyor_worker_active",
+            "Tasks running now.",
+            labels,
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+        self.held = Gauge(
+            "conveyor_worker_prefetched",
+            "Deliveries held (prefetch in use): running or waiting in the pool.",
+            labels,
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+
+    def observe(self, events: Iterable[Event]) -> None:
+        for event in events:
+            kind, hostname = event.get("type"), event.get("hostname")
+            if not isinstance(kind, str) or not kind.startswith("worker-") or not hostname:
+                continue
+            self.up.labels(hostname).set(0.0 if kind == "worker-offline" else 1.0)
+            self.active.labels(hostname).set(float(event.get("active") or 0))
+            self.held.labels(hostname).set(float(event.get("prefetched") or 0))
+
+
 class QueueCollector(Collector):
     """Queue counts read from the transport at each scrape."""
 

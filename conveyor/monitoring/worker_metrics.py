@@ -1,0 +1,84 @@
+"""A worker's Prometheus endpoint: `conveyor -A tasks worker --metrics-port N`.
+
+One port serves every process of the command line: the first process points
+prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, a temporary folder) at
+all of them before any metric exists, its siblings inherit the setting, each process counts
+its own events into it (an app.events listener, in the flush thread), and the first serves
+the sum with the queue gauges of the worker's queues, read at scrape time. The server
+starts with the first batch of events the first process sends (its worker-online), so it
+runs in the process that works, also after a --detach.
+
+Not counted: tasks run by process-pool children, whose events go out through their own
+app (the dashboard's /metrics counts those).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from typing import Any
+
+from conveyor.app.base import Conveyor
+from conveyor.backends.events import Event
+
+log = logging.getLogger("conveyor.monitoring")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class WorkerMetrics:
+    def __init__(self, app: Conveyor, port: int, address: str, queues: list[str]) -> None:
+        self.app, self.port, self.address, self.queues = app, port, address, queues
+        self._serving = False
+        self._lock = threading.Lock()
+        from conveyor.monitoring.metrics import EventMetrics, WorkerGauges
+        from conveyor.monitoring.state import ClusterState
+
+        self.state = ClusterState()
+        self.events = EventMetrics(None, self.state)
+        self.gauges = WorkerGauges()
+
+    def observe(self, batch: list[Event]) -> None:
+        self.state.apply(batch)
+        self.events.observe(batch)
+        self.gauges.observe(batch)
+        if not self._serving:
+            self._serve()
+
+    def _serve(self) -> None:
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        from conveyor.monitoring.metrics import QueueCollector
+
+        with self._lock:
+            if self._serving:
+                return
+            self._serving = True
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            registry.register(QueueCollector(self.app, lambda: self.queues))
+            start_http_server(self.port, self.address, registry)
+            log.info("metrics on http://%s:%d/metrics", self.address, self.port)
+
+
+def prepare_processes() -> None:
+    """In the first process, before anything imports prometheus_client's metrics: one
+    folder for the counts of every process of this command line, removed at exit."""
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    folder = tempfile.mkdtemp(prefix="conveyor-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    atexit.register(shutil.rmtree, folder, True)
+
+
+def install(app: Conveyor, port: int, address: str, queues: list[str], *, first: bool) -> Any:
+    """Count this process's events; the first process also serves them all."""
+    metrics = WorkerMetrics(app, port, address, queues)
+    if not first:
+        metrics._serving = True  # a sibling counts; the first process serves
+    app.events.listeners.append(metrics.observe)
+    return metrics
