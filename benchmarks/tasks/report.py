@@ -70,7 +70,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     head = next((r for r in rows if r.get("kind") == "header"), {})
     data = samples(rows)
     systems = [
-        s for s in ("conveyor", "celery", "dramatiq", "huey") if any(k[2] == s for k in data)
+        s
+        for s in ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey")
+        if any(k[2] == s for k in data)
     ]
     peers = [s for s in systems if s != "conveyor"]
     out = [

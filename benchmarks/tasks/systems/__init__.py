@@ -25,6 +25,7 @@ class Servers:
 
     def broker_url(self, system: str, broker: str, queue: str) -> str | None:
         """The broker URL in `system`'s dialect, or None when it has no such transport."""
+        system = family(system)
         if broker == "redis":
             return self.redis
         if broker == "amqp":
@@ -41,6 +42,11 @@ class Servers:
         return None
 
 
+def family(system: str) -> str:
+    """conveyor_noevents (conveyor with its events off) runs where conveyor runs."""
+    return "conveyor" if system.startswith("conveyor") else system
+
+
 def _module(system: str) -> str:
     return f"benchmarks.tasks.systems.{system}_app"
 
@@ -48,7 +54,7 @@ def _module(system: str) -> str:
 def worker_argv(system: str, queue: str) -> list[str]:
     """Each system's worker with its library defaults (pool kind and size as in the brief)."""
     python = sys.executable
-    if system == "conveyor":
+    if family(system) == "conveyor":
         # Safe defaults: threads pool x CPUs, late acks, confirms, prefetch 4 x concurrency.
         return [python, "-m", "conveyor.cli", "-A", _module(system), "worker", "-Q", queue]
     if system == "celery":
@@ -64,5 +70,5 @@ def worker_argv(system: str, queue: str) -> list[str]:
     raise ValueError(f"unknown system {system!r}")
 
 
-SYSTEMS = ("conveyor", "celery", "dramatiq", "huey")
+SYSTEMS = ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey")
 BROKERS = ("redis", "amqp", "zookeeper", "postgresql", "sqlite")
