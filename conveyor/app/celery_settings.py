@@ -108,10 +108,9 @@ TABLE: tuple[CelerySetting, ...] = (
     _h("task_store_eager_result", False),
     _n("task_remote_tracebacks", False, "the worker's traceback text is always stored"),
     _h("task_ignore_result", False, "CELERY_IGNORE_RESULT"),
-    _r(
+    _h(
         "task_store_errors_even_if_ignored",
         False,
-        _NOT_YET + " (the task option of that name is the way)",
         "CELERY_STORE_ERRORS_EVEN_IF_IGNORED",
     ),
     _h("task_track_started", False, "CELERY_TRACK_STARTED", "CELERY_TASK_TRACK_STARTED"),
@@ -161,7 +160,7 @@ TABLE: tuple[CelerySetting, ...] = (
     _r("result_backend_transport_options", {}, _BACKEND_URL),
     _r("result_serializer", "json", _JSON_RESULTS, "CELERY_RESULT_SERIALIZER"),
     _r("result_compression", None, "results are stored uncompressed"),
-    _r("result_extended", False, _NOT_YET),
+    _h("result_extended", False),
     _h("result_expires", 86400, "CELERY_TASK_RESULT_EXPIRES", "CELERY_RESULT_EXPIRES"),
     _n(
         "result_cache_max",

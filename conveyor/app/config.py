@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "task_always_eager": False,
     "task_eager_propagates": False,
     "task_store_eager_result": False,
+    "task_store_errors_even_if_ignored": False,
+    "result_extended": False,
     "task_soft_time_limit": None,
     "timezone": "UTC",
     "enable_utc": True,

@@ -12,7 +12,7 @@ from typing import Any
 
 from conveyor.app import context, states
 from conveyor.app.base import Conveyor
-from conveyor.app.exceptions import Retry
+from conveyor.app.exceptions import Ignore, Reject, Retry
 from conveyor.app.protocol import TaskMessage
 from conveyor.app.task import Task
 from conveyor.worker import results
@@ -28,6 +28,9 @@ from conveyor.worker.middleware import (
 from conveyor.worker.stack import stack_for
 
 log = logging.getLogger("conveyor.worker")
+#: What `execute` returns for a task that raised ``Reject(requeue=True)``: its message goes
+#: back to the queue (a plain REJECTED one is dead-lettered). Not a stored state.
+REQUEUED = "REQUEUED"
 __all__ = ["ExceptionInfo", "Job", "Stored", "execute", "make_context"]
 
 
@@ -79,6 +82,10 @@ def _run(task: Task, request: Request, around: list[Middleware]) -> Outcome:
         return Outcome(states.SUCCESS, call())
     except Retry as retry:
         return Outcome(states.RETRY, retry, ExceptionInfo.of(retry.exc or retry))
+    except Ignore as ignore:  # Celery's: no result, the message acked
+        return Outcome(states.IGNORED, ignore)
+    except Reject as reject:  # Celery's: no result, the message dead-lettered or requeued
+        return Outcome(states.REJECTED, reject)
     except BaseException as exc:  # sys.exit() in a task too: it fails, its slot lives on
         return Outcome(states.FAILURE, exc, ExceptionInfo.of(exc))
 
@@ -132,4 +139,7 @@ def execute(
                 return str(state)
         outcome = _run(task, request, stack.around)
         outcome.defer = defer_success
-        return _after(stack.after, 0, task, request, outcome)
+        state = _after(stack.after, 0, task, request, outcome)
+        if state == states.REJECTED and getattr(outcome.retval, "requeue", False):
+            return REQUEUED
+        return state

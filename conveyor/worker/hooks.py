@@ -28,6 +28,10 @@ def _hook(task: Task, name: str, *args: Any) -> None:
 
 
 class TaskHooks(Middleware):
+    def before_task(self, task: Task, request: Context) -> str | None:
+        _hook(task, "before_start", request.id, request.args, request.kwargs)
+        return None
+
     def task_skipped(self, task: Task, request: Context, state: str) -> None:
         # A crash may have come after the store and before the workflow moved on.
         message = request.message if isinstance(request, Request) else None
@@ -44,7 +48,9 @@ class TaskHooks(Middleware):
             if message is not None:
                 advance(task.app, message, state, request, retval)
         elif state == states.FAILURE:
-            log.error("task %s[%s] failed: %r", task.name, request.id, retval)
+            # An error the task declares it raises (`throws`) is an expected outcome.
+            level = logging.INFO if isinstance(retval, task.throws) else logging.ERROR
+            log.log(level, "task %s[%s] failed: %r", task.name, request.id, retval)
             _hook(task, "on_failure", retval, request.id, args, kwargs, einfo)
             if message is not None:
                 advance(
@@ -57,4 +63,6 @@ class TaskHooks(Middleware):
             )
             _hook(task, "on_retry", einfo.exception, request.id, args, kwargs, einfo)
             retval = None
+        elif state in (states.IGNORED, states.REJECTED):
+            log.info("task %s[%s] %s: %s", task.name, request.id, state.lower(), retval)
         _hook(task, "after_return", state, retval, request.id, args, kwargs, einfo)

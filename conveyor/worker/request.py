@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from conveyor import signals
-from conveyor.app import protocol
+from conveyor.app import protocol, states
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import NotRegistered
 from conveyor.core.codecs import Serializer
@@ -19,7 +19,7 @@ from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeEr
 from conveyor.core.message import Delivery, header_problem
 from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
-from conveyor.worker.execute import Job
+from conveyor.worker.execute import REQUEUED, Job
 from conveyor.worker.expiry import mark_expired
 from conveyor.worker.results import store_failure
 
@@ -55,7 +55,13 @@ class Work:
                 if self.acks_late:
                     cause = REASON if isinstance(outcome, BackendUnavailable) else "worker error"
                     self.delivery.nack(requeue=True, delay=1.0, reason=f"{cause}: {outcome}")
-            elif self.acks_late:
+            elif not self.acks_late:
+                return
+            elif outcome == states.REJECTED:
+                self.delivery.nack(requeue=False, reason="rejected by the task (Reject)")
+            elif outcome == REQUEUED:
+                self.delivery.nack(requeue=True, reason="requeued by the task (Reject)")
+            else:
                 self.delivery.ack()
         except Exception:
             log.exception("settling the message of task %s failed", self.task_id)

@@ -13,6 +13,7 @@ from typing import Any
 from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.context import Context
+from conveyor.app.extended import extended_meta
 from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
@@ -39,7 +40,11 @@ def store(app: Conveyor, record: ResultRecord) -> bool:
 
 
 def store_failure(
-    app: Conveyor, task_id: str, exc: BaseException, parent_id: str | None = None
+    app: Conveyor,
+    task_id: str,
+    exc: BaseException,
+    parent_id: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> None:
     store(
         app,
@@ -50,13 +55,21 @@ def store_failure(
             traceback=traceback_text(exc),
             parent_id=parent_id,
             date_done=now(),
+            meta=meta or {},
         ),
     )
 
 
-def success_record(task_id: str, retval: Any, parent_id: str | None) -> ResultRecord:
+def success_record(
+    task_id: str, retval: Any, parent_id: str | None, meta: dict[str, Any] | None = None
+) -> ResultRecord:
     return ResultRecord(
-        task_id, states.SUCCESS, result=retval, parent_id=parent_id, date_done=now()
+        task_id,
+        states.SUCCESS,
+        result=retval,
+        parent_id=parent_id,
+        date_done=now(),
+        meta=meta or {},
     )
 
 
@@ -153,17 +166,25 @@ class Claim(Middleware):
         return claim(app, request.id, bool(track), meta, checked)
 
 
+def _errors_kept(task: Task, state: str) -> bool:
+    """Whether a FAILURE of an ignore_result task is stored anyway (Celery's
+    store_errors_even_if_ignored, as a task option or a setting)."""
+    keep = task.store_errors_even_if_ignored or task.app.conf.task_store_errors_even_if_ignored
+    return state == states.FAILURE and bool(keep)
+
+
 class Results(Middleware):
     """After a run: store its state (unless results are ignored). A SUCCESS may be left in
     `outcome.record` for the pool to store in a batch; one whose value cannot be encoded is
     stored as FAILURE (EncodeError) and the outcome becomes that failure."""
 
     def after_task(self, task: Task, request: Context, outcome: Outcome) -> None:
-        if request.ignore_result or request.id is None:
-            return
         app, state = task.app, outcome.state
+        if request.id is None or (request.ignore_result and not _errors_kept(task, state)):
+            return
+        meta = extended_meta(request) if app.conf.result_extended else None
         if state == states.SUCCESS:
-            record = success_record(request.id, outcome.retval, request.parent_id)
+            record = success_record(request.id, outcome.retval, request.parent_id, meta)
             record.children = children(request)
             if outcome.defer and encodes(record):
                 outcome.record = record
@@ -173,6 +194,6 @@ class Results(Middleware):
                 outcome.state, outcome.retval = states.FAILURE, problem
                 outcome.einfo = ExceptionInfo.of(problem)
         elif state == states.FAILURE:
-            store_failure(app, request.id, outcome.retval, request.parent_id)
+            store_failure(app, request.id, outcome.retval, request.parent_id, meta)
         elif state == states.RETRY:
             store_retry(app, request.id, getattr(outcome.retval, "exc", None), request.parent_id)
