@@ -74,7 +74,7 @@ def test_as_tuple_and_collect_through_a_chain(
     parent = result.parent
     assert parent is not None
     assert result.as_tuple() == ((result.id, ((parent.id, None), None)), None)
-    assert [(r.id, v) for r, v in parent.collect(timeout=10)] == [(parent.id, 3)]
+    assert [(r.id, v) for r, v in parent.collect(timeout=10)] == [(parent.id, 3), (result.id, 13)]
 
 
 def test_get_follows_a_failed_parent(app: Conveyor, start_worker: Callable[..., Worker]) -> None:
