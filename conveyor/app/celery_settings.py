@@ -11,13 +11,13 @@ Celery 3 config modules, and with ``namespace="CELERY"`` the Django-style
   harmless (a config module that lists everything still loads); any other value raises
   ConfigurationError naming the setting, the reason and what to do instead.
 
-docs/celery.md is written from this table (`rows()`); a test keeps them in step.
+docs/celery.md's settings section is this table (`markdown_table()`); a test keeps the two
+in step.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -574,8 +574,13 @@ BY_NAME = {row.name: row for row in TABLE}
 OLD_NAMES = {old: row.name for row in TABLE for old in row.old}
 
 
-def rows() -> Iterator[CelerySetting]:
-    return iter(TABLE)
+def markdown_table() -> str:
+    """The settings section of docs/celery.md: one row per setting, as in TABLE."""
+    lines = ["| setting | old names | conveyor | note |", "|---|---|---|---|"]
+    for row in TABLE:
+        old = ", ".join(f"`{name}`" for name in row.old)
+        lines.append(f"| `{row.name}` | {old} | {row.verdict} | {row.note} |")
+    return "\n".join(lines) + "\n"
 
 
 def check(name: str, value: Any) -> None:

@@ -14,12 +14,12 @@ from conveyor.core.errors import ConfigurationError
 
 
 def test_every_honoured_setting_has_a_conveyor_default() -> None:
-    honoured = {row.name for row in celery_settings.rows() if row.verdict == HONOURED}
+    honoured = {row.name for row in celery_settings.TABLE if row.verdict == HONOURED}
     assert honoured - set(DEFAULTS) == set()
 
 
 def test_each_row_has_a_verdict_and_a_reason_when_not_honoured() -> None:
-    rows = list(celery_settings.rows())
+    rows = celery_settings.TABLE
     assert len({row.name for row in rows}) == len(rows) > 180
     for row in rows:
         assert row.verdict in (HONOURED, NOT_NEEDED, REFUSED)
@@ -30,7 +30,7 @@ def test_each_row_has_a_verdict_and_a_reason_when_not_honoured() -> None:
 
 
 def test_old_names_map_to_one_setting_each() -> None:
-    olds = [old for row in celery_settings.rows() for old in row.old]
+    olds = [old for row in celery_settings.TABLE for old in row.old]
     assert len(olds) == len(set(olds)) > 49
 
 
