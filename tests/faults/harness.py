@@ -25,6 +25,7 @@ from conveyor.testing.waiting import wait_until
 ROOT = Path(__file__).parents[2]
 READY_TIMEOUT = 30.0
 STEP = "tests.faults.ledger_tasks.step"
+KILL_WORKER = "tests.faults.ledger_tasks.kill_worker"
 #: Every row's counts, printed at the end of the run (conftest.py).
 RESULTS: list[tuple[str, Counts]] = []
 
@@ -73,7 +74,9 @@ class Row:
         self.ledger = Ledger(self.tmp / f"{self.queue}.ledger")
         self.app = Conveyor("ledger-client", broker=self.broker, backend=self.backend)
 
-    def start_worker(self, *, broker: str | None = None, pool: str = "threads") -> WorkerProcess:
+    def start_worker(
+        self, *, broker: str | None = None, pool: str = "threads", prefetch_multiplier: int = 4
+    ) -> WorkerProcess:
         log = self.tmp / f"worker-{len(self.workers)}.log"
         env = {
             **os.environ,
@@ -85,7 +88,7 @@ class Row:
         }
         command = [sys.executable, "-m", "conveyor.cli", "-A", "tests.faults.ledger_tasks"]
         command += ["worker", "-c", str(self.concurrency), "-P", pool, "-Q", self.queue]
-        command += ["--shutdown-timeout", "10"]
+        command += ["--shutdown-timeout", "10", "--prefetch-multiplier", str(prefetch_multiplier)]
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True

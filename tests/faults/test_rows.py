@@ -5,15 +5,16 @@ the runs in flight at the fault, and 0 where nothing died."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
 
-from conveyor.testing.fault_servers import OwnServer
+from conveyor.testing.fault_servers import OwnServer, redis_with_aof
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.waiting import wait_until
 from tests.faults.conftest import tier
-from tests.faults.harness import Row, assert_passes, in_background, pause, row
+from tests.faults.harness import KILL_WORKER, Row, assert_passes, in_background, pause, row
 
 LEASE = 2.0
 SETTLE = 90.0
@@ -122,3 +123,103 @@ def test_200ms_latency(aof_redis: OwnServer, tmp_path: Path) -> None:
             assert_passes(made.settle(SETTLE), duplicates_allowed=False)
     finally:
         proxy.close()
+
+
+def test_1mb_messages_through_a_segment_slicing_proxy(aof_redis: OwnServer, tmp_path: Path) -> None:
+    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+    proxy.slice_size = 1400  # one Ethernet segment: a 1 MB frame arrives in ~750 reads
+    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    try:
+        with row("1mb-sliced-redis", through, through.split("?")[0], tmp_path) as made:
+            made.start_worker()
+            made.send(5, payload="x" * 1_000_000)
+            assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("kind", tier([], ["postgres", "zookeeper"]))
+def test_broker_restarted_mid_run(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    broker, backend = broker_url(kind, request, tmp_path)
+    fixture = {"postgres": "own_postgres", "zookeeper": "own_zookeeper"}[kind]
+    server: OwnServer = request.getfixturevalue(fixture)
+    with row(f"broker-restart-{kind}", broker, backend, tmp_path) as made:
+        made.start_worker()
+        sender = in_background(lambda: made.send(100, seconds=0.01))
+        assert wait_until(lambda: started(made, 20), 30)
+        server.kill()
+        made.ledger.mark_fault(publishing=1)
+        pause(1.0)  # the outage
+        server.start()
+        sender.join(90)
+        assert not sender.is_alive()
+        assert_passes(made.settle(SETTLE))
+
+
+@pytest.mark.parametrize("kind", tier([], ["redis"]))
+def test_result_backend_down_for_30_s(kind: str, aof_redis: OwnServer, tmp_path: Path) -> None:
+    backend_server = redis_with_aof()
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    try:
+        with row("backend-down-30s-redis", broker, backend_server.url, tmp_path) as made:
+            made.start_worker()
+            made.send(40, seconds=0.1)
+            assert wait_until(lambda: started(made, 5), 30)
+            backend_server.kill()
+            pause(30.0)  # the outage
+            backend_server.start()
+            assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+            assert made.app.transport.dead_letters(made.queue) == []
+    finally:
+        backend_server.stop()
+
+
+@pytest.mark.parametrize("kind", tier([], ["redis"]))
+def test_blackhole_longer_than_the_lease(kind: str, aof_redis: OwnServer, tmp_path: Path) -> None:
+    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    try:
+        with row("blackhole-redis", broker, aof_redis.url, tmp_path) as made:
+            made.start_worker(broker=through)
+            made.start_worker()  # direct: takes over what the partitioned one held
+            made.send(40, seconds=0.3)
+            assert wait_until(lambda: started(made, 6), 30)
+            proxy.blackhole = True
+            made.ledger.mark_fault()
+            pause(3 * LEASE)  # the partition
+            proxy.heal()
+            assert_passes(made.settle(SETTLE))
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("kind", tier([], ["redis"]))
+def test_a_poison_task_is_dead_lettered_after_max_deliveries(
+    kind: str, aof_redis: OwnServer, tmp_path: Path
+) -> None:
+    """A task that kills its worker on every run: a supervisor (this test) restarts the
+    worker each time; the task is dead-lettered after max_deliveries, with no hot loop (one
+    worker death per delivery), and the other tasks all run. One slot and no read-ahead:
+    a message held beside the poison at each death would have its count raised too (see
+    docs/guarantees.md, "What is not promised")."""
+    deliveries = 3
+    broker = f"{aof_redis.url}?lease_timeout=1&max_deliveries={deliveries}"
+    with row("poison-redis", broker, aof_redis.url, tmp_path, concurrency=1) as made:
+        made.start_worker(prefetch_multiplier=1)
+        made.app.send_task(KILL_WORKER, ("poison",), queue=made.queue)
+        made.send(20, seconds=0.05)
+        deaths = 0
+        deadline = time.monotonic() + 60
+        while not made.app.transport.dead_letters(made.queue) and time.monotonic() < deadline:
+            if made.workers[-1].process.poll() is not None:
+                deaths += 1
+                made.ledger.mark_fault()
+                made.start_worker(prefetch_multiplier=1)
+            time.sleep(0.1)
+        (dead,) = made.app.transport.dead_letters(made.queue)
+        assert dead.reason == "max deliveries"
+        assert deaths == deliveries, "one worker death per delivery, no more"
+        assert_passes(made.settle(SETTLE))
