@@ -3,116 +3,97 @@ immutable arguments, `.parent`, an error mid-chain, chains and groups inside cha
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
 from conveyor import Conveyor, GroupResult, chain, group, states
 from conveyor.testing.waiting import wait_until
-from conveyor.worker.worker import Worker
 from tests.canvas.conftest import Boom, Tasks
 
-StartWorker = Callable[..., Worker]
 
-
-def test_pipe_and_chain_pass_each_result_on(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    add = tasks.add
+def test_pipe_and_chain_pass_each_result_on(shared: Tasks) -> None:
+    add = shared.add
     result = (add.s(1, 1) | add.s(2) | add.s(3)).apply_async()
     assert result.get(timeout=10) == 7
-    assert chain(add.s(1, 1), add.s(10), tasks.mul.s(3))().get(timeout=10) == 36
+    assert chain(add.s(1, 1), add.s(10), shared.mul.s(3))().get(timeout=10) == 36
     assert chain(add.s(1), add.s(2)).apply_async((5,)).get(timeout=10) == 8
 
 
-def test_parent_walks_back_to_the_first_step(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    add = tasks.add
+def test_parent_walks_back_to_the_first_step(shared: Tasks) -> None:
+    add = shared.add
     result = (add.s(1, 1) | add.s(2) | add.s(3)).delay()
     assert result.get(timeout=10) == 7
     assert result.parent.get(timeout=5) == 4
     assert result.parent.parent.get(timeout=5) == 2
     assert result.parent.parent.parent is None
     # Known from the stored records too, in a process that did not build the chain.
-    fresh = tasks.app.AsyncResult(result.id)
+    fresh = shared.app.AsyncResult(result.id)
     assert fresh.parent is not None and fresh.parent.id == result.parent.id
     assert fresh.parent.parent.id == result.parent.parent.id
 
 
-def test_immutable_steps_ignore_the_previous_result(
-    tasks: Tasks, start_worker: StartWorker
-) -> None:
-    start_worker()
-    add = tasks.add
+def test_immutable_steps_ignore_the_previous_result(shared: Tasks) -> None:
+    add = shared.add
     assert (add.s(1, 1) | add.si(10, 10) | add.s(1)).delay().get(timeout=10) == 21
 
 
-def test_link_list_sends_every_callback_the_result(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    first, second = tasks.add.s(10), tasks.echo.s("url")
+def test_link_list_sends_every_callback_the_result(shared: Tasks) -> None:
+    first, second = shared.add.s(10), shared.echo.s("url")
     first_result, second_result = first.freeze(), second.freeze()
-    tasks.add.apply_async((1, 2), link=[first, second])
+    shared.add.apply_async((1, 2), link=[first, second])
     assert first_result.get(timeout=10) == 13
     assert second_result.get(timeout=10) == [[3, "url"], {}]
 
 
-def test_an_error_stops_the_chain_marks_the_rest_and_calls_link_error(
-    tasks: Tasks, start_worker: StartWorker
-) -> None:
-    start_worker()
-    add = tasks.add
-    errback = tasks.count.si("e", "errback")
-    workflow = add.s(1, 1) | tasks.fail.s() | add.s(1) | add.s(2)
+def test_an_error_stops_the_chain_marks_the_rest_and_calls_link_error(shared: Tasks) -> None:
+    add = shared.add
+    errback = shared.count.si("e", "errback")
+    workflow = add.s(1, 1) | shared.fail.s() | add.s(1) | add.s(2)
     workflow.link_error(errback)
     result = workflow.delay()
     with pytest.raises(Boom, match=r"failed with \(2,\)"):
         result.get(timeout=10)
     assert result.state == states.FAILURE
-    record = tasks.app.backend.get(result.id)
+    record = shared.app.backend.get(result.id)
     assert record is not None and record.meta["not_run"] is True
     assert record.meta["failed"] == result.parent.parent.id
     assert result.parent.failed() and result.parent.parent.parent.get() == 2
-    assert wait_until(lambda: tasks.runs("errback") >= 1, timeout=10)
+    assert wait_until(lambda: shared.runs("errback") >= 1, timeout=10)
 
 
-def test_chain_in_chain(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    add = tasks.add
+def test_chain_in_chain(shared: Tasks) -> None:
+    add = shared.add
     inner = add.s(10) | add.s(100)
     assert chain(add.s(1, 1), inner, add.s(1000)).delay().get(timeout=10) == 1112
 
 
-def test_group_in_chain_is_an_implicit_chord(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    add = tasks.add
-    result = (add.s(1, 1) | group(add.s(10), add.s(20), tasks.mul.s(3)) | tasks.tsum.s()).delay()
+def test_group_in_chain_is_an_implicit_chord(shared: Tasks) -> None:
+    add = shared.add
+    result = (add.s(1, 1) | group(add.s(10), add.s(20), shared.mul.s(3)) | shared.tsum.s()).delay()
     assert result.get(timeout=10) == 12 + 22 + 6
     header = result.parent
     assert isinstance(header, GroupResult) and header.get(timeout=5) == [12, 22, 6]
     assert header.parent.get(timeout=5) == 2
 
 
-def test_chain_ending_in_a_group_returns_the_group_result(
-    tasks: Tasks, start_worker: StartWorker
-) -> None:
-    start_worker()
-    add = tasks.add
+def test_chain_ending_in_a_group_returns_the_group_result(shared: Tasks) -> None:
+    add = shared.add
     result = (add.s(1, 1) | group(add.s(1), add.s(2))).delay()
     assert isinstance(result, GroupResult)
     assert result.get(timeout=10) == [3, 4]
 
 
 def test_children_are_the_tasks_sent_while_running_and_the_callbacks(
-    app: Conveyor, tasks: Tasks, start_worker: StartWorker
+    shared_app: Conveyor, shared: Tasks
 ) -> None:
-    @app.task
+    @shared_app.task
     def spawn() -> list[str]:
-        return [tasks.add.delay(1, 1).id, tasks.add.delay(2, 2).id]
+        return [shared.add.delay(1, 1).id, shared.add.delay(2, 2).id]
 
-    start_worker()
-    callback = tasks.echo.s()
+    callback = shared.echo.s()
     callback_result = callback.freeze()
     result = spawn.apply_async(link=callback)
     sent = result.get(timeout=10)
     assert [child.id for child in result.children] == [*sent, callback_result.id]
     assert [child.get(timeout=10) for child in result.children[:2]] == [2, 4]
+    assert callback_result.get(timeout=10) == [[sent], {}]  # sent once the result is stored
     assert all(child.parent.id == result.id for child in result.children)

@@ -13,9 +13,8 @@ from tests.canvas.conftest import Boom, Tasks
 StartWorker = Callable[..., Worker]
 
 
-def test_a_group_of_100_returns_results_in_order(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker(concurrency=4)
-    result = group(tasks.add.s(i, i) for i in range(100)).apply_async()
+def test_a_group_of_100_returns_results_in_order(shared: Tasks) -> None:
+    result = group(shared.add.s(i, i) for i in range(100)).apply_async()
     assert isinstance(result, GroupResult) and len(result) == 100
     assert result.get(timeout=20) == [2 * i for i in range(100)]
     assert result.ready() and result.successful() and not result.failed()
@@ -23,15 +22,13 @@ def test_a_group_of_100_returns_results_in_order(tasks: Tasks, start_worker: Sta
     assert result.join(timeout=1) == result.get()
 
 
-def test_partial_args_reach_every_member(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    result = group(tasks.add.s(1), tasks.mul.s(3)).delay(10)
+def test_partial_args_reach_every_member(shared: Tasks) -> None:
+    result = group(shared.add.s(1), shared.mul.s(3)).delay(10)
     assert result.get(timeout=10) == [11, 30]
 
 
-def test_a_failed_member(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    result = group(tasks.add.s(1, 1), tasks.fail.s(7)).delay()
+def test_a_failed_member(shared: Tasks) -> None:
+    result = group(shared.add.s(1, 1), shared.fail.s(7)).delay()
     with pytest.raises(Boom):
         result.get(timeout=10)
     assert result.ready() and result.failed() and not result.successful()
@@ -40,14 +37,13 @@ def test_a_failed_member(tasks: Tasks, start_worker: StartWorker) -> None:
     assert values[0] == 2 and isinstance(values[1], Boom)
 
 
-def test_save_and_restore(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    result = group(tasks.add.s(i, 1) for i in range(3)).delay().save()
-    restored = GroupResult.restore(result.id, app=tasks.app)
+def test_save_and_restore(shared: Tasks) -> None:
+    result = group(shared.add.s(i, 1) for i in range(3)).delay().save()
+    restored = GroupResult.restore(result.id, app=shared.app)
     assert restored == result and restored is not None
     assert restored.get(timeout=10) == [1, 2, 3]
     restored.delete()
-    assert GroupResult.restore(result.id, app=tasks.app) is None
+    assert GroupResult.restore(result.id, app=shared.app) is None
 
 
 def test_result_set_and_revoke(tasks: Tasks, start_worker: StartWorker) -> None:
@@ -59,12 +55,11 @@ def test_result_set_and_revoke(tasks: Tasks, start_worker: StartWorker) -> None:
     assert results.get(timeout=10, propagate=False)[0].__class__.__name__ == "TaskRevokedError"
 
 
-def test_map_starmap_and_chunks(tasks: Tasks, start_worker: StartWorker) -> None:
-    start_worker()
-    assert tasks.tsum.map([[1, 2], [3, 4]]).delay().get(timeout=10) == [3, 7]
-    assert tasks.add.starmap([(1, 2), (3, 4)]).delay().get(timeout=10) == [3, 7]
+def test_map_starmap_and_chunks(shared: Tasks) -> None:
+    assert shared.tsum.map([[1, 2], [3, 4]]).delay().get(timeout=10) == [3, 7]
+    assert shared.add.starmap([(1, 2), (3, 4)]).delay().get(timeout=10) == [3, 7]
     pairs = [(i, i) for i in range(10)]
-    chunked = tasks.add.chunks(pairs, 3).apply_async()
+    chunked = shared.add.chunks(pairs, 3).apply_async()
     assert len(chunked) == 4  # 3 + 3 + 3 + 1 calls
     assert chunked.get(timeout=10) == [[0, 2, 4], [6, 8, 10], [12, 14, 16], [18]]
 
