@@ -18,6 +18,7 @@ from tests.faults.harness import KILL_WORKER, Row, assert_passes, in_background,
 
 LEASE = 2.0
 SETTLE = 90.0
+OWN = {"redis": "aof_redis", "postgres": "own_postgres", "zookeeper": "own_zookeeper"}
 
 
 def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
@@ -25,8 +26,7 @@ def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tup
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path}/broker.db"
         return f"{url}?lease_timeout={LEASE:g}", f"sqlite:///{tmp_path}/results.db"
-    fixture = {"redis": "aof_redis", "postgres": "own_postgres", "zookeeper": "own_zookeeper"}
-    server: OwnServer = request.getfixturevalue(fixture[kind])
+    server: OwnServer = request.getfixturevalue(OWN[kind])
     backend = server.url if kind != "zookeeper" else f"sqlite:///{tmp_path}/results.db"
     return f"{server.url}?lease_timeout={LEASE:g}", backend
 
@@ -67,20 +67,26 @@ def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
 
 
+@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "zookeeper"]))
 def test_broker_killed_mid_publish_and_restarted(
-    aof_redis: OwnServer, tmp_path: Path, soak_seed: int, repetition: int
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    soak_seed: int,
+    repetition: int,
 ) -> None:
     rng = random.Random(soak_seed + repetition)
-    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
-    with row(f"broker-restart-redis-{repetition}", broker, aof_redis.url, tmp_path) as made:
+    broker, backend = broker_url(kind, request, tmp_path)
+    server: OwnServer = request.getfixturevalue(OWN[kind])
+    with row(f"broker-restart-{kind}-{repetition}", broker, backend, tmp_path) as made:
         made.start_worker()
-        sender = in_background(lambda: made.send(300, seconds=0.01))
-        assert wait_until(lambda: started(made, 20 + rng.randrange(60)), 30)
-        aof_redis.kill()
+        sender = in_background(lambda: made.send(200, seconds=0.01))
+        assert wait_until(lambda: started(made, 20 + rng.randrange(40)), 30)
+        server.kill()
         made.ledger.mark_fault(publishing=1)
         pause(1.0 + rng.random())  # the outage
-        aof_redis.start()
-        sender.join(60)
+        server.start()
+        sender.join(90)
         assert not sender.is_alive()
         assert_passes(made.settle(SETTLE))
 
@@ -136,26 +142,6 @@ def test_1mb_messages_through_a_segment_slicing_proxy(aof_redis: OwnServer, tmp_
             assert_passes(made.settle(SETTLE), duplicates_allowed=False)
     finally:
         proxy.close()
-
-
-@pytest.mark.parametrize("kind", tier([], ["postgres", "zookeeper"]))
-def test_broker_restarted_mid_run(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    broker, backend = broker_url(kind, request, tmp_path)
-    fixture = {"postgres": "own_postgres", "zookeeper": "own_zookeeper"}[kind]
-    server: OwnServer = request.getfixturevalue(fixture)
-    with row(f"broker-restart-{kind}", broker, backend, tmp_path) as made:
-        made.start_worker()
-        sender = in_background(lambda: made.send(100, seconds=0.01))
-        assert wait_until(lambda: started(made, 20), 30)
-        server.kill()
-        made.ledger.mark_fault(publishing=1)
-        pause(1.0)  # the outage
-        server.start()
-        sender.join(90)
-        assert not sender.is_alive()
-        assert_passes(made.settle(SETTLE))
 
 
 @pytest.mark.parametrize("kind", tier([], ["redis"]))
