@@ -22,8 +22,10 @@ class PerName(Generic[T]):
         self._objects: dict[str, T] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, url: URL) -> T:
+    def __call__(self, url: URL, namespace: str = "") -> T:
+        """The object of `url`'s name; a `namespace` (a transport option) has its own."""
         name = url.host.name if url.host else url.path.strip("/") or "default"
+        name = f"{namespace}.{name}" if namespace else name
         with self._lock:
             found = self._objects.get(name)
             if found is None:

@@ -16,6 +16,7 @@ A transport moves opaque messages between producers and consumers through one br
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.url import URL
 
 MAX_DELIVERIES_REASON = "max deliveries"
+NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -57,13 +59,22 @@ class TransportOptions:
     lease_timeout: seconds after which a dead consumer's messages come back.
     max_deliveries: deliveries before a message is dead-lettered ("max deliveries").
     connect_timeout: seconds to wait for a connection before BrokerUnavailable.
+    namespace: a prefix every broker object the transport creates starts with (queues,
+        dead-letter queues, delay exchanges, broadcast exchanges, keys, tables, paths), so
+        apps share a broker without seeing each other and broker ACLs can match the prefix.
+        A letter, then up to 31 letters, digits or '_'; empty (the default) for none.
     """
 
     lease_timeout: float = 30.0
     max_deliveries: int = 5
     connect_timeout: float = 5.0
+    namespace: str = ""
 
     def validate(self) -> None:
+        if self.namespace and not NAMESPACE.fullmatch(self.namespace):
+            raise ConfigurationError(
+                f"namespace {self.namespace!r}: a letter, then up to 31 letters, digits or '_'"
+            )
         if self.lease_timeout <= 0:
             raise ConfigurationError("lease_timeout must be positive")
         if self.max_deliveries < 1:

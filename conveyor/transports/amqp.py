@@ -65,7 +65,6 @@ from conveyor.core.url import URL
 from conveyor.transports import amqp_codec as codec
 from conveyor.transports import amqp_deadletters as deadletters
 from conveyor.transports import amqp_topology as topo
-from conveyor.transports.amqp_broadcast import EXCHANGE as BROADCAST_EXCHANGE
 from conveyor.transports.amqp_broadcast import (
     SUBSCRIBE,
     AMQPSubscription,
@@ -186,10 +185,14 @@ class AMQPTransport(Transport):
 
     # -- declarations ------------------------------------------------------------------
 
+    def _name(self, queue: str) -> str:
+        """The broker's name of `queue` (after the namespace, if any; see amqp_topology)."""
+        return topo.queue_name(queue, self.options.namespace)
+
     def _queue_steps(self, queue: str) -> list[Callable[[pika.channel.Channel, Any], None]]:
-        dlq = topo.dead_letter_queue(queue)
+        dlq = topo.dead_letter_queue(queue, self.options.namespace)
         return [
-            _declare(queue, self._queue_arguments),
+            _declare(self._name(queue), self._queue_arguments),
             _declare(dlq, topo.DEAD_LETTER_ARGUMENTS),
         ]
 
@@ -214,11 +217,12 @@ class AMQPTransport(Transport):
 
     def _route(self, queue: str, delay: float) -> tuple[str, Callable[[], None]]:
         """The routing key to publish to for `queue` after `delay`, and its declaration."""
+        namespace = self.options.namespace
         if delay <= 0:
-            return queue, partial(self._ensure_queue, queue)
+            return self._name(queue), partial(self._ensure_queue, queue)
         ms = topo.delay_bucket(delay)
-        name = topo.delay_queue(queue, ms)
-        exchange = topo.due_exchange(queue)
+        name = topo.delay_queue(queue, ms, namespace)
+        exchange = topo.due_exchange(queue, namespace)
         self._delay_queues[queue].add(name)
 
         def prepare() -> None:
@@ -232,8 +236,8 @@ class AMQPTransport(Transport):
                         lambda ch, cb: ch.exchange_declare(
                             exchange, "fanout", durable=True, callback=cb
                         ),
-                        lambda ch, cb: ch.queue_bind(queue, exchange, callback=cb),
-                        _declare(name, topo.delay_arguments(queue, ms)),
+                        lambda ch, cb: ch.queue_bind(self._name(queue), exchange, callback=cb),
+                        _declare(name, topo.delay_arguments(queue, ms, namespace)),
                     ]
                 },
                 max_age=topo.DELAY_QUEUE_REFRESH,
@@ -269,12 +273,18 @@ class AMQPTransport(Transport):
 
     def broadcast(self, channel: str, message: Message) -> None:
         validate_queue_name(channel)
-        items = self._encode(BROADCAST_EXCHANGE, channel, (message,))
-        self._publish(items, lambda: self._ensure({BROADCAST_EXCHANGE: [declare_exchange]}))
+        exchange = topo.broadcast_exchange(self.options.namespace)
+        items = self._encode(exchange, channel, (message,))
+        self._publish(items, lambda: self._ensure({exchange: [declare_exchange(exchange)]}))
 
     def subscribe(self, channel: str) -> Subscription:
         validate_queue_name(channel)
-        return AMQPSubscription(self._parameters(SUBSCRIBE), self.options.connect_timeout, channel)
+        return AMQPSubscription(
+            self._parameters(SUBSCRIBE),
+            self.options.connect_timeout,
+            channel,
+            self.options.namespace,
+        )
 
     def _publish(self, items: list[Outgoing], prepare: Callable[[], None]) -> None:
         """Publish and wait for every confirm; unroutable messages get one redeclared retry."""
@@ -332,12 +342,15 @@ class AMQPTransport(Transport):
                 ready = frame.method.message_count
                 credit = min(max_messages, max(ready, 1), MAX_LIMIT)
                 ch.basic_qos(prefetch_count=credit)
-                tag = ch.basic_consume(queue, on_message)
+                tag = ch.basic_consume(self._name(queue), on_message)
                 inbox.opened(tag, queue, credit, epoch)
                 resolve(fut, (tag, ready, credit))
 
             ch.queue_declare(
-                queue, durable=True, arguments=self._queue_arguments, callback=on_declared
+                self._name(queue),
+                durable=True,
+                arguments=self._queue_arguments,
+                callback=on_declared,
             )
 
         tag, ready, credit = link.call(CONSUME, start, self.options.confirm_timeout)
@@ -477,7 +490,7 @@ class AMQPTransport(Transport):
             routing_key, prepare = self._route(queue, delay)
             properties, _ = codec.encode(message, previous=count)
         else:
-            routing_key = topo.dead_letter_queue(queue)
+            routing_key = topo.dead_letter_queue(queue, self.options.namespace)
             prepare = partial(self._ensure_queue, queue)
             properties, _ = codec.encode(message, previous=count, dead=(reason, time.time()))
         self._publish([("", routing_key, properties, message.body)], prepare)
@@ -492,7 +505,7 @@ class AMQPTransport(Transport):
             PUBLISH,
             PUBLISH,
             lambda ch, fut: ch.queue_declare(
-                queue,
+                self._name(queue),
                 durable=True,
                 arguments=self._queue_arguments,
                 callback=reply(fut, lambda f: f.method.message_count),
@@ -507,15 +520,20 @@ class AMQPTransport(Transport):
             PUBLISH,
             PUBLISH,
             lambda ch, fut: ch.queue_purge(
-                queue, callback=reply(fut, lambda f: f.method.message_count)
+                self._name(queue), callback=reply(fut, lambda f: f.method.message_count)
             ),
         )
         return count
 
     def delete(self, queue: str) -> None:
         validate_queue_name(queue)
-        names = [queue, topo.dead_letter_queue(queue), *sorted(self._delay_queues.pop(queue, ()))]
-        exchange = topo.due_exchange(queue)
+        namespace = self.options.namespace
+        names = [
+            self._name(queue),
+            topo.dead_letter_queue(queue, namespace),
+            *sorted(self._delay_queues.pop(queue, ())),
+        ]
+        exchange = topo.due_exchange(queue, namespace)
         steps = [_delete(name) for name in names]
         steps.append(lambda ch, cb: ch.exchange_delete(exchange, callback=cb))
         self._call(PUBLISH, PUBLISH, lambda ch, fut: _run_steps(ch, fut, steps))
@@ -540,7 +558,7 @@ class AMQPTransport(Transport):
     def _browse(self, queue: str, limit: int | None) -> list[Raw]:
         """Get (without ack) up to `limit` dead letters of `queue`; `_release` them after."""
         self._ensure_queue(queue)
-        work = deadletters.browse(topo.dead_letter_queue(queue), limit)
+        work = deadletters.browse(topo.dead_letter_queue(queue, self.options.namespace), limit)
         return list(self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout))
 
     def _release(self, acked: list[Raw], returned: list[Raw]) -> None:
@@ -568,7 +586,7 @@ class AMQPTransport(Transport):
             message = codec.decode(raw.properties, raw.body)
             if wanted is None or message.id in wanted:
                 chosen.append(raw)
-                items.append(("", queue, codec.encode(message)[0], raw.body))
+                items.append(("", self._name(queue), codec.encode(message)[0], raw.body))
             else:
                 kept.append(raw)
         try:
@@ -602,7 +620,7 @@ class AMQPTransport(Transport):
                 message = codec.decode(raw.properties, raw.body)
                 previous = self._count(raw) - self._counted_by_broker(raw)
                 properties, _ = codec.encode(message, previous=previous)
-                items.append(("", queue, properties, raw.body))
+                items.append(("", self._name(queue), properties, raw.body))
             self._publish(items, partial(self._ensure_queue, queue))
             self._send_acks(raws)
 

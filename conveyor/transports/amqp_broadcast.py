@@ -9,6 +9,8 @@ are fire-and-forget signals (auto-ack); a message sent while nobody listens reac
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -20,22 +22,32 @@ from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import Message
 from conveyor.core.transport import Subscription
 from conveyor.transports import amqp_codec as codec
+from conveyor.transports import amqp_topology as topo
 from conveyor.transports.amqp_link import connect, reply
 
 SUBSCRIBE = "subscribe"
 
 
-EXCHANGE = "conveyor.broadcast"
-
-
-def declare_exchange(ch: pika.channel.Channel, callback: Any) -> None:
-    ch.exchange_declare(EXCHANGE, "direct", durable=True, callback=callback)
+def declare_exchange(exchange: str) -> Callable[[pika.channel.Channel, Any], None]:
+    """The step that declares the broadcast exchange (topology.broadcast_exchange)."""
+    return lambda ch, callback: ch.exchange_declare(
+        exchange, "direct", durable=True, callback=callback
+    )
 
 
 class AMQPSubscription(Subscription):
+    """One subscriber: an exclusive queue (named ``<namespace>.conveyor.sub.<id>`` with a
+    namespace, else by the broker) bound to the broadcast exchange."""
+
     def __init__(
-        self, candidates: list[pika.ConnectionParameters], timeout: float, channel: str
+        self,
+        candidates: list[pika.ConnectionParameters],
+        timeout: float,
+        channel: str,
+        namespace: str = "",
     ) -> None:
+        exchange = topo.broadcast_exchange(namespace)
+        own = f"{namespace}.conveyor.sub.{uuid.uuid4().hex}" if namespace else ""
         self._inbox: SimpleQueue[Message | None] = SimpleQueue()
         # Losing the connection or the channel wakes `get`, which raises: subscribe again.
         self._link = connect(candidates, timeout, {}, lambda _role: self._inbox.put(None))
@@ -46,11 +58,11 @@ class AMQPSubscription(Subscription):
         def work(ch: pika.channel.Channel, fut: Future[Any]) -> None:
             def bind(frame: Any) -> None:
                 queue = frame.method.queue
-                ch.queue_bind(queue, EXCHANGE, routing_key=channel)
+                ch.queue_bind(queue, exchange, routing_key=channel)
                 ch.basic_consume(queue, on_message, auto_ack=True, callback=reply(fut))
 
-            declare_exchange(ch, None)
-            ch.queue_declare("", exclusive=True, auto_delete=True, callback=bind)
+            declare_exchange(exchange)(ch, None)
+            ch.queue_declare(own, exclusive=True, auto_delete=True, callback=bind)
 
         try:
             self._link.call(SUBSCRIBE, work, timeout)

@@ -1,7 +1,8 @@
 """Names and arguments of the RabbitMQ objects behind one conveyor queue.
 
 For a queue ``q`` (names pass conveyor's validator, and ``conveyor.`` is reserved there,
-so these never collide with user queues):
+so these never collide with user queues); with the transport's ``namespace`` option every
+name below starts with ``<namespace>.``, the broadcast exchange ``conveyor.broadcast`` too:
 
 * ``q``: durable, classic (with ``x-max-priority``) or quorum.
 * ``conveyor.dlq.q``: its dead letters, a durable classic queue.
@@ -37,16 +38,29 @@ _FINE_LIMIT_MS = 100_000
 MAX_DELAY = 4_290_000
 
 
-def dead_letter_queue(queue: str) -> str:
-    return f"conveyor.dlq.{queue}"
+def _start(namespace: str) -> str:
+    return f"{namespace}." if namespace else ""
 
 
-def due_exchange(queue: str) -> str:
-    return f"conveyor.due.{queue}"
+def queue_name(queue: str, namespace: str = "") -> str:
+    """The broker's name of conveyor queue `queue`: itself, after ``<namespace>.`` if set."""
+    return f"{_start(namespace)}{queue}"
 
 
-def delay_queue(queue: str, delay_ms: int) -> str:
-    return f"conveyor.delay.{queue}.{delay_ms}"
+def dead_letter_queue(queue: str, namespace: str = "") -> str:
+    return f"{_start(namespace)}conveyor.dlq.{queue}"
+
+
+def due_exchange(queue: str, namespace: str = "") -> str:
+    return f"{_start(namespace)}conveyor.due.{queue}"
+
+
+def delay_queue(queue: str, delay_ms: int, namespace: str = "") -> str:
+    return f"{_start(namespace)}conveyor.delay.{queue}.{delay_ms}"
+
+
+def broadcast_exchange(namespace: str = "") -> str:
+    return f"{_start(namespace)}conveyor.broadcast"
 
 
 def delay_bucket(delay: float) -> int:
@@ -77,10 +91,10 @@ def queue_arguments(queue_type: str, max_priority: int) -> dict[str, Any]:
 DEAD_LETTER_ARGUMENTS: dict[str, Any] = {"x-queue-type": "classic"}
 
 
-def delay_arguments(queue: str, delay_ms: int) -> dict[str, Any]:
+def delay_arguments(queue: str, delay_ms: int, namespace: str = "") -> dict[str, Any]:
     return {
         "x-queue-type": "classic",
         "x-message-ttl": delay_ms,
-        "x-dead-letter-exchange": due_exchange(queue),
+        "x-dead-letter-exchange": due_exchange(queue, namespace),
         "x-expires": delay_ms + DELAY_QUEUE_GRACE_MS,
     }

@@ -119,7 +119,7 @@ class MemoryTransport(Transport):
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
-        self._broker = _broker_for(url)
+        self._broker = _broker_for(url, self.options.namespace)
 
     def publish_many(self, queue: str, messages: Sequence[Message], *, delay: float = 0.0) -> None:
         packed = self.check_publish(queue, messages)

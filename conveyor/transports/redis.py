@@ -161,7 +161,7 @@ class RedisTransport(Transport):
         keys = self._keys.get(queue)
         if keys is None:
             validate_queue_name(queue)
-            keys = self._keys[queue] = keys_for(queue)
+            keys = self._keys[queue] = keys_for(queue, self.options.namespace)
         return keys
 
     def _held(self, keys: Keys) -> bytes:
@@ -398,12 +398,13 @@ class RedisTransport(Transport):
     def broadcast(self, channel: str, message: Message) -> None:
         data = self.check_publish(channel, (message,))[0]
         self.link.call(
-            f"broadcast on {channel!r}", lambda c: c.publish(_channel_key(channel), data)
+            f"broadcast on {channel!r}",
+            lambda c: c.publish(_channel_key(channel, self.options.namespace), data),
         )
 
     def subscribe(self, channel: str) -> Subscription:
         validate_queue_name(channel)
-        return _RedisSubscription(self, _channel_key(channel))
+        return _RedisSubscription(self, _channel_key(channel, self.options.namespace))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -451,8 +452,9 @@ def _blmove(source: bytes, target: bytes, timeout: float, client: redis.Redis) -
     return cast("bytes | None", reply)
 
 
-def _channel_key(channel: str) -> bytes:
-    return f"conveyor:broadcast:{{{channel}}}".encode()
+def _channel_key(channel: str, namespace: str) -> bytes:
+    start = f"{namespace}:" if namespace else ""
+    return f"{start}conveyor:broadcast:{{{channel}}}".encode()
 
 
 def _dead_letter(queue: str, entry: bytes) -> DeadLetter:

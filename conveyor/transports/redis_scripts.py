@@ -38,11 +38,12 @@ class Keys(NamedTuple):
         return [self.ready, self.delayed, self.seq, self.dead, self.consumers]
 
 
-def keys_for(queue: str) -> Keys:
-    """The keys of a (validated) queue name."""
+def keys_for(queue: str, namespace: str = "") -> Keys:
+    """The keys of a (validated) queue name, each starting ``<namespace>:`` when given."""
     parts = ("ready", "delayed", "seq", "dead", "consumers", "held:")
+    start = f"{namespace}:" if namespace else ""
     ready, delayed, seq, dead, consumers, held = (
-        f"conveyor:{{{queue}}}:{p}".encode() for p in parts
+        f"{start}conveyor:{{{queue}}}:{p}".encode() for p in parts
     )
     return Keys(ready, delayed, seq, dead, consumers, held)
 

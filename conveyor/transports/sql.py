@@ -91,7 +91,8 @@ class _Claimed(NamedTuple):
 class SQLOptions(TransportOptions):
     """Options of the SQL transport, on top of the common ones.
 
-    table_prefix: the messages table is ``<prefix>messages``; a plain identifier.
+    table_prefix: the messages table is ``<prefix>messages``; a plain identifier. With a
+        `namespace`, the tables are ``<namespace>_<prefix>messages`` and so on.
     poll_interval: the longest pause between two looks at an idle queue, in seconds.
     busy_timeout: SQLite only: how long a writer waits for the file lock, in seconds.
     """
@@ -100,9 +101,14 @@ class SQLOptions(TransportOptions):
     poll_interval: float = 0.04
     busy_timeout: float = 30.0
 
+    @property
+    def tables_prefix(self) -> str:
+        """What every table, index, trigger and notify channel name starts with."""
+        return f"{self.namespace}_{self.table_prefix}" if self.namespace else self.table_prefix
+
     def validate(self) -> None:
         super().validate()
-        validate_prefix(self.table_prefix)
+        validate_prefix(self.tables_prefix)
         if self.poll_interval <= 0:
             raise ConfigurationError("poll_interval must be positive")
         if self.busy_timeout <= 0:
@@ -133,7 +139,7 @@ class SQLTransport(Transport):
             connect_timeout=options.connect_timeout,
             busy_timeout=options.busy_timeout,
         )
-        self._sql = Statements(*tables(options.table_prefix), options.max_deliveries)
+        self._sql = Statements(*tables(options.tables_prefix), options.max_deliveries)
         self._claim_in_one_statement = self._engines.atomic.dialect.update_returning
         self._schema_ready = False
         self._compiled_by_id: dict[int, Compiled] = {}
@@ -516,7 +522,7 @@ class PostgreSQLTransport(SQLTransport):
 
     def _create_tables(self, connection: Connection) -> None:
         super()._create_tables(connection)
-        create_trigger(connection, self.options.table_prefix)
+        create_trigger(connection, self.options.tables_prefix)
 
     def _pushes(self) -> bool:
         with self._held_lock:

@@ -136,7 +136,7 @@ class ZooKeeperSession:
     def __init__(self, url: URL, options: TransportOptions) -> None:
         self.url = url
         self.options = options
-        self.root = root_of(url)
+        self.root = root_of(url) + (f"/{options.namespace}" if options.namespace else "")
         # Bounds every wait on a reply: a reconnect within the session timeout, plus slack.
         self.op_timeout = options.connect_timeout + options.lease_timeout
         self._lock = threading.Lock()
