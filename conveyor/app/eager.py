@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import context, states
+from conveyor.app import context, states, task_signals
 from conveyor.app.arguments import check_arguments
 from conveyor.app.einfo import ExceptionInfo
 from conveyor.app.exceptions import Ignore, Reject, Retry
@@ -132,12 +132,14 @@ def apply(
     propagate = task.app.conf.task_eager_propagates if throw is None else throw
     einfo: ExceptionInfo | None = None
     with context.running(request):
+        task_signals.prerun(task, request)
         _hook(task, "before_start", task_id, args, kwargs)
         try:
             value = task.run(*args, **kwargs)
         except EagerRetry as retried:
             einfo = ExceptionInfo.of(retried.exc or retried)
             _hook(task, "on_retry", retried.exc or retried, task_id, args, kwargs, einfo)
+            task_signals.outcome(task, request, states.RETRY, retried, einfo)
             return retried.result
         except Ignore as exc:
             state, value = states.IGNORED, exc
@@ -150,6 +152,7 @@ def apply(
             _run_links(task, request.errbacks, task_id)
             if propagate:
                 _hook(task, "after_return", state, exc, task_id, args, kwargs, einfo)
+                task_signals.outcome(task, request, state, exc, einfo)
                 raise
         else:
             state = states.SUCCESS
@@ -157,6 +160,7 @@ def apply(
             _hook(task, "on_success", value, task_id, args, kwargs)
             _run_links(task, request.callbacks, value)
         _hook(task, "after_return", state, value, task_id, args, kwargs, einfo)
+        task_signals.outcome(task, request, state, value, einfo)
     return EagerResult(task_id, state, value, task, args, kwargs, retries, einfo)
 
 

@@ -6,6 +6,7 @@ and in process-pool children."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -19,7 +20,6 @@ from conveyor.worker import results
 from conveyor.worker.expiry import is_expired, mark_expired
 from conveyor.worker.middleware import (
     ExceptionInfo,
-    Middleware,
     Outcome,
     Request,
     Stored,
@@ -72,12 +72,12 @@ def make_context(job: Job, hostname: str) -> Request:
     )
 
 
-def _run(task: Task, request: Request, around: list[Middleware]) -> Outcome:
+def _run(task: Task, request: Request, around: list[Callable[..., Any]]) -> Outcome:
     """The body inside the around hooks (the first listed outermost); task errors become
     the outcome, they never propagate."""
     call = partial(task.run, *request.args, **request.kwargs)
-    for middleware in reversed(around):
-        call = partial(middleware.around_task, task, request, call)
+    for hook in reversed(around):
+        call = partial(hook, task, request, call)
     try:
         return Outcome(states.SUCCESS, call())
     except Retry as retry:
@@ -91,12 +91,12 @@ def _run(task: Task, request: Request, around: list[Middleware]) -> Outcome:
 
 
 def _after(
-    hooks: list[Middleware], start: int, task: Task, request: Request, outcome: Outcome
+    hooks: list[Callable[..., Any]], start: int, task: Task, request: Request, outcome: Outcome
 ) -> str | Stored:
     """The after hooks from `start`; when one leaves a record for a batched store, the
     rest wait for it (they run in `Stored.after`)."""
     for index in range(start, len(hooks)):
-        call_hook(hooks[index], "after_task", task, request, outcome)
+        call_hook(hooks[index], task, request, outcome)
         if outcome.record is not None:
             record, outcome.record = outcome.record, None
 
@@ -130,12 +130,12 @@ def execute(
     stack = stack_for(app, hard_enforced_outside=hard_limit_outside)
     request = make_context(job, hostname)
     with context.running(request):
-        for middleware in stack.before:
-            state = call_hook(middleware, "before_task", task, request)
+        for before in stack.before:
+            state = call_hook(before, task, request)
             if state is not None:
                 log.info("task %s[%s] is %s already; not running it", task.name, request.id, state)
-                for other in stack.skipped:
-                    call_hook(other, "task_skipped", task, request, state)
+                for skipped in stack.skipped:
+                    call_hook(skipped, task, request, state)
                 return str(state)
         outcome = _run(task, request, stack.around)
         outcome.defer = defer_success

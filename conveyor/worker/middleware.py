@@ -113,12 +113,14 @@ def overrides(middleware: Middleware, hook: str) -> bool:
     return getattr(type(middleware), hook) is not getattr(Middleware, hook)
 
 
-def call_hook(middleware: Middleware, hook: str, *args: Any) -> Any:
-    """Call one hook: a ConveyorError propagates, anything else is logged (returns None)."""
+def call_hook(hook: Callable[..., Any], *args: Any) -> Any:
+    """Call one bound hook: a ConveyorError propagates, anything else is logged (returns
+    None)."""
     try:
-        return getattr(middleware, hook)(*args)
+        return hook(*args)
     except ConveyorError:
         raise
     except Exception:
-        log.exception("middleware %s.%s raised", type(middleware).__name__, hook)
+        owner = type(getattr(hook, "__self__", hook)).__name__
+        log.exception("middleware %s.%s raised", owner, getattr(hook, "__name__", hook))
         return None

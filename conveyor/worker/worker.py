@@ -166,8 +166,8 @@ class Worker:
 
     def _submit(self, work: request.Work) -> None:
         """To the pool, unless a middleware holds it first (rate limits: holding.py)."""
-        for middleware in self.stack.submit:
-            wait = call_hook(middleware, "before_submit", self, work)
+        for before_submit in self.stack.submit:
+            wait = call_hook(before_submit, self, work)
             if wait:
                 self.holding.hold(wait, work)
                 return
@@ -178,8 +178,8 @@ class Worker:
     def start(self) -> None:
         backend_wait.allow_waiting(self.app)
         signals.worker_init.send(sender=self)
-        for middleware in self.stack.middleware:
-            call_hook(middleware, "worker_start", self)
+        for starting in self.stack.starting:
+            call_hook(starting, self)
         self._touch_queues()
         self.pool.start()
         self._consumer_thread = self.consumer.start()
@@ -248,8 +248,8 @@ class Worker:
             for work in self.pool.active():
                 work.give_back()
         self.events.stop()
-        for middleware in reversed(self.stack.middleware):
-            call_hook(middleware, "worker_stop", self)
+        for stopping in self.stack.stopping:
+            call_hook(stopping, self)
         signals.worker_shutdown.send(sender=self)
         self.app.close()
 

@@ -1,0 +1,1 @@
+"""Testing helpers for users: `conveyor.contrib.testing.worker.start_worker`."""
