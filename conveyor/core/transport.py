@@ -83,6 +83,25 @@ class TransportOptions:
             raise ConfigurationError("connect_timeout must be positive")
 
 
+@dataclass(frozen=True)
+class QueueCounts:
+    """A snapshot of one queue for monitoring (not read atomically on every broker).
+
+    ready: deliverable now. delayed: waiting for their due time. held: delivered and not
+    yet settled. dead: in the dead-letter queue. oldest_age: seconds the oldest ready
+    message has waited. None: this transport cannot count it.
+    """
+
+    ready: int
+    delayed: int | None = None
+    held: int | None = None
+    dead: int | None = None
+    oldest_age: float | None = None
+
+
+COUNT_LIMIT = 10_000  # dead letters listed to count them, where a transport cannot count
+
+
 class Subscription(ABC):
     """A live subscription to a broadcast channel (capability `broadcast`)."""
 
@@ -161,6 +180,18 @@ class Transport(ABC):
     @abstractmethod
     def replay_dead_letters(self, queue: str, *, ids: Iterable[str] | None = None) -> int:
         """Move dead letters (all, or those with `ids`) back to the queue; return the count."""
+
+    # -- monitoring ------------------------------------------------------------------
+
+    def counts(self, queue: str) -> QueueCounts:
+        """Ready, delayed, held and dead counts of `queue` (see QueueCounts). This default
+        knows ready and dead (up to COUNT_LIMIT); transports that can count more override it."""
+        dead = len(self.dead_letters(queue, limit=COUNT_LIMIT))
+        return QueueCounts(self.size(queue), dead=dead)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Remove the queue's dead letters; return how many were removed."""
+        raise Unsupported(f"{type(self).__name__} cannot purge dead letters")
 
     # -- broadcast (capability) ------------------------------------------------------
 

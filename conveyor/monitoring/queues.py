@@ -1,9 +1,9 @@
 """Queue counts for the dashboard and the metrics: ready, delayed, held, dead per queue.
 
-The transport answers through `Transport.counts` where it implements it; otherwise ready is
-`size` and dead the length of `dead_letters` (up to DEAD_COUNT_LIMIT), and delayed and held
-are unknown (None, shown as "-"). Which queues: the app's own (its default queue, the
-tasks' and the routes' queues) and every queue seen in the event history and heartbeats.
+The transport answers through `Transport.counts`: memory, Redis and SQL count all four;
+others know ready and dead, and delayed and held are unknown (None, shown as "-").
+Which queues: the app's own (its default queue, the tasks' and the routes' queues) and
+every queue seen in the event history and heartbeats.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from conveyor.backends.events import TaskQuery
 from conveyor.core.errors import ConveyorError
 
 log = logging.getLogger("conveyor.monitoring")
-DEAD_COUNT_LIMIT = 10_000
 
 
 @dataclass
@@ -49,15 +48,9 @@ def known_queues(app: Conveyor) -> list[str]:
 
 
 def queue_counts(app: Conveyor, queue: str) -> QueueCounts:
-    transport = app.transport
+    """The transport's counts (Transport.counts), or the error that kept them."""
     try:
-        counts = getattr(transport, "counts", None)
-        if counts is not None:
-            found = counts(queue)
-            return QueueCounts(
-                queue, found.ready, found.delayed, found.held, found.dead, found.oldest_age
-            )
-        dead = len(transport.dead_letters(queue, limit=DEAD_COUNT_LIMIT))
-        return QueueCounts(queue, transport.size(queue), None, None, dead)
+        found = app.transport.counts(queue)
     except ConveyorError as exc:
         return QueueCounts(queue, None, None, None, None, error=str(exc))
+    return QueueCounts(queue, found.ready, found.delayed, found.held, found.dead, found.oldest_age)

@@ -24,6 +24,7 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    QueueCounts,
     Subscription,
     Transport,
     TransportOptions,
@@ -200,6 +201,30 @@ class MemoryTransport(Transport):
         validate_queue_name(queue)
         with self._broker.lock:
             self._broker.queues.pop(queue, None)
+
+    def counts(self, queue: str) -> QueueCounts:
+        validate_queue_name(queue)
+        broker = self._broker
+        with broker.lock:
+            q = broker.queue(queue)
+            now = time.monotonic()
+            broker.promote_due(q, now)
+            held = sum(1 for name, _, _ in broker.held.values() if name == queue)
+            oldest = min((item[3].ready_at for item in q.ready), default=None)
+            return QueueCounts(
+                len(q.ready),
+                len(q.delayed),
+                held,
+                len(q.dead),
+                None if oldest is None else max(0.0, now - oldest),
+            )
+
+    def purge_dead_letters(self, queue: str) -> int:
+        validate_queue_name(queue)
+        with self._broker.lock:
+            q = self._broker.queue(queue)
+            count, q.dead = len(q.dead), []
+            return count
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)

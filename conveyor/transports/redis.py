@@ -48,7 +48,13 @@ from conveyor.core.errors import (
 )
 from conveyor.core.message import DeadLetter, Delivery, Message
 from conveyor.core.names import validate_queue_name
-from conveyor.core.transport import Capabilities, Subscription, Transport, TransportOptions
+from conveyor.core.transport import (
+    Capabilities,
+    QueueCounts,
+    Subscription,
+    Transport,
+    TransportOptions,
+)
 from conveyor.core.url import URL
 from conveyor.transports.redis_scripts import SCRIPTS, Keys, keys_for
 
@@ -367,6 +373,20 @@ class RedisTransport(Transport):
 
     def purge(self, queue: str) -> int:
         return int(self.link.run(f"purge {queue!r}", "purge", self._queue_keys(queue).common(), []))
+
+    def counts(self, queue: str) -> QueueCounts:
+        keys = self._queue_keys(queue)
+        ready, delayed, held, dead, oldest = self.link.run(
+            f"counts of {queue!r}", "counts", keys.common(), [keys.held_prefix]
+        )
+        age = None
+        if oldest:  # the publish time in the oldest ready message's envelope
+            age = max(0.0, time.time() - _unpack(_split(oldest)[1]).timestamp)
+        return QueueCounts(int(ready), int(delayed), int(held), int(dead), age)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        keys = self._queue_keys(queue).common()
+        return int(self.link.run(f"purge dead letters of {queue!r}", "purge_dead", keys, []))
 
     def delete(self, queue: str) -> None:
         keys = self._queue_keys(queue)

@@ -219,6 +219,31 @@ return redis.call('LLEN', k.ready)
 """
 )
 
+# ARGV: held key prefix. Promotes due messages; returns {ready, delayed, held, dead, the
+# oldest ready element or false} (for monitoring: the consumers' held lists are summed).
+COUNTS = (
+    _COMMON
+    + """
+promote(k, now_ms())
+local held = 0
+for _, cid in ipairs(redis.call('ZRANGE', k.consumers, 0, -1)) do
+  held = held + redis.call('LLEN', ARGV[1] .. cid)
+end
+return {redis.call('LLEN', k.ready), redis.call('ZCARD', k.delayed), held,
+        redis.call('LLEN', k.dead), redis.call('LINDEX', k.ready, -1)}
+"""
+)
+
+# No ARGV. Removes the dead letters, returns how many.
+PURGE_DEAD = (
+    _COMMON
+    + """
+local n = redis.call('LLEN', k.dead)
+redis.call('DEL', k.dead)
+return n
+"""
+)
+
 # No ARGV. Promotes due messages, removes the ready ones, returns how many.
 PURGE = (
     _COMMON
@@ -277,7 +302,9 @@ SCRIPTS = {
     "settle": SETTLE,
     "release": RELEASE,
     "size": SIZE,
+    "counts": COUNTS,
     "purge": PURGE,
+    "purge_dead": PURGE_DEAD,
     "delete": DELETE,
     "replay": REPLAY,
 }

@@ -56,6 +56,7 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    QueueCounts,
     Subscription,
     Transport,
     TransportOptions,
@@ -435,6 +436,16 @@ class SQLTransport(Transport):
     def purge(self, queue: str) -> int:
         validate_queue_name(queue)
         return int(self._execute(self._sql.purge, q=queue))
+
+    def counts(self, queue: str) -> QueueCounts:
+        validate_queue_name(queue)
+        ((ready, delayed, held, dead, age),) = self._execute(self._sql.counts, kind="read", q=queue)
+        oldest = None if age is None else max(0.0, float(age))
+        return QueueCounts(int(ready), int(delayed), int(held), int(dead), oldest)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        validate_queue_name(queue)
+        return int(self._execute(self._sql.purge_dead, q=queue))
 
     def delete(self, queue: str) -> None:
         validate_queue_name(queue)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Double,
     Integer,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -59,6 +60,19 @@ class Statements:
         self.probe = select(exists().where(*due), exists().where(*expired))
         self.size = select(func.count()).where(*due)
         self.purge = delete(table).where(*due)
+        ready = and_(c.state == READY, c.due <= now)
+
+        def number(condition: Any) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        self.counts = select(
+            number(ready),
+            number(and_(c.state == READY, c.due > now)),
+            number(c.state == HELD),
+            number(c.state == DEAD),
+            now - func.min(case((ready, c.due), else_=None)),
+        ).where(queue)
+        self.purge_dead = delete(table).where(*dead)
         # Held rows stay until their holder settles them, as they would on any broker.
         self.delete_queue = delete(table).where(queue, c.state.in_((READY, DEAD)))
 

@@ -300,12 +300,10 @@ class Dashboard:
         if refused := self._refuse_write():
             return refused
         queue = request.path_params["queue"]
-        purge = getattr(self.app.transport, "purge_dead_letters", None)
-        if purge is None:
-            name = type(self.app.transport).__name__
-            return self._done(f"{name} cannot purge dead letters", 409)
         try:
-            count = purge(queue)
+            count = self.app.transport.purge_dead_letters(queue)
+        except Unsupported as exc:
+            return self._done(str(exc), 409)
         except ConveyorError as exc:
             return self._done(f"purge failed: {exc}", 502)
         return self._done(f"{count} dead letter(s) of {queue} purged")
