@@ -8,7 +8,8 @@ claim succeeded, sends the task. So:
 
 * a restart goes on from the stored time: no burst, no skipped run;
 * runs missed while no beat was alive fire once, for the latest missed time (not once per
-  missed tick), then the schedule resumes;
+  missed tick), then the schedule resumes; a leader that only fell behind (a slow publish
+  or store) sends each tick it owes, up to MAX_OWED, oldest first;
 * each (entry, fire time) is claimed once among all beat processes, so a leader change, two
   leaders for a moment, or a paused leader waking up cannot double a tick. The task id is
   derived from (namespace, entry, fire time) too, so the tick is recognisable downstream;
@@ -40,6 +41,8 @@ from conveyor.core.errors import ConveyorError
 
 log = logging.getLogger("conveyor.beat")
 RETRY_AFTER_ERROR = 1.0
+MAX_OWED = 10
+"""Ticks a leader that fell behind sends one by one; further behind, they fire once."""
 _TICK_IDS = uuid.UUID("5d0c7d8e-6a4f-4c59-9a53-8a7f0b8d2f11")
 Clock = Callable[[], float]
 Send = Callable[[Entry, datetime, str], object]
@@ -117,17 +120,35 @@ class Beat:
         return max(0.0, sleep)
 
     def _step(self, entry: Entry, now: datetime) -> datetime | None:
-        """Send `entry` if it is due; return its next fire time."""
-        last = self._last.get(entry.name) or self._stored(entry, now)
-        due = entry.schedule.latest_due(last, now, self.tz)
-        if due is not None:
-            if self.store.claim(entry.name, due.timestamp()):
-                self._publish(entry, due)
-                last = due
-            else:  # another beat claimed it: go on from what it stored
-                last = self._stored(entry, now)
+        """Send what `entry` has due; return its next fire time."""
+        cached = self._last.get(entry.name)
+        last = cached or self._stored(entry, now)
+        for due in self._due(entry, last, now, leading_since_last=cached is not None):
+            if not self.store.claim(entry.name, due.timestamp()):
+                last = self._stored(entry, now)  # another beat claimed it: go on from there
+                break
+            self._publish(entry, due)
+            last = due
         self._last[entry.name] = last
         return entry.schedule.next_after(last, self.tz)
+
+    def _due(
+        self, entry: Entry, last: datetime, now: datetime, *, leading_since_last: bool
+    ) -> list[datetime]:
+        """The fire times to send now, oldest first. A leader that has led since `last` and
+        merely fell behind (a slow publish or store) owes each tick, up to MAX_OWED of them;
+        otherwise (a new leader, a restart, a longer stall) the missed ones fire once."""
+        schedule = entry.schedule
+        owed: list[datetime] = []
+        if leading_since_last:
+            due = schedule.next_after(last, self.tz)
+            while due is not None and due <= now and len(owed) <= MAX_OWED:
+                owed.append(due)
+                due = schedule.next_after(due, self.tz)
+            if len(owed) <= MAX_OWED:
+                return owed
+        latest = schedule.latest_due(last, now, self.tz)
+        return [] if latest is None else [latest]
 
     def _stored(self, entry: Entry, now: datetime) -> datetime:
         """The stored last fire time, anchoring a new entry at `now`."""

@@ -113,7 +113,9 @@ def test_runs_missed_while_no_beat_ran_fire_once(
 ) -> None:
     beat = make_beat({"hourly": {"task": "tasks.ping", "schedule": crontab(minute=0)}})
     beat.tick()
+    beat.close()
     clock.advance(3600 * 5 + 60)  # five top-of-the-hour fire times pass with no beat alive
+    beat = make_beat()
     beat.tick()
     beat.tick()
     assert len(sent.items) == 1
@@ -252,3 +254,30 @@ def test_a_due_tick_is_published_with_its_tick_id_and_options(
     due = datetime.fromtimestamp(clock.now, timezone.utc)
     assert tick_id("beat-tests", "ping", due) in body and '"tasks.ping"' in body
     delivery.ack()
+
+
+def test_a_leader_that_fell_behind_sends_each_tick_it_owes(
+    make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    """A slow publish (the first connection to a loaded database) while the leader keeps the
+    lead: the ticks that fell due meanwhile are sent, oldest first, not collapsed."""
+
+    def slow_first(entry: object, due: datetime, task_id: str) -> None:
+        sent(entry, due, task_id)  # type: ignore[arg-type]
+        if len(sent.items) == 1:
+            clock.advance(4.5)
+
+    beat = make_beat(EVERY_SECOND, send=slow_first)
+    run_for([beat], clock, 8.0)
+    times = sent.times("ping")
+    assert times == [times[0] + n for n in range(len(times))]
+    assert len(times) >= 11
+
+
+def test_a_leader_far_behind_fires_once(make_beat: MakeBeat, clock: Clock, sent: Sent) -> None:
+    beat = make_beat(EVERY_SECOND)
+    run_for([beat], clock, 3.0)
+    before = len(sent.items)
+    clock.advance(60.0)  # a stall of 60 ticks, more than MAX_OWED
+    beat.tick()
+    assert len(sent.items) == before + 1
