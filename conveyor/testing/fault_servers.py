@@ -7,6 +7,8 @@ PID. Never a shared server.
 * PostgreSQL, a cluster of its own made by ``initdb`` (run as the ``postgres`` user when
   this process is root, as initdb refuses root; in this process group, so a kill reaches it).
 * ZooKeeper, single node, its data directory kept across restarts.
+* RabbitMQ, a node of its own (name, ports, data), its queues and messages kept across
+  restarts.
 * Memcached with a memory limit (for eviction).
 """
 
@@ -23,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.testing.servers import (
+    RABBITMQ_SERVER,
     ZOOKEEPER_SCRIPT,
     ServerUnavailable,
     free_port,
     port_open,
+    rabbitmq_command,
     redis_command,
     zookeeper_config,
 )
@@ -174,3 +178,12 @@ def memcached_with_limit(megabytes: int = 1) -> OwnServer:
     if os.geteuid() == 0:
         command += ["-u", "root"]
     return OwnServer("memcached", f"memcached://127.0.0.1:{port}", port, workdir, command).start()
+
+
+def rabbitmq_node() -> OwnServer:
+    if not Path(RABBITMQ_SERVER).exists():
+        raise ServerUnavailable(f"{RABBITMQ_SERVER} is not installed")
+    port, workdir = free_port(), _workdir("rabbitmq")
+    command = rabbitmq_command(port, workdir)
+    url = f"amqp://guest:guest@127.0.0.1:{port}//"
+    return OwnServer("amqp", url, port, workdir, command).start(timeout=120)

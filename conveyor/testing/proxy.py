@@ -92,6 +92,12 @@ class TCPProxy:
         for start in range(0, len(data), step):
             peer.sendall(data[start : start + step])
 
+    @property
+    def open_sockets(self) -> int:
+        """Sockets open now (two per proxied connection)."""
+        with self._lock:
+            return len(self._sockets)
+
     def reset(self) -> int:
         """Abort every open connection with a TCP RST; return how many sockets."""
         with self._lock:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from conveyor.testing.fault_servers import (
     OwnServer,
     postgres_cluster,
+    rabbitmq_node,
     redis_with_aof,
     zookeeper_node,
 )
@@ -28,10 +30,27 @@ FULL = os.environ.get("CONVEYOR_FAULTS") == "full"
 SOAK = int(os.environ.get("CONVEYOR_SOAK") or 0)
 
 
-def tier(smoke: list[str], full: list[str]) -> list[str]:
-    """The rows to collect: the smoke ones, and the full ones too under CONVEYOR_FAULTS=full
-    (left out, not skipped: a skip would read as a missing server)."""
-    return smoke + full if FULL else smoke
+full_tier = pytest.mark.full_tier
+
+
+def tier(smoke: list[str], full: list[str]) -> list[Any]:
+    """Parameters of a row: the smoke ones, and the full ones marked `full_tier`."""
+    return [*smoke, *(pytest.param(kind, marks=full_tier) for kind in full)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without CONVEYOR_FAULTS=full the full-tier rows are deselected, not skipped (a skip
+    would read as a missing server under CI=true)."""
+    if FULL:
+        return
+    full = [item for item in items if item.get_closest_marker("full_tier")]
+    if full:
+        config.hook.pytest_deselected(items=full)
+        items[:] = [item for item in items if not item.get_closest_marker("full_tier")]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "full_tier: a fault row of CONVEYOR_FAULTS=full only")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -68,6 +87,11 @@ def own_postgres() -> Iterator[OwnServer]:
 @pytest.fixture
 def own_zookeeper() -> Iterator[OwnServer]:
     yield from _own(zookeeper_node)
+
+
+@pytest.fixture
+def own_rabbitmq() -> Iterator[OwnServer]:
+    yield from _own(rabbitmq_node)
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,17 @@ import pytest
 from conveyor.testing.fault_servers import OwnServer, redis_with_aof
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.waiting import wait_until
-from tests.faults.conftest import tier
+from tests.faults.conftest import full_tier, tier
 from tests.faults.harness import KILL_WORKER, Row, assert_passes, in_background, pause, row
 
 LEASE = 2.0
 SETTLE = 90.0
-OWN = {"redis": "aof_redis", "postgres": "own_postgres", "zookeeper": "own_zookeeper"}
+OWN = {
+    "redis": "aof_redis",
+    "postgres": "own_postgres",
+    "zookeeper": "own_zookeeper",
+    "amqp": "own_rabbitmq",
+}
 
 
 def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
@@ -27,7 +32,8 @@ def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tup
         url = f"sqlite:///{tmp_path}/broker.db"
         return f"{url}?lease_timeout={LEASE:g}", f"sqlite:///{tmp_path}/results.db"
     server: OwnServer = request.getfixturevalue(OWN[kind])
-    backend = server.url if kind != "zookeeper" else f"sqlite:///{tmp_path}/results.db"
+    shared_store = kind in ("redis", "postgres")  # a broker that is a result backend too
+    backend = server.url if shared_store else f"sqlite:///{tmp_path}/results.db"
     return f"{server.url}?lease_timeout={LEASE:g}", backend
 
 
@@ -35,7 +41,7 @@ def started(made: Row, at_least: int) -> bool:
     return sum(made.ledger.runs("start").values()) >= at_least
 
 
-@pytest.mark.parametrize("kind", tier(["redis", "sqlite"], ["postgres", "zookeeper"]))
+@pytest.mark.parametrize("kind", tier(["redis", "sqlite"], ["postgres", "zookeeper", "amqp"]))
 def test_worker_sigkill_mid_task(
     kind: str,
     request: pytest.FixtureRequest,
@@ -67,7 +73,7 @@ def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
 
 
-@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "zookeeper"]))
+@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "zookeeper", "amqp"]))
 def test_broker_killed_mid_publish_and_restarted(
     kind: str,
     request: pytest.FixtureRequest,
@@ -101,6 +107,7 @@ def test_connection_reset_mid_consume(aof_redis: OwnServer, tmp_path: Path) -> N
             made.send(150, seconds=0.02)
             for at_least in (20, 60, 100):
                 assert wait_until(lambda n=at_least: started(made, n), 60)
+                assert wait_until(lambda: proxy.open_sockets > 0, 10), "the worker reconnects"
                 assert proxy.reset() > 0
                 made.ledger.mark_fault()
             assert_passes(made.settle(SETTLE))
@@ -144,8 +151,8 @@ def test_1mb_messages_through_a_segment_slicing_proxy(aof_redis: OwnServer, tmp_
         proxy.close()
 
 
-@pytest.mark.parametrize("kind", tier([], ["redis"]))
-def test_result_backend_down_for_30_s(kind: str, aof_redis: OwnServer, tmp_path: Path) -> None:
+@full_tier
+def test_result_backend_down_for_30_s(aof_redis: OwnServer, tmp_path: Path) -> None:
     backend_server = redis_with_aof()
     broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
     try:
@@ -162,8 +169,8 @@ def test_result_backend_down_for_30_s(kind: str, aof_redis: OwnServer, tmp_path:
         backend_server.stop()
 
 
-@pytest.mark.parametrize("kind", tier([], ["redis"]))
-def test_blackhole_longer_than_the_lease(kind: str, aof_redis: OwnServer, tmp_path: Path) -> None:
+@full_tier
+def test_blackhole_longer_than_the_lease(aof_redis: OwnServer, tmp_path: Path) -> None:
     proxy = TCPProxy("127.0.0.1", aof_redis.port)
     through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
     broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
@@ -182,9 +189,9 @@ def test_blackhole_longer_than_the_lease(kind: str, aof_redis: OwnServer, tmp_pa
         proxy.close()
 
 
-@pytest.mark.parametrize("kind", tier([], ["redis"]))
+@full_tier
 def test_a_poison_task_is_dead_lettered_after_max_deliveries(
-    kind: str, aof_redis: OwnServer, tmp_path: Path
+    aof_redis: OwnServer, tmp_path: Path
 ) -> None:
     """A task that kills its worker on every run: a supervisor (this test) restarts the
     worker each time; the task is dead-lettered after max_deliveries, with no hot loop (one
