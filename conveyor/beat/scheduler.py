@@ -24,6 +24,7 @@ shutdown, which releases the lease).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -31,13 +32,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from typing import Any
 
 from conveyor.app.base import Conveyor
 from conveyor.beat import entries as entries_module
 from conveyor.beat import walltime
 from conveyor.beat.entries import Entry
 from conveyor.beat.store import ScheduleStore
-from conveyor.core.errors import ConveyorError
+from conveyor.core.errors import ConfigurationError, ConveyorError
 
 log = logging.getLogger("conveyor.beat")
 RETRY_AFTER_ERROR = 1.0
@@ -51,6 +53,18 @@ Send = Callable[[Entry, datetime, str], object]
 def tick_id(namespace: str, entry: str, fire_time: datetime) -> str:
     """The task id of one tick: the same in every beat process."""
     return str(uuid.uuid5(_TICK_IDS, f"{namespace}\n{entry}\n{fire_time.timestamp()!r}"))
+
+
+def positive_seconds(setting: str, given: float | None, conf: Any) -> float:
+    """`given`, else the setting, as a positive number of seconds (else ConfigurationError)."""
+    value = conf[setting] if given is None else given
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise ConfigurationError(f"{setting} must be a positive number of seconds, not {value!r}")
+    return seconds
 
 
 def default_holder() -> str:
@@ -77,8 +91,12 @@ class Beat:
         conf = app.conf
         self.app, self.store, self.clock = app, store, clock
         self.namespace = namespace or app.main or "conveyor"
-        self.lease_timeout = float(lease_timeout or conf.beat_lease_timeout)
-        self.max_interval = max_interval or conf.beat_max_loop_interval
+        self.lease_timeout = positive_seconds("beat_lease_timeout", lease_timeout, conf)
+        self.max_interval = (
+            None
+            if max_interval is None and conf.beat_max_loop_interval is None
+            else positive_seconds("beat_max_loop_interval", max_interval, conf)
+        )
         self.holder = holder or default_holder()
         self.tz = tz or walltime.app_zone(conf)
         self._send = send or self._send_task
@@ -109,8 +127,8 @@ class Beat:
             self._last.clear()  # re-read what another leader stored (saves failed claims)
         self.leading = leading
         sleep = self.renew_every
-        if self.max_interval:
-            sleep = min(sleep, float(self.max_interval))
+        if self.max_interval is not None:
+            sleep = min(sleep, self.max_interval)
         if not leading:
             return sleep
         for entry in self.entries:

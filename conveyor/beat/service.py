@@ -7,7 +7,7 @@ import logging
 import threading
 
 from conveyor.app.base import Conveyor
-from conveyor.beat.scheduler import Beat
+from conveyor.beat.scheduler import Beat, positive_seconds
 from conveyor.beat.stores import open_store, store_url
 
 log = logging.getLogger("conveyor.beat")
@@ -21,7 +21,7 @@ def build(
     lease_timeout: float | None = None,
 ) -> Beat:
     """A Beat on the app's store; every entry is checked here, before anything runs."""
-    lease = float(lease_timeout or app.conf.beat_lease_timeout)
+    lease = positive_seconds("beat_lease_timeout", lease_timeout, app.conf)
     namespace = app.main or "conveyor"
     store = open_store(store_url(app.conf, schedule_file), namespace, lease_timeout=lease)
     try:

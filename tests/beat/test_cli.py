@@ -55,3 +55,28 @@ def test_status_prints_the_leader_and_each_entry(app_module: None) -> None:
     running.close()
     assert f"leader: {running.holder}" in after.output
     assert "every-minute: beat_e2e.tick <schedule every 60 s>  last 20" in after.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lease-timeout", "-1"], "beat_lease_timeout must be a positive number of seconds"),
+        (["--max-interval", "0"], "beat_max_loop_interval must be a positive number"),
+    ],
+)
+def test_bad_beat_options_are_named(app_module: None, args: list[str], message: str) -> None:
+    beat_e2e_tasks.app.conf.beat_schedule = {"e": {"task": "beat_e2e.tick", "schedule": 5}}
+    result = CliRunner().invoke(main, ["-A", "tests.beat.beat_e2e_tasks", "beat", *args])
+    assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_a_bad_lease_setting_is_named(app_module: None) -> None:
+    beat_e2e_tasks.app.conf.beat_schedule = {}
+    beat_e2e_tasks.app.conf.beat_lease_timeout = "ten seconds"
+    try:
+        result = CliRunner().invoke(main, ["-A", "tests.beat.beat_e2e_tasks", "beat"])
+    finally:
+        del beat_e2e_tasks.app.conf["beat_lease_timeout"]
+    assert "beat_lease_timeout must be a positive number of seconds, not 'ten seconds'" in (
+        result.output
+    )
