@@ -203,6 +203,8 @@ class Beat:
 
     def run(self, stop: threading.Event) -> None:
         """Tick until `stop` is set; then release the lease (a clean handover) and close."""
+        if not self.entries:
+            log.warning("beat: no entries (beat_schedule and add_periodic_task are empty)")
         log.info(
             "beat %s starting: %d entries, lease %g s, zone %s",
             self.holder,

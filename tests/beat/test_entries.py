@@ -148,3 +148,28 @@ def test_celerys_other_call_options_are_accepted(app: Conveyor) -> None:
     app.conf.beat_schedule = {"e": {"task": "tasks.ping", "schedule": 5, "options": options}}
     (entry,) = load(app)
     assert entry.options == options
+
+
+def test_the_config_module_in_the_docs_loads() -> None:
+    """docs/beat.md's celeryconfig.py, run as it is written there."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "beat.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "celeryconfig" in b)
+    config: dict[str, Any] = {}
+    exec(block, config)  # the docs' own code, nothing else
+    docs_app = Conveyor("tasks", broker="memory://docs", backend="memory://docs")
+    for name in ("add", "report", "poll"):
+        docs_app.task(name=f"tasks.{name}")(lambda *a: None)
+    docs_app.config_from_object({k: v for k, v in config.items() if not k.startswith("__")})
+    tz = walltime.app_zone(docs_app.conf)
+    assert str(tz) == "Asia/Shanghai"
+    loaded = {e.name: e for e in entries.load(docs_app, NOW, tz)}
+    assert sorted(loaded) == [
+        "add-every-30-seconds",
+        "every-five-minutes",
+        "report-on-monday-morning",
+    ]
+    monday = loaded["report-on-monday-morning"].schedule.next_after(NOW, tz)
+    assert monday == datetime(2026, 1, 4, 23, 30, tzinfo=timezone.utc)  # Mon 07:30 in Shanghai
