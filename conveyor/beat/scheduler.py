@@ -55,6 +55,10 @@ def tick_id(namespace: str, entry: str, fire_time: datetime) -> str:
     return str(uuid.uuid5(_TICK_IDS, f"{namespace}\n{entry}\n{fire_time.timestamp()!r}"))
 
 
+def _passed(moment: datetime | None, now: datetime) -> bool:
+    return moment is not None and moment <= now
+
+
 def positive_seconds(setting: str, given: float | None, conf: Any) -> float:
     """`given`, else the setting, as a positive number of seconds (else ConfigurationError)."""
     value = conf[setting] if given is None else given
@@ -102,7 +106,8 @@ class Beat:
         self._send = send or self._send_task
         self.entries = entries_module.load(app, self._now(), self.tz)
         self.leading = False
-        self._last: dict[str, datetime] = {}
+        self._last: dict[str, datetime] = {}  # per entry: the last fire time accounted for
+        self._next: dict[str, datetime | None] = {}  # per entry: when to look at it again
 
     @property
     def renew_every(self) -> float:
@@ -125,6 +130,7 @@ class Beat:
                 self.namespace,
             )
             self._last.clear()  # re-read what another leader stored (saves failed claims)
+            self._next.clear()
         self.leading = leading
         sleep = self.renew_every
         if self.max_interval is not None:
@@ -132,7 +138,10 @@ class Beat:
         if not leading:
             return sleep
         for entry in self.entries:
-            following = self._step(entry, now)
+            # An entry is looked at (store and schedule) only once its next fire time came.
+            if entry.name not in self._next or _passed(self._next[entry.name], now):
+                self._next[entry.name] = self._step(entry, now)
+            following = self._next[entry.name]
             if following is not None:
                 sleep = min(sleep, (following - self._now()).total_seconds())
         return max(0.0, sleep)

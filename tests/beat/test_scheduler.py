@@ -281,3 +281,19 @@ def test_a_leader_far_behind_fires_once(make_beat: MakeBeat, clock: Clock, sent:
     clock.advance(60.0)  # a stall of 60 ticks, more than MAX_OWED
     beat.tick()
     assert len(sent.items) == before + 1
+
+
+def test_an_entry_is_looked_at_only_when_its_time_comes(make_beat: MakeBeat, clock: Clock) -> None:
+    """Rounds between fire times cost a lease renewal each, not a walk of every schedule."""
+    beat = make_beat({"hourly": {"task": "tasks.ping", "schedule": crontab(minute=0)}})
+    (entry,) = beat.entries
+    calls: list[object] = []
+    real = entry.schedule.next_after
+
+    def counted(*args: object) -> object:
+        calls.append(args)
+        return real(*args)  # type: ignore[arg-type]
+
+    entry.schedule.next_after = counted  # type: ignore[method-assign]
+    run_for([beat], clock, 600.0, step=2.0)  # 300 rounds, all before the next fire time
+    assert 0 < len(calls) <= 3
