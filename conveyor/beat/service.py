@@ -3,14 +3,11 @@ inside a worker (`conveyor worker -B`, for small setups: one process runs both).
 
 from __future__ import annotations
 
-import logging
 import threading
 
 from conveyor.app.base import Conveyor
 from conveyor.beat.scheduler import Beat, positive_seconds
 from conveyor.beat.stores import open_store, store_url
-
-log = logging.getLogger("conveyor.beat")
 
 
 def build(

@@ -8,8 +8,9 @@ the result backend's, else an explicit `beat_store_url` or a `--schedule` file.
 
 AMQP holds no such state, so with a RabbitMQ broker the backend's store is used (Redis or
 SQL); with a Memcached backend too, name one with `beat_store_url` or `--schedule FILE`.
-The URL's query options that the store knows (connect_timeout, lease_timeout for
-ZooKeeper's session, TLS files) are used; the others are the broker's and are left to it.
+The URL's query options that the store knows (connect_timeout, TLS files) are used; the
+others are the broker's and are left to it. ZooKeeper's session timeout is beat's lease
+timeout, given by the caller.
 """
 
 from __future__ import annotations
