@@ -17,8 +17,8 @@ claim succeeded, sends the task. So:
   publish that fails, loses that one tick (at most once per tick, never twice).
 
 A follower tries to take the lease every lease_timeout / 3; the leader renews it as often.
-A leader that dies is replaced within lease_timeout + lease_timeout / 3 (one on a clean
-shutdown, which releases the lease).
+A leader that dies is replaced within lease_timeout + lease_timeout / 3; after a clean
+shutdown, which releases the lease, within lease_timeout / 3.
 """
 
 from __future__ import annotations
@@ -198,6 +198,9 @@ class Beat:
                 due.isoformat(),
                 exc,
             )
+            return
+        except Exception:  # a bug in a hook or an option: the other entries keep firing
+            log.exception("beat entry %r: sending the tick of %s failed", entry.name, due)
             return
         log.info(
             "beat entry %r: sent %s[%s] for %s", entry.name, entry.task, task_id, due.isoformat()

@@ -297,3 +297,19 @@ def test_an_entry_is_looked_at_only_when_its_time_comes(make_beat: MakeBeat, clo
     entry.schedule.next_after = counted  # type: ignore[method-assign]
     run_for([beat], clock, 600.0, step=2.0)  # 300 rounds, all before the next fire time
     assert 0 < len(calls) <= 3
+
+
+def test_an_entry_whose_send_raises_does_not_stop_the_others(
+    make_beat: MakeBeat, clock: Clock, sent: Sent, caplog: pytest.LogCaptureFixture
+) -> None:
+    def send(entry: object, due: datetime, task_id: str) -> None:
+        if getattr(entry, "name", "") == "broken":
+            raise TypeError("a bug in a publish hook")
+        sent(entry, due, task_id)  # type: ignore[arg-type]
+
+    schedule = {**EVERY_SECOND, "broken": {"task": "tasks.ping", "schedule": 1.0}}
+    beat = make_beat(schedule, send=send)
+    with caplog.at_level(logging.ERROR, logger="conveyor.beat"):
+        run_for([beat], clock, 4.0)
+    assert len(sent.times("ping")) == 3
+    assert "a bug in a publish hook" in caplog.text
