@@ -137,12 +137,22 @@ def test_the_base_install_runs_the_command_line(bare: Path, tmp_path: Path) -> N
     assert " 0 failed" in table, table
 
 
+def run_quickstart(cmd: list[str], cwd: Path, log: Path, **env: str) -> str:
+    """Run the quickstart; on failure the worker's log is part of the message."""
+    try:
+        return run(cmd, cwd=cwd, timeout=600, **env)
+    except AssertionError as exc:
+        worker_log = log.read_text()[-4000:] if log.exists() else "(no worker log)"
+        raise AssertionError(f"{exc}\nworker.log:\n{worker_log}") from None
+
+
 def test_the_base_install_runs_the_quickstart(bare: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "quickstart"
     shutil.copytree(
         REPO / "examples" / "quickstart", workdir, ignore=shutil.ignore_patterns("*.db*", "*.log")
     )
-    out = run(["bash", "run.sh"], cwd=workdir, PATH=f"{bare}{os.pathsep}{os.environ['PATH']}")
+    path = f"{bare}{os.pathsep}{os.environ['PATH']}"
+    out = run_quickstart(["bash", "run.sh"], workdir, workdir / "worker.log", PATH=path)
     assert "add(4, 4)      -> 8" in out
     assert "worker stopped cleanly" in out
 
@@ -160,7 +170,8 @@ def test_the_readme_first_command_runs_verbatim_in_a_fresh_copy(tmp_path: Path) 
     assert "pip install -e ." in command and "[" not in command, "the first command names no extra"
     clone = copy_of_repo(tmp_path / "conveyor")
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != BIN)
-    out = run(["bash", "-euo", "pipefail", "-c", command], cwd=clone, timeout=600, PATH=path)
+    log = clone / "examples" / "quickstart" / "worker.log"
+    out = run_quickstart(["bash", "-euo", "pipefail", "-c", command], clone, log, PATH=path)
     assert "add(4, 4)      -> 8" in out
     assert "worker stopped cleanly" in out
 

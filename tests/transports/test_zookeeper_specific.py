@@ -449,12 +449,18 @@ def test_ready_stops_at_the_limit_and_skips_what_it_must() -> None:
         assert parsed is not None
         return parsed
 
-    entries = sorted([entry(1), entry(2), entry(3, due_ms=2**62), entry(4), entry(5)])
-    names = [e.name for e in entries]
-    locked, skip = frozenset({names[1]}), {names[3]}
-    assert ready(entries, locked, skip) == [entries[0], entries[4]]
-    assert ready(entries, locked, skip, limit=1) == [entries[0]]
-    assert ready(entries, frozenset(), None, limit=3) == [entries[0], entries[1], entries[3]]
+    first, second, far, fourth, fifth = (
+        entry(1),
+        entry(2),
+        entry(3, due_ms=2**62),
+        entry(4),
+        entry(5),
+    )
+    entries = sorted([first, second, far, fourth, fifth])  # due order: `far` sorts last
+    locked, skip = frozenset({second.name}), {fourth.name}
+    assert ready(entries, locked, skip) == [first, fifth]
+    assert ready(entries, locked, skip, limit=1) == [first]
+    assert ready(entries, frozenset(), None, limit=3) == [first, second, fourth]
 
 
 def test_a_batch_with_losers_costs_one_more_multi_per_loser(
