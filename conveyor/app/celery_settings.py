@@ -567,7 +567,7 @@ TABLE: tuple[CelerySetting, ...] = (
         "CELERYBEAT_SYNC_EVERY",
     ),
     _h("beat_max_loop_interval", 0, "CELERYBEAT_MAX_LOOP_INTERVAL"),
-    _r("beat_cron_starting_deadline", None, _NOT_YET),
+    _h("beat_cron_starting_deadline", None),
 )
 
 BY_NAME = {row.name: row for row in TABLE}

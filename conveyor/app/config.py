@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "beat_store_url": None,
     "beat_lease_timeout": 10.0,
     "beat_max_loop_interval": None,
+    "beat_cron_starting_deadline": None,
     "imports": [],
     "include": [],
     "worker_concurrency": None,

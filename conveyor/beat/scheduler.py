@@ -37,6 +37,7 @@ from typing import Any
 from conveyor.app.base import Conveyor
 from conveyor.beat import entries as entries_module
 from conveyor.beat import walltime
+from conveyor.beat.crontab import crontab
 from conveyor.beat.entries import Entry
 from conveyor.beat.store import ScheduleStore
 from conveyor.core.errors import ConfigurationError, ConveyorError
@@ -71,6 +72,12 @@ def positive_seconds(setting: str, given: float | None, conf: Any) -> float:
     return seconds
 
 
+def optional_seconds(setting: str, given: float | None, conf: Any) -> float | None:
+    """Like positive_seconds, where None or 0 (Celery's default) means "not set"."""
+    value = conf[setting] if given is None else given
+    return None if value in (None, 0) else positive_seconds(setting, value, conf)
+
+
 def default_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -96,11 +103,8 @@ class Beat:
         self.app, self.store, self.clock = app, store, clock
         self.namespace = namespace or app.main or "conveyor"
         self.lease_timeout = positive_seconds("beat_lease_timeout", lease_timeout, conf)
-        self.max_interval = (
-            None
-            if max_interval is None and conf.beat_max_loop_interval is None
-            else positive_seconds("beat_max_loop_interval", max_interval, conf)
-        )
+        self.max_interval = optional_seconds("beat_max_loop_interval", max_interval, conf)
+        self.cron_deadline = optional_seconds("beat_cron_starting_deadline", None, conf)
         self.holder = holder or default_holder()
         self.tz = tz or walltime.app_zone(conf)
         self._send = send or self._send_task
@@ -154,10 +158,28 @@ class Beat:
             if not self.store.claim(entry.name, due.timestamp()):
                 last = self._stored(entry, now)  # another beat claimed it: go on from there
                 break
-            self._publish(entry, due)
             last = due
+            if self._past_deadline(entry, due, now):
+                continue
+            self._publish(entry, due)
         self._last[entry.name] = last
         return entry.schedule.next_after(last, self.tz)
+
+    def _past_deadline(self, entry: Entry, due: datetime, now: datetime) -> bool:
+        """A crontab run later than beat_cron_starting_deadline is skipped, as in Celery."""
+        late = (now - due).total_seconds()
+        if self.cron_deadline is None or not isinstance(entry.schedule, crontab):
+            return False
+        if late <= self.cron_deadline:
+            return False
+        log.info(
+            "beat entry %r: the run of %s is %.0f s late, past beat_cron_starting_deadline: "
+            "skipped",
+            entry.name,
+            due.isoformat(),
+            late,
+        )
+        return True
 
     def _due(
         self, entry: Entry, last: datetime, now: datetime, *, leading_since_last: bool

@@ -61,7 +61,7 @@ def test_status_prints_the_leader_and_each_entry(app_module: None) -> None:
     ("args", "message"),
     [
         (["--lease-timeout", "-1"], "beat_lease_timeout must be a positive number of seconds"),
-        (["--max-interval", "0"], "beat_max_loop_interval must be a positive number"),
+        (["--max-interval", "-1"], "beat_max_loop_interval must be a positive number"),
     ],
 )
 def test_bad_beat_options_are_named(app_module: None, args: list[str], message: str) -> None:

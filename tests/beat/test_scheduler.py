@@ -313,3 +313,42 @@ def test_an_entry_whose_send_raises_does_not_stop_the_others(
         run_for([beat], clock, 4.0)
     assert len(sent.times("ping")) == 3
     assert "a bug in a publish hook" in caplog.text
+
+
+def test_a_cron_run_later_than_the_starting_deadline_is_skipped(
+    app: object, make_beat: MakeBeat, clock: Clock, sent: Sent
+) -> None:
+    """beat_cron_starting_deadline, as in Celery: a crontab run found more than that many
+    seconds late is not sent (an interval entry is not affected)."""
+    from conveyor import Conveyor
+
+    assert isinstance(app, Conveyor)
+    app.conf.beat_cron_starting_deadline = 120
+    schedule = {
+        "hourly": {"task": "tasks.ping", "schedule": crontab(minute=0)},
+        "every-hour": {"task": "tasks.ping", "schedule": 3600},
+    }
+    beat = make_beat(schedule)
+    beat.tick()
+    beat.close()
+    clock.advance(3600 + 60)  # 00:00 -> 01:01: the 01:00 runs are 60 s late
+    beat = make_beat()
+    beat.tick()
+    assert sorted(name for name, _, _ in sent.items) == ["every-hour", "hourly"]
+    beat.close()
+    sent.items.clear()
+    clock.advance(3600 + 600)  # 02:11: the 02:00 runs are 660 s late
+    beat = make_beat()
+    beat.tick()
+    assert [name for name, _, _ in sent.items] == ["every-hour"]  # the crontab one skipped
+    clock.advance(3600 - 660)  # 03:00, on time again
+    beat.tick()
+    assert sorted(name for name, _, _ in sent.items) == ["every-hour", "every-hour", "hourly"]
+
+
+def test_celerys_zero_max_loop_interval_means_not_set(app: object, make_beat: MakeBeat) -> None:
+    from conveyor import Conveyor
+
+    assert isinstance(app, Conveyor)
+    app.conf.beat_max_loop_interval = 0  # Celery's default, as a full config module lists it
+    assert make_beat({"e": {"task": "tasks.ping", "schedule": 60}}).max_interval is None
