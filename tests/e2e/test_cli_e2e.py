@@ -79,7 +79,8 @@ def test_inspect(worker: WorkerProcess, urls: Urls, app: Conveyor) -> None:
     pong = cli(urls, "inspect", "ping")
     assert hostname in pong and '"pong"' in pong
     assert "tests.e2e.e2e_tasks.add" in cli(urls, "inspect", "registered")
-    running = app.send_task("tests.e2e.e2e_tasks.sleep", [2.0])
+    # Long enough to outlast a CLI process's start-up and a broadcast reply on a loaded machine.
+    running = app.send_task("tests.e2e.e2e_tasks.sleep", [6.0])
     assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), 20)
     assert running.id in cli(urls, "inspect", "active")
-    running.get(timeout=20)
+    running.get(timeout=30)
