@@ -170,7 +170,8 @@ def zookeeper_node() -> OwnServer:
     return OwnServer("zookeeper", url, port, workdir, command).start()
 
 
-def memcached_with_limit(megabytes: int = 1) -> OwnServer:
+def memcached_with_limit(megabytes: int = 64) -> OwnServer:
+    """Memcached with `megabytes` of memory (at least 2: an item may be 1 MB, half of it)."""
     if shutil.which("memcached") is None:
         raise ServerUnavailable("memcached is not installed")
     port, workdir = free_port(), _workdir("memcached")

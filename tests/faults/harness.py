@@ -98,12 +98,14 @@ class Row:
         assert wait_until(worker.ready, READY_TIMEOUT), worker.output()
         return worker
 
-    def send(self, count: int, seconds: float = 0.0, payload: str = "", start: int = 0) -> None:
-        for number in range(start, start + count):
+    def send(
+        self, count: int, seconds: float = 0.0, payload: str = "", result_size: int = 0
+    ) -> None:
+        for number in range(count):
             key = f"{self.name}-{number}"
+            args = (key, seconds, payload, result_size)
             self.ledger.publish(
-                key,
-                lambda key=key: self.app.send_task(STEP, (key, seconds, payload), queue=self.queue),
+                key, lambda args=args: self.app.send_task(STEP, args, queue=self.queue)
             )
 
     def settle(self, timeout: float) -> Counts:

@@ -16,12 +16,14 @@ app = Conveyor("ledger")
 
 
 @app.task
-def step(key: str, seconds: float = 0.0, payload: str = "") -> int:
+def step(key: str, seconds: float = 0.0, payload: str = "", result_size: int = 0) -> int | str:
+    """One ledger run: `seconds` of work; returns `result_size` bytes (for eviction rows)
+    or the payload's length."""
     record_run("start", key)
     if seconds:
         time.sleep(seconds)
     record_run("finish", key)
-    return len(payload)
+    return "r" * result_size if result_size else len(payload)
 
 
 @app.task

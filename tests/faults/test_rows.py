@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.testing.fault_servers import OwnServer, redis_with_aof
+from conveyor.testing.fault_servers import (
+    OwnServer,
+    memcached_with_limit,
+    postgres_cluster,
+    redis_with_aof,
+)
 from conveyor.testing.proxy import TCPProxy
 from conveyor.testing.waiting import wait_until
 from tests.faults.conftest import full_tier, tier
@@ -151,15 +156,26 @@ def test_1mb_messages_through_a_segment_slicing_proxy(aof_redis: OwnServer, tmp_
         proxy.close()
 
 
+BACKENDS = {
+    "redis": redis_with_aof,
+    "postgres": postgres_cluster,
+    "memcached": memcached_with_limit,
+}
+
+
 @full_tier
-def test_result_backend_down_for_30_s(aof_redis: OwnServer, tmp_path: Path) -> None:
-    backend_server = redis_with_aof()
+@pytest.mark.parametrize("backend_kind", sorted(BACKENDS))
+def test_result_backend_killed_mid_store_and_down_for_30_s(
+    backend_kind: str, aof_redis: OwnServer, tmp_path: Path
+) -> None:
+    backend_server = BACKENDS[backend_kind]()
     broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    name = f"backend-down-30s-{backend_kind}"
     try:
-        with row("backend-down-30s-redis", broker, backend_server.url, tmp_path) as made:
+        with row(name, broker, backend_server.url, tmp_path) as made:
             made.start_worker()
-            made.send(40, seconds=0.1)
-            assert wait_until(lambda: started(made, 5), 30)
+            made.send(60, seconds=0.05)
+            assert wait_until(lambda: started(made, 10), 30)  # results are being stored
             backend_server.kill()
             pause(30.0)  # the outage
             backend_server.start()
@@ -167,6 +183,21 @@ def test_result_backend_down_for_30_s(aof_redis: OwnServer, tmp_path: Path) -> N
             assert made.app.transport.dead_letters(made.queue) == []
     finally:
         backend_server.stop()
+
+
+@full_tier
+def test_memcached_eviction_loses_results_never_tasks(aof_redis: OwnServer, tmp_path: Path) -> None:
+    """Results far over Memcached's memory evict one another: a result may be gone, but
+    every task ran, once."""
+    cache = memcached_with_limit(2)
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    try:
+        with row("memcached-eviction", broker, cache.url, tmp_path) as made:
+            made.start_worker()
+            made.send(150, result_size=50_000)  # 7.5 MB of results into 2 MB
+            assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+    finally:
+        cache.stop()
 
 
 @full_tier
