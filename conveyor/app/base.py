@@ -110,6 +110,7 @@ class Conveyor:
         self.events = EventSender(self)
         self.periodic_tasks: dict[str, dict[str, Any]] = {}  # add_periodic_task; beat reads
         self.on_after_configure = AfterConfigure(self)
+        self.on_after_finalize = AfterConfigure(self)  # sent right after it
         self._discover: list[tuple[Any, str]] = []
         _default_app = self
         current.attach(self)

@@ -1,8 +1,10 @@
-"""Periodic tasks declared in code: `app.add_periodic_task` and `app.on_after_configure`.
+"""Periodic tasks declared in code: `app.add_periodic_task`, `app.on_after_configure` and
+`app.on_after_finalize`.
 
 The app layer only records entries; beat (which sits above it) reads them with the
-`beat_schedule` setting, validates them and runs them. `on_after_configure` receivers run
-once per app, when beat loads its schedule, with ``sender=app`` as in Celery:
+`beat_schedule` setting, validates them and runs them. The receivers of both signals run
+once per app, when beat loads its schedule (on_after_configure's first), with
+``sender=app`` as in Celery:
 
     @app.on_after_configure.connect
     def setup_periodic_tasks(sender, **kwargs):
@@ -24,7 +26,8 @@ Receiver = Callable[..., Any]
 
 
 class AfterConfigure:
-    """`app.on_after_configure`: receivers connected by decorator, sent once per app."""
+    """`app.on_after_configure` (and `on_after_finalize`): receivers connected by decorator,
+    sent once per app."""
 
     def __init__(self, app: Conveyor) -> None:
         self._app = app

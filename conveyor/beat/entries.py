@@ -103,8 +103,9 @@ def entry(app: Conveyor, name: str, spec: Any, now: datetime, tz: tzinfo) -> Ent
 
 def load(app: Conveyor, now: datetime, tz: tzinfo) -> list[Entry]:
     """Every entry of the app, checked: `beat_schedule`, then `add_periodic_task`'s (which
-    `on_after_configure` receivers add, so those run first)."""
+    `on_after_configure` and `on_after_finalize` receivers add, so those run first)."""
     app.on_after_configure.send_once()
+    app.on_after_finalize.send_once()
     configured = app.conf.beat_schedule or {}
     if not isinstance(configured, Mapping):
         raise EntryError(f"beat_schedule must be a dict of entries, not {configured!r}")

@@ -81,6 +81,9 @@ def test_add_periodic_task_from_on_after_configure(
     def setup_periodic_tasks(sender: Conveyor, **kwargs: Any) -> None:
         calls.append(sender)
         sender.add_periodic_task(2.0, ping.s("hello"), name="hello every 2 s")
+
+    @app.on_after_finalize.connect()
+    def more_periodic_tasks(sender: Conveyor, **kwargs: Any) -> None:
         sender.add_periodic_task(crontab(minute=0), ping, expires=30)
 
     beat = make_beat()
