@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -34,7 +35,7 @@ from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
 from conveyor.testing.frozen import frozen_consumer
 from conveyor.testing.plugin import missing
-from conveyor.testing.servers import free_port, port_open
+from conveyor.testing.servers import free_port
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON, Transport
@@ -515,7 +516,22 @@ class OwnPostgres:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        assert wait_until(lambda: port_open("127.0.0.1", self.port), 30)
+        # An open port is not a server that takes connections ("the database system is
+        # starting up"): wait for a real login.
+        assert wait_until(self.accepts_connections, 30)
+
+    def accepts_connections(self) -> bool:
+        try:
+            psycopg.connect(
+                host="127.0.0.1",
+                port=self.port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=2,
+            ).close()
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
