@@ -48,7 +48,8 @@ def events(ctx: click.Context, dump: bool, frequency: float, count: int | None) 
             if time.monotonic() >= next_frame:
                 next_frame = time.monotonic() + 1.0 / frequency
                 size = shutil.get_terminal_size((100, 40))
-                click.echo("\x1b[H\x1b[2J" + render(state, size.columns, size.lines - 1))
+                frame = render(state, size.columns, size.lines - 1)
+                click.echo("\x1b[H\x1b[2J" + frame, color=True)  # redrawn in place
                 frames += 1
     except KeyboardInterrupt:
         pass

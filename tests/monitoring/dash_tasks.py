@@ -11,7 +11,17 @@ import time
 
 from conveyor import Conveyor
 
-app = Conveyor("dash_tasks", task_default_queue=os.environ.get("CONVEYOR_TEST_QUEUE", "default"))
+app = Conveyor(
+    "dash_tasks",
+    task_default_queue=os.environ.get("CONVEYOR_TEST_QUEUE", "default"),
+    beat_schedule={
+        "hourly-add": {
+            "task": "tests.monitoring.dash_tasks.add",
+            "schedule": 3600.0,
+            "args": (1, 1),
+        }
+    },
+)
 
 
 @app.task

@@ -105,6 +105,9 @@ def test_every_page_loads_shows_no_urls_and_fits_a_phone(
         assert cluster.broker not in html and "://" + "127.0.0.1" not in html, path
         _shot(page, cluster, title.lower().replace(" ", "-"))
     assert errors == []
+    page.goto("/schedules")
+    assert "hourly-add" in page.locator('tr[data-entry="hourly-add"]').inner_text()
+    assert page.locator("#beat-leader").inner_text().startswith("none")
     phone = browser.new_context(
         http_credentials={"username": USER, "password": PASSWORD},
         viewport={"width": 390, "height": 844},

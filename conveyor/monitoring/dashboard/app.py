@@ -10,7 +10,6 @@ only the transport's and backend's class names.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -231,14 +230,16 @@ class Dashboard:
         return self.render(request, "dead.html", letters=letters)
 
     async def schedules(self, request: Request) -> Response:
-        beat = importlib.util.find_spec("conveyor.beat") is not None
-        entries: list[dict[str, Any]] = []
-        schedule = self.app.conf.beat_schedule
-        if isinstance(schedule, dict):
-            for name, entry in schedule.items():
-                if isinstance(entry, dict):
-                    entries.append({"name": name, **entry})
-        return self.render(request, "schedules.html", beat=beat, entries=entries)
+        """Beat's leader and entries (conveyor.beat.status), when the beat extra is there."""
+        try:
+            from conveyor.beat.status import beat_status
+
+            status = beat_status(self.app)
+        except ImportError as exc:
+            return self.render(request, "schedules.html", status=None, problem=f"{exc}")
+        except ConveyorError as exc:
+            return self.render(request, "schedules.html", status=None, problem=str(exc))
+        return self.render(request, "schedules.html", status=status, problem=None)
 
     async def login(self, request: Request) -> Response:
         auth: security.Auth | None = request.app.state.auth

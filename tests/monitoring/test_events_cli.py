@@ -1,0 +1,76 @@
+"""`conveyor events`: --dump prints JSON lines, the live view draws workers, rates and
+failures; real processes on the SQLite default."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.testing.waiting import wait_until
+from tests.monitoring.cluster import CONVEYOR, Cluster
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    running = Cluster(f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db", tmp_path)
+    worker_log = running._start("worker", "worker", "-c", "2", "-n", "cli@test")
+    assert wait_until(lambda: " ready: " in worker_log.read_text(), 30), worker_log.read_text()
+    yield running
+    running.stop()
+
+
+def _watch(cluster: Cluster, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    out = cluster.workdir / f"events{len(cluster.processes)}.out"
+    env = {**cluster.env(), "COLUMNS": "150", "LINES": "30"}  # the terminal's size
+    with out.open("wb") as sink:
+        process = subprocess.Popen(
+            [*CONVEYOR, "events", *args], cwd=cluster.workdir, env=env, stdout=sink
+        )
+    cluster.processes.append(process)
+    return process, out
+
+
+def test_dump_and_the_live_view(cluster: Cluster) -> None:
+    dump, dumped = _watch(cluster, "--dump")
+    view, viewed = _watch(cluster, "--frequency", "4")
+    assert wait_until(lambda: dumped.exists() and viewed.stat().st_size > 0, 20)
+    app = cluster.client_app()
+    try:
+        tasks = app.tasks
+        ok = tasks["tests.monitoring.dash_tasks.add"].delay(2, 3)
+        bad = tasks["tests.monitoring.dash_tasks.fail"].delay("cli-marker")
+        assert ok.get(timeout=20) == 5
+        bad.get(timeout=20, propagate=False)
+    finally:
+        app.close()
+
+    def dumped_events() -> list[dict[str, object]]:
+        lines = dumped.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def types_of(task_id: str) -> list[object]:
+        return [e["type"] for e in dumped_events() if e.get("uuid") == task_id]
+
+    done = ["task-sent", "task-received", "task-started", "task-succeeded"]
+    assert wait_until(lambda: types_of(ok.id) == done, 20), dumped.read_text()[-2000:]
+    assert wait_until(lambda: "task-failed" in types_of(bad.id), 20)
+    failed = next(e for e in dumped_events() if e["type"] == "task-failed")
+    assert "cli-marker" in str(failed["exception"]) and failed["hostname"] == "cli@test"
+
+    def frame() -> str:
+        text = viewed.read_text(errors="replace")
+        return text.rsplit("\x1b[2J", 1)[-1]
+
+    assert wait_until(lambda: "broken on purpose cli-marker" in frame(), 20), frame()
+    last = frame()
+    assert "cli@test" in last and "online" in last
+    assert "tests.monitoring.dash_tasks.add" in last
+    lines = last.splitlines()
+    assert max(map(len, lines)) <= 150 and len(lines) <= 30  # cut to the terminal
+    for process in (dump, view):
+        process.terminate()
+        assert process.wait(10) is not None
