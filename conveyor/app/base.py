@@ -25,6 +25,7 @@ from conveyor.app import (
     states,
 )
 from conveyor.app import exceptions as task_exceptions
+from conveyor.app.annotations import annotate
 from conveyor.app.call_checks import check_call
 from conveyor.app.config import Settings
 from conveyor.app.control import Control
@@ -250,6 +251,7 @@ class Conveyor:
             base = options.pop("base", None) or BaseTask
             bind = options.pop("bind", False)
             task = make_task(self, f, name, base, bind, options)
+            annotate(task, self.conf.task_annotations)
             self.tasks[name] = task
             return task
 
@@ -266,6 +268,7 @@ class Conveyor:
         cls.name = cls.name or f"{cls.__module__}.{cls.__name__}"
         cls.app = self
         check_task_class(cls)
+        annotate(instance, self.conf.task_annotations)
         self.tasks[cls.name] = instance
         return instance
 
@@ -304,6 +307,8 @@ class Conveyor:
             importlib.import_module(module)
         for packages, related_name in self._discover:
             discovery.discover(packages, related_name)
+        for task in list(self.tasks.values()):
+            annotate(task, self.conf.task_annotations)
         signals.import_modules.send(sender=self)
 
     def get_task(self, name: str) -> BaseTask:
@@ -377,6 +382,8 @@ class Conveyor:
             or call_options.queue_of(route(conf.task_routes, name, args, kwargs))
         )
         queue = queue or getattr(task, "queue", None) or conf.task_default_queue
+        if priority is None and conf.task_inherit_parent_priority:
+            priority = call_options.parent_priority()
         if priority is None:
             priority = getattr(task, "priority", None) or conf.task_default_priority
         check_call(countdown, due, expires_at, priority)

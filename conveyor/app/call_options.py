@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.app import context
 from conveyor.app.exceptions import TaskError
 from conveyor.core.compression import method as compression_method
 from conveyor.core.retry import Backoff
@@ -87,6 +88,13 @@ def queue_of(options: Mapping[str, Any]) -> str | None:
                 raise InvalidCallOption(f"{key} must be a queue name, not {value!r}")
             return value
     return None
+
+
+def parent_priority() -> int | None:
+    """The priority of the task running on this thread (`task_inherit_parent_priority`)."""
+    running = context.current()
+    priority = None if running is None else running.delivery_info.get("priority")
+    return priority if isinstance(priority, int) else None
 
 
 def _limit(name: str, value: Any) -> float:

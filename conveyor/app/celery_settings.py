@@ -75,12 +75,7 @@ TABLE: tuple[CelerySetting, ...] = (
     _h("enable_utc", True, "CELERY_ENABLE_UTC", note="wire times are always UTC"),
     _h("timezone", "UTC", "CELERY_TIMEZONE", note="naive eta/expires and schedules read in it"),
     # -- tasks ---------------------------------------------------------------------------
-    _r(
-        "task_annotations",
-        None,
-        "set the options on the task or its base class",
-        "CELERY_ANNOTATIONS",
-    ),
+    _h("task_annotations", None, "CELERY_ANNOTATIONS", note="names, glob patterns or annotate()"),
     _h("task_compression", None, "CELERY_COMPRESSION", "CELERY_MESSAGE_COMPRESSION"),
     _n(
         "task_protocol",
@@ -274,7 +269,7 @@ TABLE: tuple[CelerySetting, ...] = (
         "each transport declares the priorities it keeps (docs/transports.md)",
     ),
     _h("task_default_priority", None, "CELERY_DEFAULT_PRIORITY"),
-    _r("task_inherit_parent_priority", False, _NOT_YET),
+    _h("task_inherit_parent_priority", False),
     _r(
         "worker_direct",
         False,

@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     "task_store_eager_result": False,
     "task_store_errors_even_if_ignored": False,
     "result_extended": False,
+    "task_annotations": None,
+    "task_inherit_parent_priority": False,
     "task_soft_time_limit": None,
     "timezone": "UTC",
     "enable_utc": True,

@@ -6,14 +6,16 @@ on_failure, on_retry, after_return). A failure is kept in the result, or raised 
 with ``throw=True`` / the `task_eager_propagates` setting. `self.retry()` inside an eager
 run runs the next attempt right away (no countdown) in place of publishing it, until
 `max_retries`, as Celery does. With `task_store_eager_result` the outcome is also stored
-in the result backend. Callbacks (`link`) run eagerly too, when their task is known here.
+in the result backend. Callbacks (`link`) run eagerly too, when their task is known here,
+with the ids their signatures were given, and every outcome is kept in memory
+(eager_records.py), so a chain's result handle and `AsyncResult(id)` find it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import context, states, task_signals
+from conveyor.app import context, eager_records, states, task_signals
 from conveyor.app.arguments import check_arguments
 from conveyor.app.einfo import ExceptionInfo
 from conveyor.app.exceptions import Ignore, Reject, Retry
@@ -93,6 +95,8 @@ def _hook(task: Task, name: str, *args: Any) -> None:
 
 
 def _store(task: Task, record: ResultRecord) -> None:
+    """Keep the outcome for handles made elsewhere; store it too when asked to."""
+    eager_records.keep(task.app, record)
     if task.app.conf.task_store_eager_result and not task.ignore_result:
         task.app.backend.store(record)
 
@@ -184,7 +188,15 @@ def _run_links(task: Task, links: list[dict[str, Any]], value: Any) -> None:
             sig.apply_async((value,))
             continue
         call_args = sig.args if sig.immutable else (value, *sig.args)
-        apply(target, call_args, sig.kwargs)
+        options = sig.options
+        apply(
+            target,
+            call_args,
+            sig.kwargs,
+            task_id=options.get("task_id"),
+            link=options.get("link"),
+            link_error=options.get("link_error"),
+        )
 
 
 def retry(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import context, states
+from conveyor.app import context, eager_records, states
 from conveyor.app.exceptions import (
     ResultIgnored,
     SyncSubtaskError,
@@ -53,7 +53,7 @@ class AsyncResult(ResultExtras):
     def _record(self) -> ResultRecord | None:
         if self._ready_record is not None:
             return self._ready_record
-        record = self.app.backend.get(self.id)
+        record = eager_records.find(self.app, self.id) or self.app.backend.get(self.id)
         if record is not None and record.ready:
             self._ready_record = record
         return record
@@ -157,7 +157,7 @@ class AsyncResult(ResultExtras):
             )
         if disable_sync_subtasks and self._ready_record is None:
             running = context.current()
-            if running is not None and not running.called_directly:
+            if running is not None and not (running.called_directly or running.is_eager):
                 raise SyncSubtaskError(
                     f"get() on {self.id} inside task {running.task}[{running.id}]: use a "
                     "chain or chord, or pass disable_sync_subtasks=False"
@@ -168,6 +168,8 @@ class AsyncResult(ResultExtras):
             if throw is not None:
                 throw()
             parent = getattr(parent, "parent", None)
+        if self._ready_record is None:
+            self._ready_record = eager_records.find(self.app, self.id)
         if self._ready_record is None:
             report = None if on_message is None else lambda r: on_message(record_body(r))
             try:

@@ -257,9 +257,10 @@ class Signature:
         call_args = self.args if self.immutable else tuple(args) + self.args
         call_kwargs = self.kwargs if self.immutable else {**self.kwargs, **(kwargs or {})}
         send = {**self._options_dict(), **options}
-        return app.send_task(
-            self.task, call_args, call_kwargs, task=app.tasks.get(self.task), **send
-        )
+        task = app.tasks.get(self.task)
+        if task is not None:  # through the task, as Celery: typing, task_always_eager
+            return task.apply_async(call_args, call_kwargs, **send)
+        return app.send_task(self.task, call_args, call_kwargs, **send)
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)

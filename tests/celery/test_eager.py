@@ -152,3 +152,40 @@ def test_links_run_eagerly(app: Conveyor) -> None:
 
     add.apply((1, 2), link=keep.s())
     assert got == [3]
+
+
+def test_always_eager_runs_signatures(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    result = add.s(1, 2).delay()
+    assert isinstance(result, EagerResult) and result.get(timeout=1) == 3
+    assert add.s(1).apply_async((2,)).get(timeout=1) == 3
+    assert app.transport.size("default") == 0
+    with pytest.raises(TypeError, match="missing"):
+        add.s(1).delay()
+
+
+def test_always_eager_chains_and_handles_made_from_ids(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def fail(value: int) -> None:
+        raise ValueError(f"bad {value}")
+
+    chained = (add.s(1, 2) | add.s(10) | add.s(100)).delay()
+    assert chained.get(timeout=1) == 113
+    assert chained.parent is not None and chained.parent.get(timeout=1) == 13
+    assert app.AsyncResult(chained.id).get(timeout=1) == 113
+    broken = (add.s(1, 2) | fail.s()).delay()
+    with pytest.raises(ValueError, match="bad 3"):
+        broken.get(timeout=1)
+    assert app.transport.size("default") == 0
+    assert app.backend.get(chained.id) is None  # kept in memory, not stored

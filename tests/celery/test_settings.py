@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
 from conveyor import Conveyor
-from conveyor.app import celery_settings
+from conveyor.app import celery_settings, context
 from conveyor.app.celery_settings import HONOURED, NOT_NEEDED, REFUSED, RefusedSetting
 from conveyor.app.config import DEFAULTS, Settings
+from conveyor.app.rate_limit import InvalidRateLimit
 from conveyor.core.errors import ConfigurationError
+from tests.celery.conftest import fetch_message
 
 
 def test_every_honoured_setting_has_a_conveyor_default() -> None:
@@ -114,3 +117,65 @@ def test_config_from_envvar(app: Conveyor, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ConfigurationError, match="PROJ_CONFIG is not set"):
         app.config_from_envvar("PROJ_CONFIG")
     app.config_from_envvar("PROJ_CONFIG", silent=True)
+
+
+def test_task_annotations_by_name_pattern_and_object(app: Conveyor) -> None:
+    failures: list[str] = []
+
+    def on_failure(self: Any, exc: BaseException, task_id: str, *rest: Any) -> None:
+        failures.append(f"{self.name}:{exc}")
+
+    class Slow:
+        def annotate(self, task: Any) -> dict[str, Any] | None:
+            return {"rate_limit": "1/m"} if task.name.endswith(".slow") else None
+
+    app.conf.task_annotations = [
+        {"tests.exact": {"rate_limit": "5/s"}, "tests.*": {"rate_limit": "9/s"}},
+        {"tests.*": {"on_failure": on_failure, "rate_limit": "8/s"}},
+        Slow(),
+    ]
+
+    @app.task(name="tests.exact")
+    def exact() -> None:
+        raise KeyError("x")
+
+    @app.task(name="other.slow")
+    def slow() -> None: ...
+
+    assert exact.rate_limit == "5/s" and slow.rate_limit == "1/m"
+    exact.apply()
+    assert failures == ["tests.exact:'x'"]
+
+
+def test_annotations_set_later_apply_when_the_worker_imports(app: Conveyor) -> None:
+    @app.task(name="tests.late")
+    def late() -> None: ...
+
+    app.conf.task_annotations = {"*": {"rate_limit": "2/s"}}
+    assert late.rate_limit is None
+    app.import_task_modules()
+    assert late.rate_limit == "2/s"
+    app.conf.task_annotations = {"*": {"rate_limit": "often"}}
+    with pytest.raises(InvalidRateLimit, match="'often'"):
+        app.import_task_modules()
+    app.conf.task_annotations = [object()]
+    with pytest.raises(ConfigurationError, match="annotate"):
+        app.import_task_modules()
+
+
+def test_inherit_parent_priority(app: Conveyor) -> None:
+    app.conf.task_inherit_parent_priority = True
+
+    @app.task
+    def child() -> None: ...
+
+    @app.task
+    def parent() -> None:
+        child.delay()
+
+    request = context.Context(id="p", task=parent.name, delivery_info={"priority": 7})
+    with context.running(request):
+        parent.run()
+    assert fetch_message(app).priority == 7
+    child.delay()
+    assert fetch_message(app).priority == 0
