@@ -189,3 +189,20 @@ def test_metrics_count_a_known_run(app: Conveyor, worker: Worker) -> None:
         assert found[runtime] == 3.0
         assert found[("conveyor_queue_ready", (("queue", "default"),))] == 0.0
         assert found[("conveyor_worker_up", (("hostname", "w@dash"),))] == 1.0
+
+
+def test_the_command_refuses_an_open_address_without_credentials() -> None:
+    from click.testing import CliRunner
+
+    from conveyor.cli import main
+
+    runner = CliRunner()
+    refused = runner.invoke(
+        main, ["-A", "tests.monitoring.dash_tasks", "dashboard", "--address", "0.0.0.0"]
+    )
+    assert refused.exit_code != 0
+    assert "refusing to serve the dashboard on 0.0.0.0" in refused.output
+    short = runner.invoke(
+        main, ["-A", "tests.monitoring.dash_tasks", "dashboard", "--auth-token", "abc"]
+    )
+    assert short.exit_code != 0 and "at least 16 characters" in short.output

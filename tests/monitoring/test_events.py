@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,28 @@ def test_an_unreachable_store_never_fails_a_task(
         app.events.flush()
     assert "storing events failed, events dropped" in caplog.text
     assert "127.0.0.1:1" in caplog.text
+
+
+def test_a_retry_sends_task_retried_with_its_exception(
+    app: Conveyor, start_worker: Callable[..., Worker]
+) -> None:
+    attempts: list[int] = []
+
+    @app.task(bind=True, name="events.flaky")
+    def flaky(self: Any) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise self.retry(exc=KeyError("first time"), countdown=0.1)
+        return "second time"
+
+    start_worker()
+    result = flaky.delay()
+    assert result.get(timeout=10) == "second time"
+    wanted = "task-succeeded"
+    assert wait_until(lambda: _types(app, result.id)[-1:] == [wanted], 5), _types(app, result.id)
+    types = _types(app, result.id)
+    assert types.count("task-received") == 2 and "task-retried" in types
+    retried = next(e for e in app.events.store.timeline(result.id) if e["type"] == "task-retried")
+    assert retried["exception"] == "KeyError('first time')"
+    row = app.events.store.task(result.id)
+    assert row is not None and (row.state, row.retries) == ("SUCCESS", 1)
