@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from kazoo.client import TransactionRequest
 from kazoo.exceptions import NoNodeError, SessionExpiredError
@@ -38,6 +39,7 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    QueueCounts,
     Subscription,
     Transport,
     TransportOptions,
@@ -350,6 +352,31 @@ class ZooKeeperTransport(Transport):
         paths = self._paths(queue)
         with translating(f"size of {queue!r}"):
             return len(self._ready(paths))
+
+    def counts(self, queue: str) -> QueueCounts:
+        """One listing each of the entries, the locks and the dead letters: a locked entry
+        is held, an unlocked one is ready once due, delayed before."""
+        paths = self._paths(queue)
+        client = self._session.client
+        with translating(f"counts of {queue!r}"):
+            listings = [
+                client.get_children_async(path) for path in (paths.entries, paths.locks, paths.dead)
+            ]
+            names, locks, dead = (self._children(listing) for listing in listings)
+        now, locked = now_ms(), frozenset(locks)
+        entries = [e for e in map(EntryName.parse, names) if e is not None]
+        held = sum(1 for e in entries if e.name in locked)
+        due = [e.due_ms for e in entries if e.name not in locked and e.due_ms <= now]
+        delayed = len(entries) - held - len(due)
+        oldest = (now - min(due)) / 1000.0 if due else None
+        return QueueCounts(len(due), delayed, held, len(dead), oldest)
+
+    def _children(self, listing: Any) -> list[str]:
+        try:
+            found: list[str] = self._session.wait(listing)
+        except NoNodeError:
+            return []
+        return found
 
     def purge(self, queue: str) -> int:
         paths = self._paths(queue)
