@@ -188,3 +188,11 @@ def rabbitmq_node() -> OwnServer:
     command = rabbitmq_command(port, workdir)
     url = f"amqp://guest:guest@127.0.0.1:{port}//"
     return OwnServer("amqp", url, port, workdir, command).start(timeout=120)
+
+
+def rabbitmqctl(node: OwnServer, *args: str) -> None:
+    """Run a rabbitmqctl command against `node` (a rabbitmq_node), with its own cookie."""
+    cookie = (node.workdir / ".erlang.cookie").read_text().strip()
+    name = f"conveyor-{node.port}@localhost"
+    command = ["rabbitmqctl", "--erlang-cookie", cookie, "-n", name, *args]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)

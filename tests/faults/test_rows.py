@@ -14,6 +14,7 @@ from conveyor.testing.fault_servers import (
     OwnServer,
     memcached_with_limit,
     postgres_cluster,
+    rabbitmqctl,
     redis_with_aof,
 )
 from conveyor.testing.proxy import TCPProxy
@@ -247,3 +248,25 @@ def test_a_poison_task_is_dead_lettered_after_max_deliveries(
         assert dead.reason == "max deliveries"
         assert deaths == deliveries, "one worker death per delivery, no more"
         assert_passes(made.settle(SETTLE))
+
+
+@full_tier
+def test_rabbitmq_memory_alarm_during_publish(own_rabbitmq: OwnServer, tmp_path: Path) -> None:
+    """A memory alarm blocks publishing connections: publishes wait (up to the transport's
+    blocked_connection_timeout) and go through once it clears; nothing is lost."""
+    broker = f"{own_rabbitmq.url}?lease_timeout={LEASE:g}"
+    backend = f"sqlite:///{tmp_path}/results.db"
+    with row("memory-alarm-amqp", broker, backend, tmp_path) as made:
+        made.start_worker()
+        sender = in_background(lambda: made.send(1000))
+        assert wait_until(lambda: len(made.ledger.publishes) >= 50, 30)
+        rabbitmqctl(own_rabbitmq, "set_vm_memory_high_watermark", "0.000001")
+        pause(1.0)  # the alarm reaches the connection
+        during = len(made.ledger.publishes)
+        pause(2.0)  # the alarm
+        assert len(made.ledger.publishes) <= during + 1, "publishing was blocked"
+        assert len(made.ledger.publishes) < 1000
+        rabbitmqctl(own_rabbitmq, "set_vm_memory_high_watermark", "0.4")
+        sender.join(60)
+        assert not sender.is_alive()
+        assert_passes(made.settle(SETTLE), duplicates_allowed=False)
