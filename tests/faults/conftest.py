@@ -57,6 +57,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not RESULTS:
         return
     terminalreporter.section("fault ledger")
+    repeats = f"{SOAK} repetitions, " if SOAK else ""
+    terminalreporter.write_line(f"{repeats}seed {SEED} (CONVEYOR_SOAK_SEED={SEED} replays it)")
     for name, counts in RESULTS:
         verdict = "pass" if counts.passed else "FAIL"
         terminalreporter.write_line(f"{verdict} {name}: {counts}")
@@ -94,11 +96,13 @@ def own_rabbitmq() -> Iterator[OwnServer]:
     yield from _own(rabbitmq_node)
 
 
+SEED = int(os.environ.get("CONVEYOR_SOAK_SEED") or random.randrange(2**32))
+
+
 @pytest.fixture(scope="session")
 def soak_seed() -> int:
-    seed = int(os.environ.get("CONVEYOR_SOAK_SEED") or random.randrange(2**32))
-    print(f"\nfault soak seed: {seed} (CONVEYOR_SOAK_SEED={seed} replays it)")
-    return seed
+    """The seed of the random fault timing; printed with the ledger counts."""
+    return SEED
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
