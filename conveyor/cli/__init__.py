@@ -9,6 +9,7 @@ import click
 from conveyor import __version__
 from conveyor.cli.beat import beat
 from conveyor.cli.conformance import conformance, transports
+from conveyor.cli.control import COMMANDS as CONTROL_COMMANDS
 from conveyor.cli.global_options import apply as apply_global_options
 from conveyor.cli.global_options import global_options
 from conveyor.cli.monitoring import COMMANDS as MONITORING_COMMANDS
@@ -29,5 +30,5 @@ def main(ctx: click.Context, app_path: str | None, **options: Any) -> None:
 main.add_command(transports)
 main.add_command(conformance)
 main.add_command(beat)
-for _command in TASK_COMMANDS + MONITORING_COMMANDS:
+for _command in TASK_COMMANDS + CONTROL_COMMANDS + MONITORING_COMMANDS:
     main.add_command(_command)

@@ -1,8 +1,9 @@
-"""Task commands: worker, call, result, purge, queues, dead, inspect (all need -A)."""
+"""Task commands: worker, call, result, purge, queues, dead (all need -A)."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import click
@@ -124,10 +125,12 @@ def worker(
 
 @click.command()
 @click.argument("name")
-@click.option("--args", "args_text", default="[]", help="Positional arguments as a JSON list.")
-@click.option("--kwargs", "kwargs_text", default="{}", help="Keyword arguments as a JSON object.")
+@click.option("-a", "--args", "args_text", default="[]", help="Positional arguments (JSON list).")
+@click.option("-k", "--kwargs", "kwargs_text", default="{}", help="Keyword arguments (JSON).")
 @click.option("--countdown", type=float, default=None, help="Seconds before it may run.")
-@click.option("--queue", default=None, help="Queue (default: the task's route).")
+@click.option("--eta", default=None, help="When it may run (ISO 8601).")
+@click.option("--expires", default=None, help="Seconds from now, or an ISO 8601 time.")
+@click.option("--queue", "-Q", default=None, help="Queue (default: the task's route).")
 @click.pass_context
 def call(
     ctx: click.Context,
@@ -135,26 +138,50 @@ def call(
     args_text: str,
     kwargs_text: str,
     countdown: float | None,
+    eta: str | None,
+    expires: str | None,
     queue: str | None,
 ) -> None:
     """Send task NAME and print its id."""
     app = _app(ctx)
     args = _json_option(args_text, list, "--args")
     kwargs = _json_option(kwargs_text, dict, "--kwargs")
+    when = _moment(eta, "--eta")
+    until: float | datetime | None = None
+    if expires is not None:
+        try:
+            until = float(expires)
+        except ValueError:
+            until = _moment(expires, "--expires")
     try:
-        result = app.send_task(name, args, kwargs, countdown=countdown, queue=queue)
+        result = app.send_task(
+            name, args, kwargs, countdown=countdown, eta=when, expires=until, queue=queue
+        )
     except ConveyorError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(result.id)
+
+
+def _moment(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=what) from None
 
 
 @click.command()
 @click.argument("task_id")
 @click.option("--wait", is_flag=True, help="Wait until the task is ready.")
 @click.option("--timeout", type=float, default=None, help="With --wait: give up after this.")
+@click.option("-t", "--traceback", "only_traceback", is_flag=True, help="Print the traceback.")
 @click.pass_context
-def result(ctx: click.Context, task_id: str, wait: bool, timeout: float | None) -> None:
-    """Print a task's state and result (as JSON)."""
+def result(
+    ctx: click.Context, task_id: str, wait: bool, timeout: float | None, only_traceback: bool
+) -> None:
+    """Print a task's state and result (as JSON), then its traceback if it failed;
+    with --traceback only the traceback, as Celery's."""
     app = _app(ctx)
     handle = app.AsyncResult(task_id)
     try:
@@ -164,6 +191,10 @@ def result(ctx: click.Context, task_id: str, wait: bool, timeout: float | None) 
         record = app.backend.get(task_id)
     except (ConveyorError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if only_traceback:
+        if record is not None and record.traceback:
+            click.echo(record.traceback.rstrip())
+        return
     click.echo(state)
     if record is not None and record.result is not None:
         click.echo(json.dumps(record.result))
@@ -172,13 +203,17 @@ def result(ctx: click.Context, task_id: str, wait: bool, timeout: float | None) 
 
 
 @click.command()
-@click.option("-Q", "--queues", multiple=True, required=True, help="Queues to purge.")
+@click.option("-Q", "--queues", multiple=True, help="Queues (default: those the app names).")
+@click.option("-X", "--exclude-queues", multiple=True, help="Queues to leave alone.")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def purge(ctx: click.Context, queues: tuple[str, ...], force: bool) -> None:
+def purge(
+    ctx: click.Context, queues: tuple[str, ...], exclude_queues: tuple[str, ...], force: bool
+) -> None:
     """Remove the ready messages of the queues (delayed and held ones stay)."""
     app = _app(ctx)
-    names = _split(queues)
+    excluded = _split(exclude_queues)
+    names = [q for q in _split(queues) or _known_queues(app) if q not in excluded]
     if not force:
         click.confirm(f"Remove every ready message from {', '.join(names)}?", abort=True)
     for name in names:
@@ -228,23 +263,4 @@ def dead_replay(ctx: click.Context, queue: str, ids: tuple[str, ...]) -> None:
     click.echo(f"{count} replayed")
 
 
-@click.command()
-@click.argument("what", type=click.Choice(["registered", "active", "ping"]))
-@click.option("--timeout", type=float, default=1.0, show_default=True)
-@click.pass_context
-def inspect(ctx: click.Context, what: str, timeout: float) -> None:
-    """Ask live workers (needs a transport with broadcast)."""
-    app = _app(ctx)
-    if not app.transport.capabilities.broadcast:
-        raise click.ClickException(
-            f"{type(app.transport).__name__} has no broadcast capability, so live workers "
-            "cannot be asked; use `conveyor queues` and the result backend instead"
-        )
-    replies = getattr(app.control.inspect(timeout), what)()
-    if not replies:
-        raise click.ClickException(f"no worker replied within {timeout} s")
-    for hostname, reply in sorted(replies.items()):
-        click.echo(f"{hostname}: {json.dumps(reply)}")
-
-
-COMMANDS = (worker, call, result, purge, queues, dead, inspect)
+COMMANDS = (worker, call, result, purge, queues, dead)

@@ -1,4 +1,6 @@
-"""The worker's side of remote control: answers ping/registered/active, obeys revoke.
+"""The worker's side of remote control: answers ping/registered/active, obeys revoke;
+the other commands (inspect stats/conf/..., rate_limit, shutdown, pool_grow, ...) are in
+control_commands.py.
 
 Runs only when the transport declares the broadcast capability; see conveyor.app.control
 for the wire format.
@@ -16,6 +18,7 @@ from conveyor import signals
 from conveyor.app.control import CONTROL_CHANNEL
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Message
+from conveyor.worker.control_commands import REVOKED_KEPT, worker_commands
 from conveyor.worker.control_request import parse_control, task_ids
 from conveyor.worker.execute import make_context
 from conveyor.worker.pools import Pool
@@ -25,7 +28,12 @@ log = logging.getLogger("conveyor.worker")
 
 class ControlListener:
     def __init__(
-        self, app: Any, hostname: str, pool: Pool, alive: Callable[[], bool] = lambda: True
+        self,
+        app: Any,
+        hostname: str,
+        pool: Pool,
+        alive: Callable[[], bool] = lambda: True,
+        worker: Any = None,
     ) -> None:
         self.app = app
         self.hostname = hostname
@@ -35,7 +43,7 @@ class ControlListener:
         self.alive = alive
         self._stop = threading.Event()
         self._commands: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "ping": lambda _args: "pong",
+            "ping": lambda _args: {"ok": "pong"},
             # Without the built-in conveyor.* tasks (canvas map/starmap), as with Celery.
             "registered": lambda _args: sorted(
                 name for name in self.app.tasks if not name.startswith("conveyor.")
@@ -51,9 +59,14 @@ class ControlListener:
             ],
             "revoke": self._revoke,
         }
+        #: Ids this worker was asked to revoke (`inspect revoked`).
+        self.revoked: list[str] = []
+        if worker is not None:
+            self._commands.update(worker_commands(worker, self))
 
     def _revoke(self, arguments: dict[str, Any]) -> list[str]:
         ids = task_ids(arguments)
+        self.revoked = [*self.revoked, *ids][-REVOKED_KEPT:]
         if not arguments.get("terminate"):
             return []
         running = {work.task_id: work for work in self.pool.active()}
@@ -106,6 +119,8 @@ class ControlListener:
             return
         try:
             request = parse_control(message.body)
+            if request.destination is not None and self.hostname not in request.destination:
+                return
             command = self._commands.get(request.command)
             if command is None:
                 raise ValueError(f"unknown command {request.command!r}")

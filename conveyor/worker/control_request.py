@@ -18,6 +18,8 @@ class ControlRequest:
     command: str
     arguments: dict[str, Any]
     reply_to: str | None
+    #: The hostnames the request is for; None: every worker.
+    destination: list[str] | None = None
 
 
 def parse_control(body: bytes) -> ControlRequest:
@@ -37,7 +39,12 @@ def parse_control(body: bytes) -> ControlRequest:
     reply_to = data.get("reply_to")
     if reply_to is not None and not isinstance(reply_to, str):
         raise ValueError(f"'reply_to' must be a string or null, got {reply_to!r}")
-    return ControlRequest(command, arguments, reply_to)
+    destination = data.get("destination")
+    if destination is not None and (
+        not isinstance(destination, list) or not all(isinstance(h, str) for h in destination)
+    ):
+        raise ValueError(f"'destination' must be a list of hostnames or null, got {destination!r}")
+    return ControlRequest(command, arguments, reply_to, destination)
 
 
 def task_ids(arguments: dict[str, Any]) -> list[str]:

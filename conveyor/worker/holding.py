@@ -30,6 +30,11 @@ class Holding:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def items(self) -> list[Work]:
+        """What is held now, soonest first."""
+        with self._wake:
+            return [work for _due, _n, work in sorted(self._heap)]
+
     def hold(self, seconds: float, work: Work) -> None:
         with self._wake:
             heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), work))

@@ -154,11 +154,30 @@ class ThreadPool(Pool):
 
     def start(self) -> None:
         for number in range(self.concurrency):
-            thread = threading.Thread(
-                target=self._loop, args=(number,), name=f"conveyor-slot-{number}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            self._start_slot(number)
+
+    def _start_slot(self, number: int) -> None:
+        thread = threading.Thread(
+            target=self._loop, args=(number,), name=f"conveyor-slot-{number}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def grow(self, n: int) -> int:
+        """Add `n` slots (remote control pool_grow); returns the new size."""
+        first = len(self._threads)
+        for number in range(first, first + n):
+            self._start_slot(number)
+        self.concurrency += n
+        return self.concurrency
+
+    def shrink(self, n: int) -> int:
+        """End `n` slots once they finish their task (pool_shrink; at least one stays)."""
+        n = min(n, self.concurrency - 1)
+        for _ in range(n):
+            self._queue.put(None)
+        self.concurrency -= n
+        return self.concurrency
 
     def _loop(self, number: int) -> None:
         """Run work from the queue; successes are stored and acked in batches while more

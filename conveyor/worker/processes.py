@@ -107,10 +107,9 @@ class ProcessPool(ThreadPool):
         self.app_path = app_path
         self._children: dict[int, _Child] = {}
 
-    def start(self) -> None:
-        for number in range(self.concurrency):
-            self._children[number] = _Child(self.app_path, self.hostname)
-        super().start()
+    def _start_slot(self, number: int) -> None:
+        self._children[number] = _Child(self.app_path, self.hostname)
+        super()._start_slot(number)
 
     def slot_id(self, number: int) -> int:
         return number

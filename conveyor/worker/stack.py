@@ -14,6 +14,7 @@ from typing import Any
 
 from conveyor.app.base import Conveyor
 from conveyor.core.errors import ConfigurationError
+from conveyor.worker.counts import TaskCounts
 from conveyor.worker.events import TaskEvents
 from conveyor.worker.hooks import TaskHooks
 from conveyor.worker.middleware import Middleware, overrides
@@ -66,12 +67,18 @@ class Stack:
         """The stack's middleware of class `kind` (e.g. RateLimits for remote control)."""
         return next((m for m in self.middleware if isinstance(m, kind)), None)
 
+    def counts(self) -> dict[str, int]:
+        """Tasks run per name (TaskCounts)."""
+        counts = self.find(TaskCounts)
+        return counts.snapshot() if counts is not None else {}
+
 
 def build(app: Conveyor, *, hard_enforced_outside: bool = False) -> Stack:
     users = [_resolve(entry) for entry in app.conf.worker_middleware]
     return Stack(
         [
             RateLimits(),
+            TaskCounts(),
             Claim(),
             Signals(),
             TaskHooks(),

@@ -103,7 +103,9 @@ class Worker:
             on_batch=self.on_batch,
         )
         self._checked: dict[str, results.Checked] = {}
-        self.control = ControlListener(app, self.hostname, self.pool, alive=self.consumer_alive)
+        self.control = ControlListener(
+            app, self.hostname, self.pool, alive=self.consumer_alive, worker=self
+        )
         self.events = WorkerEvents(
             app, self.hostname, self.pool, self.pool_kind, self.queues, lambda: self.consumer.held
         )

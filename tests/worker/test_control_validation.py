@@ -31,10 +31,14 @@ def test_malformed_control_messages_are_dropped_and_the_worker_still_answers(
     app: Conveyor, start_worker: StartWorker, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker = start_worker()
-    assert wait_until(lambda: app.control.ping(timeout=0.2) == {worker.hostname: "pong"}, 5)
+    assert wait_until(
+        lambda: app.control.inspect(timeout=0.2).ping() == {worker.hostname: {"ok": "pong"}}, 5
+    )
     for body in MALFORMED:
         app.transport.broadcast(CONTROL_CHANNEL, Message(body))
-    assert wait_until(lambda: app.control.ping(timeout=0.2) == {worker.hostname: "pong"}, 5)
+    assert wait_until(
+        lambda: app.control.inspect(timeout=0.2).ping() == {worker.hostname: {"ok": "pong"}}, 5
+    )
     assert wait_until(
         lambda: caplog.text.count("ignoring malformed control message") == len(MALFORMED), 5
     ), caplog.text

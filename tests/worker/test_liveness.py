@@ -19,10 +19,12 @@ def test_a_worker_without_a_consumer_answers_no_ping(
     app: Conveyor, start_worker: StartWorker
 ) -> None:
     worker = start_worker()
-    assert wait_until(lambda: app.control.ping(timeout=0.2) == {worker.hostname: "pong"}, 5)
+    assert wait_until(
+        lambda: app.control.inspect(timeout=0.2).ping() == {worker.hostname: {"ok": "pong"}}, 5
+    )
     worker.consumer.stop()
     assert wait_until(lambda: not worker.consumer_alive(), 5)
-    assert app.control.ping(timeout=0.5) == {}
+    assert app.control.inspect(timeout=0.5).ping() == {}
 
 
 def test_run_ends_with_an_error_when_the_consumer_thread_ends(app: Conveyor) -> None:

@@ -67,7 +67,7 @@ def test_two_processes_serve_the_queue_and_stop_together(
         assert wait_until(lambda: len(_siblings(parent)) == 1, 20)
         siblings = _siblings(parent)
         names = {hostname, f"{hostname}-1"}
-        assert wait_until(lambda: names <= set(client.control.ping(timeout=0.5)), 30)
+        assert wait_until(lambda: names <= set(client.control.inspect(timeout=0.5).ping()), 30)
         results = [
             client.send_task("tests.e2e.e2e_tasks.add", (i, i), queue=queue) for i in range(10)
         ]

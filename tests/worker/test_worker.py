@@ -559,7 +559,9 @@ def test_inspect_over_broadcast(app: Conveyor, start_worker: StartWorker) -> Non
         release.wait(5)
 
     worker = start_worker()
-    assert wait_until(lambda: app.control.ping(timeout=0.2) == {worker.hostname: "pong"}, 5)
+    assert wait_until(
+        lambda: app.control.inspect(timeout=0.2).ping() == {worker.hostname: {"ok": "pong"}}, 5
+    )
     assert app.control.inspect().registered() == {worker.hostname: [hold.name]}
     result = hold.delay()
     assert running.wait(5)
