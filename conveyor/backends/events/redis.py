@@ -1,13 +1,15 @@
 """The Redis event store: a stream for the log, a hash per task, sorted sets to list them.
 
-Keys (prefix ``conveyor-events:``): ``log`` (a stream capped near max_events, its ids the
-cursor), ``task:<id>`` (a hash, the fold, expiring), ``timeline:<id>`` (a list of the task's
-events, expiring), ``tasks`` (a sorted set of task ids by last update, trimmed by age and
-size on every write) with its narrower twins ``state:<state>``, ``name:<name>`` and
-``host:<worker>`` (trimmed by age when written, and of expired tasks when read),
-``workers`` (a hash: hostname -> last worker event) and
-``minute:<epoch>`` (hashes of per-minute counts). The fold into a task's hash runs as one
-Lua script per task, so writers in any order agree on the state (base.merge's rule).
+Keys (prefix ``conveyor-events:``): ``log`` (a stream of batches, one entry per `add`,
+capped near max_events / LOG_BATCHES entries; its ids are the cursor), ``task:<id>`` (a
+hash, the fold, expiring), ``timeline:<id>`` (the task's events as JSON lines, expiring),
+``tasks`` (a sorted set of task ids by last update, trimmed by age and size on every
+write) with its narrower twins ``state:<state>``, ``name:<name>`` and ``host:<worker>``
+(trimmed by age when written, and of expired tasks when read), ``workers`` (a hash:
+hostname -> last worker event) and ``minute:<epoch>`` (hashes of per-minute counts). The
+fold into a task's hash, its timeline and its index entries are one Lua script per task, so
+writers in any order agree on the state (base.merge's rule), and a batch costs one command
+per task plus a few, not several per event.
 
 Searching walks the narrowest index newest first and filters in Python, reading at most
 SCAN_LIMIT rows or for SCAN_BUDGET seconds: a text or id-prefix search over a large
@@ -44,14 +46,21 @@ PREFIX = "conveyor-events:"
 SCAN_LIMIT = 100_000
 SCAN_BUDGET = 0.4  # seconds a filtered search may read rows before it answers with what it has
 _CHUNK = 500
-_TIMELINE_MAX = 200
+TIMELINE_BYTES = 256 * 1024  # a task's timeline stops growing past this (a retry loop)
+LOG_BATCHES = 50  # the log keeps about max_events / LOG_BATCHES batches
 _FLOATS = {"state_key", "updated_at", "runtime", "sent_at", "received_at", "started_at", "done_at"}
 
-# KEYS[1] the task's hash. ARGV: state, state_key, updated_at, ttl ms, task id, key prefix,
-# then field/value pairs. Keeps the task's entry in the indexes current: all tasks, its
-# state's, its name's and its worker's sorted sets, each scored by the row's last update.
+# KEYS[1] the task's hash, KEYS[2] its timeline. ARGV: state, state_key, updated_at, ttl ms,
+# task id, key prefix, the batch's events of the task (JSON lines), then field/value pairs.
+# Appends to the timeline (while under TIMELINE_BYTES) and keeps the task's entry in the
+# indexes current: all tasks, its state's, its name's and its worker's sorted sets, each
+# scored by the row's last update.
 _FOLD = """
 local key, id, prefix = KEYS[1], ARGV[5], ARGV[6]
+if redis.call('STRLEN', KEYS[2]) < TIMELINE_BYTES then
+  redis.call('APPEND', KEYS[2], ARGV[7])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local old_state = redis.call('HGET', key, 'state')
 if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', key, 'state_key') or '0') then
   redis.call('HSET', key, 'state', ARGV[1], 'state_key', ARGV[2])
@@ -59,7 +68,7 @@ end
 if tonumber(ARGV[3]) > tonumber(redis.call('HGET', key, 'updated_at') or '0') then
   redis.call('HSET', key, 'updated_at', ARGV[3])
 end
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
 end
 redis.call('PEXPIRE', key, ARGV[4])
@@ -72,7 +81,7 @@ redis.call('ZADD', prefix .. 'state:' .. row[1], row[2], id)
 if row[3] then redis.call('ZADD', prefix .. 'name:' .. row[3], row[2], id) end
 if row[4] then redis.call('ZADD', prefix .. 'host:' .. row[4], row[2], id) end
 return 1
-"""
+""".replace("TIMELINE_BYTES", str(TIMELINE_BYTES))
 
 
 def _decode(task_id: str, raw: dict[bytes, bytes]) -> TaskRow:
@@ -120,9 +129,10 @@ class RedisEventStore(EventStore):
         pipe = self._client.pipeline(transaction=False)
         timelines: dict[str, list[str]] = {}
         counts: dict[tuple[int, str], int] = {}
+        lines = []
         for event in events:
             data = json.dumps(event, separators=(",", ":"), default=str)
-            pipe.xadd(PREFIX + "log", {"e": data}, maxlen=self.max_events, approximate=True)
+            lines.append(data)
             kind = str(event.get("type", ""))
             task_id = event.get("uuid")
             if kind.startswith("task-") and isinstance(task_id, str):
@@ -132,11 +142,9 @@ class RedisEventStore(EventStore):
             if kind in SERIES_TYPES:
                 bucket = (minute(event.get("timestamp") or now), kind)
                 counts[bucket] = counts.get(bucket, 0) + 1
-        for task_id, items in timelines.items():
-            timeline = f"{PREFIX}timeline:{task_id}"
-            pipe.rpush(timeline, *items)
-            pipe.ltrim(timeline, -_TIMELINE_MAX, -1)
-            pipe.pexpire(timeline, self._ttl_ms)
+        # One log entry per batch: a command per event would cost more than the event.
+        batches = max(1000, self.max_events // LOG_BATCHES)
+        pipe.xadd(PREFIX + "log", {"b": "\n".join(lines)}, maxlen=batches, approximate=True)
         for (stamp, kind), count in counts.items():
             pipe.hincrby(f"{PREFIX}minute:{stamp}", kind, count)
             pipe.pexpire(f"{PREFIX}minute:{stamp}", self._ttl_ms)
@@ -147,11 +155,13 @@ class RedisEventStore(EventStore):
                 value = row.get(name)
                 if value is not None and name not in ("task_id", "state", "state_key"):
                     pairs += [name, value]
+            timeline = "".join(line + "\n" for line in timelines.get(task_id, ()))
             args = [
                 row["state"], row["state_key"], row["updated_at"], self._ttl_ms, task_id, PREFIX,
-                *pairs,
+                timeline, *pairs,
             ]  # fmt: skip
-            self._fold(keys=[f"{PREFIX}task:{task_id}"], args=args, client=pipe)
+            keys = [f"{PREFIX}task:{task_id}", f"{PREFIX}timeline:{task_id}"]
+            self._fold(keys=keys, args=args, client=pipe)
             indexes.update(
                 f"{PREFIX}{kind}:{row[field]}"
                 for kind, field in (("name", "name"), ("host", "hostname"))
@@ -163,16 +173,21 @@ class RedisEventStore(EventStore):
         self._call("storing events", pipe.execute)
 
     def since(self, cursor: str | None, limit: int = 1000) -> tuple[list[Event], str | None]:
+        """Whole batches after `cursor`, as many as keep the answer near `limit` events."""
         log = PREFIX + "log"
         if cursor is None:
             last = self._call("reading events", lambda: self._client.xrevrange(log, count=1))
             return [], last[0][0].decode() if last else "0-0"
         entries = self._call(
-            "reading events", lambda: self._client.xrange(log, f"({cursor}", count=limit)
+            "reading events", lambda: self._client.xrange(log, f"({cursor}", count=10)
         )
-        if not entries:
-            return [], cursor
-        return [json.loads(fields[b"e"]) for _, fields in entries], entries[-1][0].decode()
+        found: list[Event] = []
+        for entry_id, fields in entries:
+            found.extend(json.loads(line) for line in fields[b"b"].split(b"\n") if line)
+            cursor = entry_id.decode()
+            if len(found) >= limit:
+                break
+        return found, cursor
 
     def _rows(self, ids: list[bytes], index: str) -> list[TaskRow]:
         """The rows of `ids`; ids whose row expired are dropped from `index` on the way."""
@@ -222,10 +237,10 @@ class RedisEventStore(EventStore):
         return _decode(task_id, raw) if raw else None
 
     def timeline(self, task_id: str) -> list[Event]:
-        items = self._call(
-            "reading a timeline", lambda: self._client.lrange(f"{PREFIX}timeline:{task_id}", 0, -1)
+        text = self._call(
+            "reading a timeline", lambda: self._client.get(f"{PREFIX}timeline:{task_id}")
         )
-        return [json.loads(item) for item in items]
+        return [json.loads(line) for line in (text or b"").split(b"\n") if line]
 
     def workers(self) -> dict[str, Event]:
         raw = self._call("reading workers", lambda: self._client.hgetall(PREFIX + "workers"))
