@@ -270,3 +270,22 @@ def test_rabbitmq_memory_alarm_during_publish(own_rabbitmq: OwnServer, tmp_path:
         sender.join(60)
         assert not sender.is_alive()
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
+
+
+def test_a_connection_cut_mid_frame_during_publish(aof_redis: OwnServer, tmp_path: Path) -> None:
+    """The producer's connection is cut halfway through a 1 MB frame: the publish is retried
+    with the same message id and arrives; nothing is lost, at most that one runs twice."""
+    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+    try:
+        with row("cut-mid-frame-redis", through, aof_redis.url, tmp_path) as made:
+            made.start_worker(broker=broker)
+            made.app.transport.size(made.queue)  # connected before the fault is armed
+            proxy.cut_after = 1_500_000  # inside the second message's frame
+            made.send(3, payload="y" * 1_000_000)
+            assert proxy.cuts == 1, "the cut happened mid-publish"
+            made.ledger.mark_fault(publishing=1)
+            assert_passes(made.settle(SETTLE))
+    finally:
+        proxy.close()
