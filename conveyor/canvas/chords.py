@@ -129,6 +129,9 @@ class Chord(Signature):
         options.pop("group_id")
         chord._body().inherit(options)
         app = chord.bound_app()
+        if app.conf.task_always_eager:  # as Celery: the header here and now, then the body
+            values = [task.apply_async(**options).get() for task in chord.header.tasks]
+            return chord._body().apply_async((values,), **options)
         size = len(chord.header.tasks)
         if size == 0:
             chord._body().apply_async(([],), **options)

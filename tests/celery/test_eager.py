@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, Task, states
+from conveyor import Conveyor, Task, chord, group, states
 from conveyor.app.exceptions import Ignore, MaxRetriesExceededError
 from conveyor.result import AsyncResult, EagerResult
 
@@ -189,3 +189,22 @@ def test_always_eager_chains_and_handles_made_from_ids(app: Conveyor) -> None:
         broken.get(timeout=1)
     assert app.transport.size("default") == 0
     assert app.backend.get(chained.id) is None  # kept in memory, not stored
+
+
+def test_always_eager_groups_and_chords(app: Conveyor) -> None:
+    app.conf.task_always_eager = True
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    assert group(add.s(1, 1), add.s(2, 2)).delay().get(timeout=1) == [2, 4]
+    joined = chord([add.s(1, 1), add.s(2, 2)])(total.s())
+    assert joined.get(timeout=1) == 6
+    assert app.AsyncResult(joined.id).get(timeout=1) == 6
+    assert (add.s(1, 1) | group(add.s(1), add.s(2)) | total.s()).delay().get(timeout=1) == 7
+    assert app.transport.size("default") == 0
