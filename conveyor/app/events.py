@@ -97,7 +97,8 @@ class EventSender:
 
     def __init__(self, app: Conveyor) -> None:
         self.app = app
-        self.hostname = f"gen{os.getpid()}@{socket.gethostname()}"
+        self._pid = os.getpid()
+        self.hostname = f"gen{self._pid}@{socket.gethostname()}"
         #: Called in the flush thread with each batch (the worker's metrics listen here).
         self.listeners: list[Callable[[list[Event]], None]] = []
         self._lock = threading.Lock()
@@ -109,6 +110,17 @@ class EventSender:
         self._store: EventStore | None = None
         self._warned: dict[str, float] = {}
         self._at_exit = False
+        # A forked child (a web server's workers after a preload) has no flush thread and
+        # a copy of the buffer: it starts afresh.
+        after_fork = weakref.WeakMethod(self._forked)
+        os.register_at_fork(after_in_child=lambda: (m := after_fork()) is not None and m())
+
+    def _forked(self) -> None:
+        self._pid = os.getpid()
+        self.hostname = f"gen{self._pid}@{socket.gethostname()}"
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._buffer, self._thread, self._store = [], None, None
 
     # -- sending -------------------------------------------------------------------
 
@@ -121,7 +133,7 @@ class EventSender:
         """Queue one event; `hostname` defaults to this process's client name."""
         event: Event = {"type": kind, "timestamp": time.time(), "hostname": self.hostname}
         event.update(fields)
-        event["pid"] = os.getpid()
+        event["pid"] = self._pid
         with self._lock:
             self._buffer.append(event)
             if len(self._buffer) > MAX_BUFFER:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +168,21 @@ def test_a_retry_sends_task_retried_with_its_exception(
     assert retried["exception"] == "KeyError('first time')"
     row = app.events.store.task(result.id)
     assert row is not None and (row.state, row.retries) == ("SUCCESS", 1)
+
+
+def test_a_forked_child_sends_its_own_events(app: Conveyor, tmp_path: Path) -> None:
+    app.conf.events_store_url = f"sqlite:///{tmp_path / 'events.db'}"  # seen by both
+    app.events.send("task-sent", uuid="parent-one", name="t")
+    app.events.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh buffer and flush thread, its own store connections
+        try:
+            app.events.send("task-sent", uuid="child-one", name="t")
+            ok = wait_until(lambda: bool(app.events.store.timeline("child-one")), 5)
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    (event,) = app.events.store.timeline("child-one")
+    assert event["pid"] == pid and event["hostname"].startswith(f"gen{pid}@")
