@@ -19,6 +19,7 @@ from conveyor.app.call_options import CALL_OPTIONS
 from conveyor.beat.crontab import crontab
 from conveyor.beat.errors import EntryError, ScheduleError
 from conveyor.beat.schedules import Schedule, schedule
+from conveyor.core.errors import ConveyorError
 
 KEYS = frozenset({"task", "schedule", "args", "kwargs", "options"})
 # send_task's parameters that beat sets itself or that describe a task's place in a workflow.
@@ -98,6 +99,11 @@ def entry(app: Conveyor, name: str, spec: Any, now: datetime, tz: tzinfo) -> Ent
             f"beat entry {name!r}: unknown option(s) {', '.join(sorted(bad))}; "
             f"options are those of send_task: {', '.join(sorted(send_options(app)))}"
         )
+    codec = options.get("serializer") or app.tasks[task].serializer or app.conf.task_serializer
+    try:
+        app.serializer.encode([list(args), dict(kwargs)], codec)
+    except ConveyorError as exc:
+        raise EntryError(f"beat entry {name!r}: args and kwargs cannot be sent: {exc}") from None
     return Entry(name, task, when, tuple(args), dict(kwargs), dict(options))
 
 

@@ -127,6 +127,10 @@ def test_add_periodic_task_from_on_after_configure(
         ),
         ({"task": "tasks.ping", "schedule": 1, "every": 2}, r"entry 'bad': unknown key\(s\) every"),
         ("tasks.ping", r"entry 'bad': must be a dict"),
+        (
+            {"task": "tasks.ping", "schedule": 1, "args": [object()]},
+            r"entry 'bad': args and kwargs cannot be sent: cannot encode with json",
+        ),
     ],
 )
 def test_an_entry_that_cannot_run_fails_at_start_naming_it(
