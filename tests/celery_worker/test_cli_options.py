@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 import pytest
@@ -11,8 +12,9 @@ from click.testing import CliRunner
 
 from conveyor.app.loader import CLI_SETTINGS_ENV, load_app
 from conveyor.cli import main
-from conveyor.cli.worker_options import expand_hostname, parse_autoscale
+from conveyor.cli.worker_options import CommandLine, expand_hostname, parse_autoscale
 from conveyor.core.errors import ConfigurationError
+from conveyor.worker.recycle import resident_kib, used_up
 
 
 def test_hostname_expansion_as_celery() -> None:
@@ -90,3 +92,47 @@ def test_bad_worker_options_name_the_option() -> None:
     assert out.exit_code == 2 and "eventlet" in out.output
     out = runner.invoke(main, ["--workdir", "/nonexistent-dir", "transports"])
     assert out.exit_code == 2 and "--workdir" in out.output
+
+
+def test_worker_settings_travel_to_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CLI_SETTINGS_ENV, "")
+    options = {
+        "autoscale": "6,2",
+        "include": ("json,csv",),
+        "time_limit": 30.0,
+        "soft_time_limit": None,
+        "max_tasks_per_child": 5,
+        "max_memory_per_child": None,
+        "exclude_queues": ("a,b",),
+        "logfile": None,
+        "pidfile": None,
+        "detach": False,
+        "purge_first": False,
+    }
+    line = CommandLine.read(options, concurrency=2)
+    assert line.concurrency == 6 and line.exclude_queues == ["a", "b"]
+    app = load_app("tests.celery_worker.findable.proj_celery")
+    assert app.conf.task_time_limit == 30.0 and app.conf.worker_max_tasks_per_child == 5
+    assert {"json", "csv"} <= set(app.conf.include)
+
+
+def test_pidfile_of_a_running_process_is_refused(tmp_path: Path) -> None:
+    taken = tmp_path / "taken.pid"
+    taken.write_text(f"{os.getppid()}\n")
+    with pytest.raises(click.ClickException, match="is running already"):
+        CommandLine([], None, None, str(taken), False, False).start(first=True)
+    stale = tmp_path / "stale.pid"
+    stale.write_text("999999999\n")
+    CommandLine([], None, None, str(stale), False, False).start(first=True)
+    assert stale.read_text().strip() == str(os.getpid())
+
+
+def test_child_recycling_reasons() -> None:
+    class Conf:
+        worker_max_tasks_per_child = 3
+        worker_max_memory_per_child = 1  # KiB: any live process is above it
+
+    assert used_up(Conf, None, 2) is None
+    assert "ran 3 tasks" in (used_up(Conf, None, 3) or "")
+    assert "KiB" in (used_up(Conf, os.getpid(), 1) or "")
+    assert resident_kib(os.getpid()) and resident_kib(999999999) is None

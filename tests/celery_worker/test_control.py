@@ -179,3 +179,17 @@ def test_call_result_and_purge_commands(cli_worker: Worker) -> None:
     assert refused.exit_code == 1 and cli_app.transport.size("default") == 1
     purged = _cli("purge", "-f")
     assert purged.exit_code == 0 and "default: 1 removed" in purged.output
+
+
+def test_result_traceback_and_shell(cli_worker: Worker) -> None:
+    failed = cli_app.send_task(echo.name, (), {"wrong": 1})
+    failed.get(timeout=5, propagate=False)
+    out = _cli("result", failed.id, "--traceback")
+    assert out.exit_code == 0 and out.output.startswith("Traceback") and "TypeError" in out.output
+    assert "FAILURE" not in out.output.splitlines()[0]
+    shell = CliRunner().invoke(
+        main,
+        ["-A", "tests.celery_worker.control_app", "shell"],
+        input="print('tasks:', echo.name, app.main)\n",
+    )
+    assert f"tasks: {echo.name} control_app" in shell.output
