@@ -19,6 +19,7 @@ from typing import Any
 
 from conveyor.canvas.chords import Chord
 from conveyor.canvas.composite import Composite
+from conveyor.canvas.eager import is_eager, run_chain
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest
@@ -117,6 +118,8 @@ class Chain(Composite):
         first = {k: options.pop(k) for k in list(options) if k in _FIRST_STEP_ONLY}
         steps = chain._steps(first, options, chain.options)
         result = self._frozen(steps, task_id)
+        if is_eager(chain):
+            return run_chain(steps)
         for step, after in itertools.pairwise(steps):
             step.link(after)
         steps[0].apply_async()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app.result import AsyncResult
+from conveyor.canvas.eager import is_eager, run_chord
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest, save_group
@@ -128,6 +129,8 @@ class Chord(Signature):
         options = {**chord.options, **options}
         options.pop("group_id")
         chord._body().inherit(options)
+        if is_eager(chord):
+            return run_chord(chord, options)
         app = chord.bound_app()
         if app.conf.task_always_eager:  # as Celery: the header here and now, then the body
             values = [task.apply_async(**options).get() for task in chord.header.tasks]

@@ -53,11 +53,11 @@ class Group(Composite):
         """Send every member (with `args` in front of each one's own) and return the
         GroupResult; `options` go to every member."""
         group = self.clone(args, kwargs)
-        result = group.freeze(options.pop("task_id", None))
+        frozen = group.freeze(options.pop("task_id", None))
         shared = {k: v for k, v in group.options.items() if k not in START_ONLY}
-        for task in group.tasks:
-            task.apply_async(**{**shared, **options})
-        return result
+        # What each member's send returns: the same ids, or an eager run's results.
+        sent = [task.apply_async(**{**shared, **options}) for task in group.tasks]
+        return GroupResult(frozen.id, sent, app=frozen.app)
 
     def __call__(self, *args: Any, **kwargs: Any) -> GroupResult:
         """Celery sends a group when it is called."""

@@ -1,0 +1,46 @@
+"""Workflows under task_always_eager: every step runs in this process, no worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from conveyor import Conveyor, chain, chord, group
+from conveyor.app.eager import EagerResult
+from tests.canvas.conftest import Boom, Tasks
+
+
+@pytest.fixture
+def eager(app: Conveyor, tasks: Tasks) -> Tasks:
+    app.conf.task_always_eager = True
+    return tasks
+
+
+def test_chains_groups_and_chords_run_here(eager: Tasks) -> None:
+    add, tsum = eager.add, eager.tsum
+    result = (add.s(1, 1) | add.s(2) | add.s(3)).delay()
+    assert isinstance(result, EagerResult) and result.get() == 7
+    assert result.parent.get() == 4 and result.parent.parent.get() == 2
+    assert chain(add.s(1, 1), group(add.s(1), add.s(2)), tsum.s())().get() == 7
+    assert group(add.s(i, i) for i in range(5)).delay().get() == [0, 2, 4, 6, 8]
+    result = chord([add.s(1, 1), add.s(2, 2)])(tsum.s())
+    assert result.get() == 6 and result.parent.get() == [2, 4]
+    assert eager.app.transport.size("default") == 0, "nothing went to the broker"
+
+
+def test_a_link_chain_runs_eagerly_to_its_end(eager: Tasks) -> None:
+    middle = eager.count.s("middle")
+    middle.link(eager.count.s("last"))
+    eager.add.apply_async((1, 1), link=middle)
+    assert (eager.runs("middle"), eager.runs("last")) == (1, 1)
+    assert eager.app.transport.size("default") == 0
+
+
+def test_an_error_stops_an_eager_chain(eager: Tasks) -> None:
+    result = (eager.add.s(1, 1) | eager.fail.s() | eager.count.s("after")).delay()
+    with pytest.raises(Boom):
+        result.get()
+    assert eager.runs("after") == 0
+    failing = chord([eager.add.s(1, 1), eager.fail.s(2)], eager.count.s("body"))()
+    with pytest.raises(Boom):
+        failing.get()
+    assert eager.runs("body") == 0
