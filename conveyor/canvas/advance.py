@@ -12,6 +12,7 @@ frozen task id, and a finished task is not run again.
 from __future__ import annotations
 
 import logging
+from traceback import format_exc
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
@@ -74,10 +75,16 @@ def _succeeded(app: Conveyor, msg: TaskMessage, value: Any) -> None:
         try:
             if CHORD_JOIN in data:
                 join.succeeded(app, data, msg)
-            else:
-                Signature.from_dict(data, app).apply_async(
-                    (value,), parent_id=msg.id, root_id=msg.root_id or msg.id
-                )
+                continue
+            callback = Signature.from_dict(data, app)
+            callback.apply_async((value,), parent_id=msg.id, root_id=msg.root_id or msg.id)
+        except (TypeError, ValueError) as exc:
+            # Arguments the callback's task does not take (the result passed on does not
+            # fit), or a bad shape: it can never run, so it and what follows it fail with
+            # that error instead of being waited on for ever.
+            log.error("callback %r of task %s cannot run: %s", data.get("task"), msg.id, exc)
+            ids = Signature.from_dict(data, app).frozen_ids()
+            mark_not_run(app, ids, exc, format_exc(), msg.id)
         except Exception:
             log.exception("sending callback %r of task %s failed", data.get("task"), msg.id)
 

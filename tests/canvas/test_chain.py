@@ -97,3 +97,12 @@ def test_children_are_the_tasks_sent_while_running_and_the_callbacks(
     assert [child.get(timeout=10) for child in result.children[:2]] == [2, 4]
     assert callback_result.get(timeout=10) == [[sent], {}]  # sent once the result is stored
     assert all(child.parent.id == result.id for child in result.children)
+
+
+def test_a_step_that_cannot_take_the_result_fails_the_rest(shared: Tasks) -> None:
+    """add(2, 1, 2) cannot be called: the chain's result fails with the TypeError instead
+    of waiting for ever."""
+    result = (shared.add.s(1, 1) | shared.add.s(1, 2) | shared.add.s(3)).delay()
+    with pytest.raises(TypeError, match="add"):
+        result.get(timeout=10)
+    assert result.parent.failed() and result.parent.parent.get(timeout=1) == 2
