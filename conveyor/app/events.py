@@ -18,7 +18,6 @@ events never block or fail a task.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import reprlib
@@ -31,6 +30,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from conveyor.backends.events import SCHEMES, Event, EventStore, open_store
+from conveyor.backends.events.base import encode
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Message
 from conveyor.core.url import parse_url
@@ -196,11 +196,12 @@ class EventSender:
             if not batch:
                 return 0
             batch = [_finish(event) for event in batch]
-            self._guarded("storing events", lambda: self.store.add(batch))
+            lines = encode(batch)  # once, for the history and the broadcast
+            self._guarded("storing events", lambda: self.store.add(batch, lines))
             transport = self.app.transport
             if transport.capabilities.broadcast:
                 for start in range(0, len(batch), BROADCAST_CHUNK):
-                    body = json.dumps(batch[start : start + BROADCAST_CHUNK], default=str)
+                    body = "[" + ",".join(lines[start : start + BROADCAST_CHUNK]) + "]"
                     send = partial(transport.broadcast, EVENT_CHANNEL, Message(body.encode()))
                     self._guarded("broadcasting events", send)
             for listener in list(self.listeners):

@@ -114,7 +114,6 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
     log.error("rejecting message %s: %s", delivery.message.id, reason)
     delivery.nack(requeue=False, reason=reason)
     task_id = _known_id(delivery)
-    events.rejected(app, delivery, task_id, reason)
     if isinstance(problem, NotRegistered):
         signals.task_unknown.send(
             sender=app,
@@ -130,6 +129,7 @@ def reject(app: Conveyor, delivery: Delivery, problem: BaseException) -> None:
             store_failure(app, task_id, problem)
         except Exception:
             log.exception("could not mark task %s FAILURE", task_id)
+    events.rejected(app, delivery, task_id, reason)
 
 
 def expire(app: Conveyor, delivery: Delivery, job: Job) -> None:

@@ -18,6 +18,7 @@ task-received never turns a SUCCESS back into RECEIVED.
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -210,8 +211,9 @@ class EventStore(ABC):
         self.max_events = max_tasks * EVENTS_PER_TASK
 
     @abstractmethod
-    def add(self, events: Sequence[Event]) -> None:
-        """Append a batch: to the log, folded into task rows, worker events kept."""
+    def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
+        """Append a batch: to the log, folded into task rows, worker events kept. `lines`:
+        the events as compact JSON, when the caller has them already (see `encode`)."""
 
     @abstractmethod
     def since(self, cursor: str | None, limit: int = 1000) -> tuple[list[Event], str | None]:
@@ -238,6 +240,13 @@ class EventStore(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def encode(events: Sequence[Event], lines: Sequence[str] | None = None) -> Sequence[str]:
+    """Each event as compact JSON (the given `lines`, or made here)."""
+    if lines is not None:
+        return lines
+    return [json.dumps(e, separators=(",", ":"), default=str) for e in events]
 
 
 def minute(timestamp: float) -> int:

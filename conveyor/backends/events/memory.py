@@ -44,7 +44,7 @@ class MemoryEventStore(EventStore):
         super().__init__(expires=expires, max_tasks=max_tasks)
         self._h = _histories(url)
 
-    def add(self, events: Sequence[Event]) -> None:
+    def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
         h = self._h
         with h.lock:
             for event in events:

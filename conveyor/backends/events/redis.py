@@ -35,6 +35,7 @@ from conveyor.backends.events.base import (
     EventStore,
     TaskQuery,
     TaskRow,
+    encode,
     folded,
     minute,
 )
@@ -122,17 +123,15 @@ class RedisEventStore(EventStore):
         with self._errors(what):
             return operation()
 
-    def add(self, events: Sequence[Event]) -> None:
+    def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
         if not events:
             return
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
         timelines: dict[str, list[str]] = {}
         counts: dict[tuple[int, str], int] = {}
-        lines = []
-        for event in events:
-            data = json.dumps(event, separators=(",", ":"), default=str)
-            lines.append(data)
+        lines = encode(events, lines)
+        for event, data in zip(events, lines, strict=True):
             kind = str(event.get("type", ""))
             task_id = event.get("uuid")
             if kind.startswith("task-") and isinstance(task_id, str):

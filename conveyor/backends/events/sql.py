@@ -46,6 +46,7 @@ from conveyor.backends.events.base import (
     EventStore,
     TaskQuery,
     TaskRow,
+    encode,
     folded,
     minute,
 )
@@ -170,7 +171,7 @@ class SQLEventStore(EventStore):
         except ConveyorError as exc:
             raise BackendError(str(exc)) from exc
 
-    def add(self, events: Sequence[Event]) -> None:
+    def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
         if not events:
             return
         log_rows: list[dict[str, Any]] = [
@@ -178,9 +179,9 @@ class SQLEventStore(EventStore):
                 "task_id": e.get("uuid") if isinstance(e.get("uuid"), str) else None,
                 "type": str(e.get("type", ""))[:64],
                 "timestamp": float(e.get("timestamp") or time.time()),
-                "data": json.dumps(e, separators=(",", ":"), default=str),
+                "data": data,
             }
-            for e in events
+            for e, data in zip(events, encode(events, lines), strict=True)
         ]
         tasks = [_row(update) for update in folded(events).values()]
         workers: dict[str, dict[str, Any]] = {}
