@@ -2,7 +2,7 @@
 leader (SIGKILL) hands over within the documented bound.
 
 By default over Redis; BEAT_E2E_BROKERS=all (or a comma-separated list of MATRIX names) runs
-it on every store, AMQP's through its result backend. The steady phase lasts
+it on every store, AMQP's through its result backend (Redis, Memcached). The steady phase lasts
 BEAT_E2E_SECONDS (default 5 s; the issue's 30 s run is BEAT_E2E_SECONDS=30).
 """
 
@@ -36,6 +36,7 @@ STEADY = float(os.environ.get("BEAT_E2E_SECONDS", "5"))
 MATRIX = {
     "redis": ("redis_url", "redis_url", LEASE),
     "amqp": ("amqp_url", "redis_url", LEASE),
+    "amqp-memcached": ("amqp_url", "memcached_url", LEASE),
     "zookeeper": ("zookeeper_url", "postgres_url", 4.0),
     "postgresql": ("postgres_url", "postgres_url", LEASE),
     "mysql": ("mysql_url", "mysql_url", LEASE),

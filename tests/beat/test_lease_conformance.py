@@ -50,3 +50,10 @@ class TestZooKeeperLeaseStore(LeaseContract):
     @classmethod
     def store_url(cls, zookeeper_url: str) -> str:
         return zookeeper_url
+
+
+class TestMemcachedLeaseStore(LeaseContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def store_url(cls, memcached_url: str) -> str:
+        return memcached_url

@@ -28,21 +28,29 @@ def test_the_broker_store_first_then_the_backend() -> None:
 
 
 def test_explicit_store_and_schedule_file(tmp_path: Path) -> None:
-    settings = conf("amqp://h//", "memcached://h:11211", beat_store_url="redis://h:3/2")
+    settings = conf("amqp://h//", "sqlite:///r.db", beat_store_url="redis://h:3/2")
     assert store_url(settings) == "redis://h:3/2"
     path = tmp_path / "beat-state.db"
     assert store_url(settings, str(path)) == f"sqlite:///{path}"
 
 
+def test_amqp_with_memcached_keeps_the_state_in_memcached() -> None:
+    assert store_url(conf("amqp://h//", "memcached://h:11211")) == "memcached://h:11211"
+
+
 def test_no_store_anywhere_is_a_clear_error() -> None:
+    from conveyor.core.url import parse_url
+
+    settings = conf("amqp://guest:secret@h//", "sqlite:///r.db")
+    settings.result_backend = "plugin://h:1"  # a backend beat cannot keep state in
     with pytest.raises(ConfigurationError, match=r"beat_store_url.*--schedule FILE") as caught:
-        store_url(conf("amqp://guest:secret@h//", "memcached://h:11211"))
-    assert "secret" not in str(caught.value)
+        store_url(settings)
+    assert "secret" not in str(caught.value) and str(parse_url("plugin://h:1")) in str(caught.value)
 
 
 def test_a_url_that_cannot_hold_the_state_is_named() -> None:
-    with pytest.raises(ConfigurationError, match="memcached://h:11211 cannot hold beat's state"):
-        open_store("memcached://h:11211", "ns")
+    with pytest.raises(ConfigurationError, match="amqp://h cannot hold beat's state"):
+        open_store("amqp://h", "ns")
 
 
 def test_the_broker_urls_own_options_are_left_to_the_broker(tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ the result backend's, else an explicit `beat_store_url` or a `--schedule` file.
     redis://, rediss://    a lease key with a TTL and a hash of last runs (stores/redis.py)
     sqlite:///, sql+...    two tables beside the broker's or backend's (stores/sql.py)
     zookeeper://           an ephemeral leader node; the session is the lease
+    memcached://           a lease key with a TTL, check-and-set claims (stores/memcached.py)
 
-AMQP holds no such state, so with a RabbitMQ broker the backend's store is used (Redis or
-SQL); with a Memcached backend too, name one with `beat_store_url` or `--schedule FILE`.
+AMQP holds no such state, so with a RabbitMQ broker the backend's store is used.
 The URL's query options that the store knows (connect_timeout, TLS files) are used; the
 others are the broker's and are left to it. ZooKeeper's session timeout is beat's lease
 timeout, given by the caller.
@@ -34,6 +34,7 @@ STORES = {
     "sql+postgresql": ("conveyor.beat.stores.sql", "SQLScheduleStore"),
     "sql+mysql": ("conveyor.beat.stores.sql", "SQLScheduleStore"),
     "zookeeper": ("conveyor.beat.stores.zookeeper", "ZooKeeperScheduleStore"),
+    "memcached": ("conveyor.beat.stores.memcached", "MemcachedScheduleStore"),
 }
 
 
@@ -56,7 +57,8 @@ def store_url(conf: Any, schedule_file: str | None = None) -> str:
 
 
 def open_store(url: str | URL, namespace: str, **options: Any) -> ScheduleStore:
-    """The store at `url` for beat processes of `namespace` (usually the app's name)."""
+    """The store at `url` for beat processes of `namespace` (usually the app's name).
+    `options` the store's Options do not have (lease_timeout for most) are not its concern."""
     parsed = parse_url(url)
     if parsed.scheme not in STORES:
         raise ConfigurationError(
@@ -69,5 +71,6 @@ def open_store(url: str | URL, namespace: str, **options: Any) -> ScheduleStore:
     else:
         known = {f.name for f in dataclasses.fields(cls.Options)}
         given = {k: v for k, v in parsed.options.items() if k in known}
-        store = cls(parsed, namespace, parse_options(cls.Options, given, **options))
+        overrides = {k: v for k, v in options.items() if k in known}
+        store = cls(parsed, namespace, parse_options(cls.Options, given, **overrides))
     return store
