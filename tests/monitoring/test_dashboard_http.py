@@ -206,3 +206,25 @@ def test_the_command_refuses_an_open_address_without_credentials() -> None:
         main, ["-A", "tests.monitoring.dash_tasks", "dashboard", "--auth-token", "abc"]
     )
     assert short.exit_code != 0 and "at least 16 characters" in short.output
+
+
+def test_worker_buttons_reach_the_worker_and_show_its_answer(app: Conveyor, worker: Worker) -> None:
+    with _client(app) as client:
+        headers = _csrf(client)
+        grow = client.post("/workers/w@dash/pool_grow", params={"n": "1"}, headers=headers)
+        assert grow.status_code == 200 and "w@dash:" in grow.text, grow.text
+        assert wait_until(lambda: worker.pool.concurrency == 3, 5)
+        limited = client.post(
+            "/workers/w@dash/rate_limit",
+            data={"task": "dash.add", "rate": "10/s"},
+            headers=headers,
+        )
+        assert limited.status_code == 200, limited.text
+        refused = client.post(
+            "/workers/w@dash/rate_limit",
+            data={"task": "dash.add", "rate": "often"},
+            headers=headers,
+        )
+        assert refused.status_code == 400 and "refused rate_limit" in refused.text
+        missing = client.post("/workers/w@dash/rate_limit", headers=headers)
+        assert missing.status_code == 400 and "needs a task name" in missing.text

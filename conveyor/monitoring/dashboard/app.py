@@ -44,6 +44,7 @@ HERE = Path(__file__).parent
 PAGE_SIZE = 50
 SERIES_MINUTES = 60
 DEAD_LIMIT = 200
+ACTION_TIMEOUT = 2.0  # seconds a worker action waits for the worker's answer
 
 
 def _when(value: float | None) -> str:
@@ -333,12 +334,18 @@ class Dashboard:
                 return self._done(f"unknown worker action {action!r}", 404)
             if call is None:
                 return self._done(f"this conveyor has no remote {action} yet", 409)
-            call(destination=[hostname], **arguments)
+            replies = call(destination=[hostname], reply=True, timeout=ACTION_TIMEOUT, **arguments)
         except ValueError as exc:
             return self._done(f"bad value: {exc}", 400)
         except ConveyorError as exc:
             return self._done(f"{action} failed: {exc}", 502)
-        return self._done(f"{action} sent to {hostname}")
+        answer = next((r[hostname] for r in replies or () if hostname in r), None)
+        if answer is None:
+            return self._done(f"{action} sent to {hostname}; no answer within {ACTION_TIMEOUT:g} s")
+        if isinstance(answer, dict) and "error" in answer:
+            return self._done(f"{hostname} refused {action}: {answer['error']}", 400)
+        shown = answer.get("ok", answer) if isinstance(answer, dict) else answer
+        return self._done(f"{hostname}: {shown}")
 
 
 async def _form(request: Request) -> dict[str, str]:
