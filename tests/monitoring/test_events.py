@@ -186,3 +186,16 @@ def test_a_forked_child_sends_its_own_events(app: Conveyor, tmp_path: Path) -> N
     assert os.WEXITSTATUS(status) == 0
     (event,) = app.events.store.timeline("child-one")
     assert event["pid"] == pid and event["hostname"].startswith(f"gen{pid}@")
+
+
+def test_without_broadcast_the_stream_polls_the_history(app: Conveyor) -> None:
+    from conveyor.monitoring.stream import EventStream
+
+    stream = EventStream(app, broadcast=False)  # as on a transport without broadcast
+    assert stream.get(0.1) == []  # opens at the history's end: old events are not replayed
+    app.events.send("task-sent", uuid="polled-one", name="t")
+    app.events.flush()
+    seen: list[dict[str, object]] = []
+    assert wait_until(lambda: bool(seen.extend(stream.get(0.2)) or seen), 5)
+    assert [e["uuid"] for e in seen] == ["polled-one"]
+    stream.close()
