@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -45,8 +46,8 @@ def cluster(
         broker, backend = f"sqlite:///{workdir}/broker.db", f"sqlite:///{workdir}/results.db"
     else:
         # A database of its own: the shared server's db 0 holds everyone's events.
-        base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
-        broker = backend = f"{base}/9"
+        shared = urlsplit(request.getfixturevalue("redis_url"))
+        broker = backend = urlunsplit(shared._replace(path="/9"))
     running = Cluster(broker, backend, workdir)
     running.start()
     yield running
