@@ -1,8 +1,9 @@
 """Worker-side orchestration: what follows a task's end in a workflow.
 
-The worker calls `advance` once the task's final state is stored (the single hook in
-worker/execute.py), and again when a finished task's message comes back after a worker
-crash (the crash may have come before its workflow moved on). On success the callbacks
+The worker calls `advance` once the task's final state is stored (from its TaskHooks
+middleware, worker/hooks.py), again when a finished task's message comes back after a
+worker crash (the crash may have come before its workflow moved on), and when a revoked
+task is skipped (what follows it will not run either). On success the callbacks
 are sent with the result as their first argument and chord joins are counted; on failure
 the steps that will never run are marked, the chords it belongs to fail, and the
 errbacks are called. Sending a step that was sent before is harmless: every step has a
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
 from conveyor.app.context import Context
+from conveyor.app.exceptions import TaskRevokedError
 from conveyor.canvas import join
 from conveyor.canvas.failures import call_errbacks, mark_not_run
 from conveyor.canvas.signature import CHORD_JOIN, Signature
@@ -53,6 +55,9 @@ def advance(
             _succeeded(app, msg, value)
         elif state == states.FAILURE:
             _failed(app, msg, request, value, traceback)
+        elif state == states.REVOKED:  # the rest will not run either; no errbacks (Celery)
+            revoked = TaskRevokedError(f"task {msg.id} was revoked")
+            _failed(app, msg, request, revoked, None, errbacks=False)
     except Exception:
         log.exception("moving the workflow of task %s on failed", msg.id)
 
@@ -90,11 +95,17 @@ def _succeeded(app: Conveyor, msg: TaskMessage, value: Any) -> None:
 
 
 def _failed(
-    app: Conveyor, msg: TaskMessage, request: Context, exc: BaseException, traceback: str | None
+    app: Conveyor,
+    msg: TaskMessage,
+    request: Context,
+    exc: BaseException,
+    traceback: str | None,
+    errbacks: bool = True,
 ) -> None:
     for data in msg.callbacks:
         if CHORD_JOIN in data:
             join.failed(app, data, request, exc, traceback)
         else:
             mark_not_run(app, Signature.from_dict(data, app).frozen_ids(), exc, traceback, msg.id)
-    call_errbacks(app, msg.errbacks, request, exc, traceback)
+    if errbacks:
+        call_errbacks(app, msg.errbacks, request, exc, traceback)

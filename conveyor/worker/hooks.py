@@ -33,9 +33,10 @@ class TaskHooks(Middleware):
         return None
 
     def task_skipped(self, task: Task, request: Context, state: str) -> None:
-        # A crash may have come after the store and before the workflow moved on.
+        # A crash may have come after the store and before the workflow moved on; a
+        # revoked task's workflow stops here.
         message = request.message if isinstance(request, Request) else None
-        if message is not None and request.delivery_count > 1:
+        if message is not None and (request.delivery_count > 1 or state == states.REVOKED):
             advance(task.app, message, state, request)
 
     def after_task(self, task: Task, request: Context, outcome: Outcome) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conveyor import Conveyor, GroupResult, chain, group, states
+from conveyor.app.exceptions import TaskRevokedError
 from conveyor.testing.waiting import wait_until
 from tests.canvas.conftest import Boom, Tasks
 
@@ -106,3 +107,17 @@ def test_a_step_that_cannot_take_the_result_fails_the_rest(shared: Tasks) -> Non
     with pytest.raises(TypeError, match="add"):
         result.get(timeout=10)
     assert result.parent.failed() and result.parent.parent.get(timeout=1) == 2
+
+
+def test_a_revoked_step_stops_the_chain(shared: Tasks) -> None:
+    workflow = shared.add.s(1, 1) | shared.add.s(1) | shared.add.s(1)
+    last = workflow.freeze()
+    middle = last.parent
+    middle.revoke()
+    workflow.delay()
+    with pytest.raises(TaskRevokedError):
+        last.get(timeout=10)
+    # Stored for the last step itself (get() above also reads the parents' states).
+    assert wait_until(lambda: shared.app.backend.get(last.id) is not None, timeout=10)
+    assert last.failed() and isinstance(last.result, TaskRevokedError)
+    assert last.parent.parent.get(timeout=1) == 2
