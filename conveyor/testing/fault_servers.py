@@ -9,6 +9,7 @@ PID. Never a shared server.
 * ZooKeeper, single node, its data directory kept across restarts.
 * RabbitMQ, a node of its own (name, ports, data), its queues and messages kept across
   restarts.
+* MariaDB, a data directory of its own made by ``mariadb-install-db``.
 * Memcached with a memory limit (for eviction).
 """
 
@@ -196,3 +197,22 @@ def rabbitmqctl(node: OwnServer, *args: str) -> None:
     name = f"conveyor-{node.port}@localhost"
     command = ["rabbitmqctl", "--erlang-cookie", cookie, "-n", name, *args]
     subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def mariadb_server() -> OwnServer:
+    """MariaDB with its own data directory (made by mariadb-install-db) and a `test`
+    database; root with no password, as the shared test server."""
+    if shutil.which("mariadbd") is None or shutil.which("mariadb-install-db") is None:
+        raise ServerUnavailable("mariadbd or mariadb-install-db is not installed")
+    port, workdir = free_port(), _workdir("mariadb")
+    data = workdir / "data"
+    init = ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db"]
+    init += ["--auth-root-authentication-method=normal", "--user=root"]
+    subprocess.run(init, check=True, capture_output=True, cwd=workdir)
+    (workdir / "init.sql").write_text("CREATE DATABASE IF NOT EXISTS test;\n")
+    command = ["mariadbd", "--no-defaults", f"--datadir={data}", f"--port={port}"]
+    command += ["--bind-address=127.0.0.1", f"--socket={workdir / 'sock'}", "--user=root"]
+    command += [f"--pid-file={workdir / 'pid'}", f"--init-file={workdir / 'init.sql'}"]
+    command += ["--skip-log-bin"]
+    url = f"sql+mysql://root@127.0.0.1:{port}/test"
+    return OwnServer("mariadb", url, port, workdir, command).start()

@@ -17,6 +17,7 @@ import pytest
 
 from conveyor.testing.fault_servers import (
     OwnServer,
+    mariadb_server,
     postgres_cluster,
     rabbitmq_node,
     redis_with_aof,
@@ -94,6 +95,11 @@ def own_zookeeper() -> Iterator[OwnServer]:
 @pytest.fixture
 def own_rabbitmq() -> Iterator[OwnServer]:
     yield from _own(rabbitmq_node)
+
+
+@pytest.fixture
+def own_mariadb() -> Iterator[OwnServer]:
+    yield from _own(mariadb_server)
 
 
 SEED = int(os.environ.get("CONVEYOR_SOAK_SEED") or random.randrange(2**32))

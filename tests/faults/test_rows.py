@@ -29,6 +29,7 @@ OWN = {
     "postgres": "own_postgres",
     "zookeeper": "own_zookeeper",
     "amqp": "own_rabbitmq",
+    "mariadb": "own_mariadb",
 }
 
 
@@ -38,7 +39,7 @@ def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tup
         url = f"sqlite:///{tmp_path}/broker.db"
         return f"{url}?lease_timeout={LEASE:g}", f"sqlite:///{tmp_path}/results.db"
     server: OwnServer = request.getfixturevalue(OWN[kind])
-    shared_store = kind in ("redis", "postgres")  # a broker that is a result backend too
+    shared_store = kind in ("redis", "postgres", "mariadb")  # a result backend too
     backend = server.url if shared_store else f"sqlite:///{tmp_path}/results.db"
     return f"{server.url}?lease_timeout={LEASE:g}", backend
 
@@ -47,7 +48,9 @@ def started(made: Row, at_least: int) -> bool:
     return sum(made.ledger.runs("start").values()) >= at_least
 
 
-@pytest.mark.parametrize("kind", tier(["redis", "sqlite"], ["postgres", "zookeeper", "amqp"]))
+@pytest.mark.parametrize(
+    "kind", tier(["redis", "sqlite"], ["postgres", "mariadb", "zookeeper", "amqp"])
+)
 def test_worker_sigkill_mid_task(
     kind: str,
     request: pytest.FixtureRequest,
@@ -79,7 +82,7 @@ def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
 
 
-@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "zookeeper", "amqp"]))
+@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "mariadb", "zookeeper", "amqp"]))
 def test_broker_killed_mid_publish_and_restarted(
     kind: str,
     request: pytest.FixtureRequest,
