@@ -9,6 +9,7 @@ so a newcomer needs no server.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import logging
@@ -100,6 +101,7 @@ class Settings(MutableMapping[str, Any]):
 
     def __init__(self, **explicit: Any) -> None:
         object.__setattr__(self, "_values", {})
+        object.__setattr__(self, "_own_defaults", {})  # this app's copies of mutable ones
         self.update(explicit)
 
     def __getitem__(self, name: str) -> Any:
@@ -110,7 +112,11 @@ class Settings(MutableMapping[str, Any]):
         if env and os.environ.get(env):
             return os.environ[env]
         if name in DEFAULTS:
-            return DEFAULTS[name]
+            default = DEFAULTS[name]
+            if isinstance(default, (dict, list)):
+                # `conf.beat_schedule["x"] = ...` changes this app's copy, never DEFAULTS.
+                return self._own_defaults.setdefault(name, copy.deepcopy(default))
+            return default
         return celery_settings.BY_NAME[name].default  # Celery's, for a setting not honoured
 
     def __setitem__(self, name: str, value: Any) -> None:

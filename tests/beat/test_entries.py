@@ -180,3 +180,12 @@ def test_the_config_module_in_the_docs_loads() -> None:
     ]
     monday = loaded["report-on-monday-morning"].schedule.next_after(NOW, tz)
     assert monday == datetime(2026, 1, 4, 23, 30, tzinfo=timezone.utc)  # Mon 07:30 in Shanghai
+
+
+def test_an_entry_added_to_the_default_schedule_stays_in_its_app() -> None:
+    """`app.conf.beat_schedule["x"] = ...` on an app that never set it changes that app's
+    copy of the default, not every app's."""
+    first = Conveyor("first", broker="memory://first")
+    first.conf.beat_schedule["x"] = {"task": "t", "schedule": 1}
+    assert Conveyor("second").conf.beat_schedule == {}
+    assert first.conf.beat_schedule == {"x": {"task": "t", "schedule": 1}}
