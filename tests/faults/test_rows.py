@@ -106,12 +106,16 @@ def test_broker_killed_mid_publish_and_restarted(
         assert_passes(made.settle(SETTLE))
 
 
-def test_connection_reset_mid_consume(aof_redis: OwnServer, tmp_path: Path) -> None:
-    proxy = TCPProxy("127.0.0.1", aof_redis.port)
-    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
-    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
+@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "mariadb", "zookeeper", "amqp"]))
+def test_connection_reset_mid_consume(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    broker, backend = broker_url(kind, request, tmp_path)
+    server: OwnServer = request.getfixturevalue(OWN[kind])
+    proxy = TCPProxy("127.0.0.1", server.port)
+    through = broker.replace(f":{server.port}", f":{proxy.port}", 1)
     try:
-        with row("connection-reset-redis", broker, aof_redis.url, tmp_path) as made:
+        with row(f"connection-reset-{kind}", broker, backend, tmp_path) as made:
             made.start_worker(broker=through)
             made.send(150, seconds=0.02)
             for at_least in (20, 60, 100):
