@@ -45,13 +45,14 @@ _SHAPES: dict[str, type[Signature]] = {}
 
 @functools.cache
 def _send_options() -> frozenset[str]:
-    """The options `send_task` takes: what a signature may carry."""
+    """The options `send_task` takes (its keyword parameters and Celery's other call
+    options, conveyor.app.call_options): what a signature may carry."""
     from conveyor.app.base import Conveyor
+    from conveyor.app.call_options import CALL_OPTIONS
 
     params = inspect.signature(Conveyor.send_task).parameters
-    return frozenset(
-        name for name, p in params.items() if p.kind is p.KEYWORD_ONLY and name != "task"
-    )
+    named = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY and name != "task"}
+    return frozenset(named | CALL_OPTIONS)
 
 
 class Signature:

@@ -100,3 +100,8 @@ def test_or_builds_chains_and_flattens(tasks: Tasks) -> None:
     longer = c | (add.s(3) | add.s(4))
     assert [t.args for t in longer.tasks] == [(1, 1), (2,), (3,), (4,)]
     assert chain(add.s(1, 1), add.s(2)) == c
+
+
+def test_celery_call_options_are_accepted(tasks: Tasks) -> None:
+    sig = tasks.add.s(1, 2).set(time_limit=5, soft_time_limit=3, routing_key="math")
+    assert sig.options == {"time_limit": 5, "soft_time_limit": 3, "routing_key": "math"}
