@@ -18,7 +18,7 @@ from conveyor import signals
 from conveyor.app.control import CONTROL_CHANNEL
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Message
-from conveyor.worker.control_commands import REVOKED_KEPT, worker_commands
+from conveyor.worker.control_commands import REVOKED_KEPT, task_request, worker_commands
 from conveyor.worker.control_request import parse_control, task_ids
 from conveyor.worker.execute import make_context
 from conveyor.worker.pools import Pool
@@ -48,15 +48,7 @@ class ControlListener:
             "registered": lambda _args: sorted(
                 name for name in self.app.tasks if not name.startswith("conveyor.")
             ),
-            "active": lambda _args: [
-                {
-                    "id": w.task_id,
-                    "name": w.job.message.task,
-                    "args": w.job.message.args,
-                    "kwargs": w.job.message.kwargs,
-                }
-                for w in self.pool.active()
-            ],
+            "active": lambda _args: [task_request(w, self.hostname) for w in self.pool.active()],
             "revoke": self._revoke,
         }
         #: Ids this worker was asked to revoke (`inspect revoked`).

@@ -32,7 +32,8 @@ Command = Callable[[dict[str, Any]], Any]
 _STARTED = time.monotonic()
 
 
-def _request(work: Work, hostname: str) -> dict[str, Any]:
+def task_request(work: Work, hostname: str) -> dict[str, Any]:
+    """A task as `inspect active/reserved/query_task` show it (Celery's field names)."""
     message = work.job.message
     return {
         "id": message.id,
@@ -137,7 +138,7 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
         for state, works in (("active", worker.pool.active()), ("reserved", held())):
             for work in works:
                 if work.task_id in wanted:
-                    found[work.task_id] = [state, _request(work, hostname)]
+                    found[work.task_id] = [state, task_request(work, hostname)]
         return found
 
     def conf(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
 
     return {
         "scheduled": lambda _arguments: [],
-        "reserved": lambda _arguments: [_request(work, hostname) for work in held()],
+        "reserved": lambda _arguments: [task_request(work, hostname) for work in held()],
         "revoked": lambda _arguments: list(listener.revoked),
         "stats": stats,
         "active_queues": lambda _arguments: [

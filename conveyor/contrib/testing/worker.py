@@ -50,16 +50,20 @@ def start_worker(
     """
     if pool == "prefork":
         pool = "processes"
-    logging.getLogger("conveyor").setLevel(
-        loglevel.upper() if isinstance(loglevel, str) else loglevel
-    )
-    if logfile:
-        logging.getLogger("conveyor").addHandler(logging.FileHandler(logfile))
+    logger = logging.getLogger("conveyor")
+    level, handler = logger.level, logging.FileHandler(logfile) if logfile else None
+    logger.setLevel(loglevel.upper() if isinstance(loglevel, str) else loglevel)
+    if handler is not None:
+        logger.addHandler(handler)
     worker = TestWorker(
         app, concurrency=concurrency, pool=pool, shutdown_timeout=shutdown_timeout, **kwargs
     )
-    worker.start()
     try:
+        worker.start()
         yield worker
     finally:
         worker.stop()
+        logger.setLevel(level)  # the test's logging as it was
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
