@@ -10,6 +10,7 @@ import click
 
 from conveyor.app.base import Conveyor
 from conveyor.cli.tasks import _app
+from conveyor.cli.worker_options import CommandLine
 from conveyor.core.errors import ConveyorError
 
 
@@ -34,6 +35,8 @@ from conveyor.core.errors import ConveyorError
 @click.option(
     "--status", is_flag=True, help="Print the leader and each entry's last and next run, exit."
 )
+@click.option("--pidfile", default=None, help="Write beat's pid here (refused if it is alive).")
+@click.option("-D", "--detach", is_flag=True, help="Run in the background.")
 @click.pass_context
 def beat(
     ctx: click.Context,
@@ -43,6 +46,8 @@ def beat(
     loglevel: str,
     logfile: str | None,
     status: bool,
+    pidfile: str | None,
+    detach: bool,
 ) -> None:
     """Send periodic tasks; several may run, one leads (docs/beat.md)."""
     from conveyor.utils.log import setup_logging
@@ -53,7 +58,8 @@ def beat(
         _print_status(app, schedule_file)
         return
     try:
-        from conveyor.beat.service import build  # needs the `beat` extra
+        from conveyor.beat.scheduler import default_holder  # needs the `beat` extra
+        from conveyor.beat.service import build
 
         scheduler = build(
             app,
@@ -70,6 +76,9 @@ def beat(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    # The worker's --pidfile/--detach handling; after a detach the pid is the daemon's.
+    CommandLine([], None, logfile, pidfile or None, detach, False).start(first=True)
+    scheduler.holder = default_holder()
     click.echo(f"beat {scheduler.holder}: {len(scheduler.entries)} entries", err=True)
     scheduler.run(stop)
 

@@ -219,3 +219,34 @@ def test_worker_with_embedded_beat_on_the_sqlite_default(tmp_path: Path) -> None
         started.stop_all()
         store.close()
         backend.close()
+
+
+def test_beat_detached_with_a_pidfile(tmp_path: Path) -> None:
+    """`conveyor beat -D --pidfile P -f LOG`, as a deployment line starts it: the command
+    returns, the daemon's pid is in P, it leads and logs; SIGTERM to that pid ends it and
+    removes P; a second start while it runs is refused."""
+    url = f"sqlite:///{tmp_path}/conveyor.db"
+    run = uuid.uuid4().hex[:10]
+    started = Processes(url, run, tmp_path)
+    pidfile, log = tmp_path / "beat.pid", tmp_path / "daemon.log"
+    line = ["beat", "-D", "--pidfile", str(pidfile), "-f", str(log)]
+    store = open_store(url, f"beat-e2e-{run}")
+    daemon = 0
+    try:
+        assert started.start("launcher", *line).wait(30) == 0, started.log("launcher")
+        assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 30)
+        daemon = int(pidfile.read_text())
+        assert wait_until(
+            lambda: (store.leader(time.time()) or "").split(":")[1:2] == [str(daemon)], 30
+        ), log.read_text() if log.exists() else "no log"
+        again = started.start("again", *line)
+        assert again.wait(30) != 0 and "is running already" in started.log("again")
+        os.kill(daemon, signal.SIGTERM)
+        assert wait_until(lambda: not pidfile.exists(), 30), log.read_text()
+        daemon = 0
+        assert store.leader(time.time()) is None  # released on the way out
+    finally:
+        if daemon:
+            os.kill(daemon, signal.SIGKILL)
+        started.stop_all()
+        store.close()
