@@ -72,6 +72,22 @@ class Lazy:
         self.value = value
 
 
+def task_fields(body: TaskMessage, queue: str) -> dict[str, Any]:
+    """The fields task-sent and task-received share (Celery's, and the queue)."""
+    return {
+        "uuid": body.id,
+        "name": body.task,
+        "args": Lazy(body.args),
+        "kwargs": Lazy(body.kwargs),
+        "retries": body.retries,
+        "eta": body.eta,
+        "expires": body.expires,
+        "root_id": body.root_id,
+        "parent_id": body.parent_id,
+        "queue": queue,
+    }
+
+
 def store_url(conf: Any) -> str:
     """The history's URL: events_store_url, else the result backend's or the broker's URL
     when it is a store kind, else an in-process memory store."""
@@ -143,21 +159,8 @@ class EventSender:
 
     def task_sent(self, body: TaskMessage, queue: str) -> None:
         """task-sent, when task_send_sent_event is on (the default)."""
-        if not self.app.conf.task_send_sent_event:
-            return
-        self.send(
-            "task-sent",
-            uuid=body.id,
-            name=body.task,
-            args=Lazy(body.args),
-            kwargs=Lazy(body.kwargs),
-            retries=body.retries,
-            eta=body.eta,
-            expires=body.expires,
-            queue=queue,
-            root_id=body.root_id,
-            parent_id=body.parent_id,
-        )
+        if self.app.conf.task_send_sent_event:
+            self.send("task-sent", **task_fields(body, queue))
 
     # -- flushing ------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, TypeVar
 
 import redis
@@ -85,6 +85,24 @@ return stored
 """
 
 
+@contextmanager
+def translated(what: str, url: URL) -> Iterator[None]:
+    """Translate redis-py errors into conveyor's, naming the redacted URL."""
+    try:
+        yield
+    except redis.AuthenticationError as exc:
+        raise AuthenticationFailed(f"{what} on {url}: {redact(str(exc))}") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise BackendUnavailable(f"{what} on {url}: {redact(str(exc))}") from exc
+    except redis.ResponseError as exc:
+        text = redact(str(exc))
+        if any(reply in text for reply in _AUTH_REPLIES):
+            raise AuthenticationFailed(f"{what} on {url}: {text}") from exc
+        raise BackendError(f"{what} on {url}: {text}") from exc
+    except redis.RedisError as exc:
+        raise BackendError(f"{what} on {url}: {redact(str(exc))}") from exc
+
+
 class RedisBackend(ResultBackend):
     """Results in Redis; `wait` is pushed every state change through pub/sub."""
 
@@ -110,22 +128,8 @@ class RedisBackend(ResultBackend):
 
     # -- errors ----------------------------------------------------------------------
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Translate redis-py errors into conveyor's, naming the redacted URL."""
-        try:
-            yield
-        except redis.AuthenticationError as exc:
-            raise AuthenticationFailed(f"{what} on {self.url}: {redact(str(exc))}") from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendUnavailable(f"{what} on {self.url}: {redact(str(exc))}") from exc
-        except redis.ResponseError as exc:
-            text = redact(str(exc))
-            if any(reply in text for reply in _AUTH_REPLIES):
-                raise AuthenticationFailed(f"{what} on {self.url}: {text}") from exc
-            raise BackendError(f"{what} on {self.url}: {text}") from exc
-        except redis.RedisError as exc:
-            raise BackendError(f"{what} on {self.url}: {redact(str(exc))}") from exc
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        return translated(what, self.url)
 
     def _idempotent(self, what: str, operation: Callable[[], T]) -> T:
         with self._errors(what):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.context import Context
-from conveyor.app.events import Lazy
+from conveyor.app.events import Lazy, task_fields
 from conveyor.app.exceptions import TaskRevokedError
 from conveyor.app.protocol import TaskMessage
 from conveyor.core.message import Delivery
@@ -41,20 +41,7 @@ _OUTCOMES = {
 
 def received(app: Conveyor, msg: TaskMessage, hostname: str, queue: str) -> None:
     if app.events.task_events:
-        app.events.send(
-            "task-received",
-            uuid=msg.id,
-            name=msg.task,
-            args=Lazy(msg.args),
-            kwargs=Lazy(msg.kwargs),
-            retries=msg.retries,
-            eta=msg.eta,
-            expires=msg.expires,
-            root_id=msg.root_id,
-            parent_id=msg.parent_id,
-            queue=queue,
-            hostname=hostname,
-        )
+        app.events.send("task-received", hostname=hostname, **task_fields(msg, queue))
 
 
 def rejected(app: Conveyor, delivery: Delivery, task_id: str | None, reason: str) -> None:

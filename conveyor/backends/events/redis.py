@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -39,8 +38,8 @@ from conveyor.backends.events.base import (
     folded,
     minute,
 )
-from conveyor.core.errors import AuthenticationFailed, BackendError, BackendUnavailable
-from conveyor.core.url import URL, redact
+from conveyor.backends.redis import translated
+from conveyor.core.url import URL
 
 T = TypeVar("T")
 PREFIX = "conveyor-events:"
@@ -108,19 +107,8 @@ class RedisEventStore(EventStore):
         self._fold = self._client.register_script(_FOLD)
         self._ttl_ms = int(expires * 1000)
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except redis.AuthenticationError as exc:
-            raise AuthenticationFailed(f"{what} on {self.url}: {redact(str(exc))}") from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendUnavailable(f"{what} on {self.url}: {redact(str(exc))}") from exc
-        except redis.RedisError as exc:
-            raise BackendError(f"{what} on {self.url}: {redact(str(exc))}") from exc
-
     def _call(self, what: str, operation: Callable[[], T]) -> T:
-        with self._errors(what):
+        with translated(what, self.url):
             return operation()
 
     def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
