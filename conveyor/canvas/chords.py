@@ -18,15 +18,10 @@ from conveyor.canvas.eager import is_eager, run_chord
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest, save_group
-from conveyor.canvas.signature import CHORD_JOIN, Signature, maybe_signature
+from conveyor.canvas.signature import ChordJoin, Signature, maybe_signature, signature_list
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
-
-
-def join_entry(group_id: str, size: int) -> dict[str, Any]:
-    """The callback entry that counts a header task into chord `group_id`."""
-    return {"task": "conveyor.chord_join", CHORD_JOIN: group_id, "size": size}
 
 
 class Chord(Signature):
@@ -109,8 +104,7 @@ class Chord(Signature):
 
     def freeze(self, task_id: str | None = None) -> AsyncResult:
         """Fix every id; the body's result, whose `parent` is the header's GroupResult."""
-        header = self.header.freeze(self.options.get("group_id"))
-        self.options["group_id"] = header.id
+        header = self.header.freeze()
         result = self._body().freeze(task_id)
         earliest(result).parent = header
         return result
@@ -127,14 +121,16 @@ class Chord(Signature):
             chord.body = maybe_signature(body, self.app)
         result = chord.freeze(options.pop("task_id", None))
         options = {**chord.options, **options}
-        options.pop("group_id")
+        options.pop("group_id", None)  # a group's id for its plain members, not this chord's
+        # Callbacks given at send time (a chord inside a chain or a chord header) follow
+        # the body, like the chord's own.
+        for kind in ("link", "link_error"):
+            for link in signature_list(options.pop(kind, None), self.app):
+                chord._body()._add_link(kind, link)
         chord._body().inherit(options)
         if is_eager(chord):
             return run_chord(chord, options)
         app = chord.bound_app()
-        if app.conf.task_always_eager:  # as Celery: the header here and now, then the body
-            values = [task.apply_async(**options).get() for task in chord.header.tasks]
-            return chord._body().apply_async((values,), **options)
         size = len(chord.header.tasks)
         if size == 0:
             chord._body().apply_async(([],), **options)
@@ -142,11 +138,10 @@ class Chord(Signature):
         header = earliest(result)
         ids = [member.id for member in header.results]
         save_group(app, header.id, ids, {"body": chord._body().to_dict()})
-        join = join_entry(header.id, size)
         for task in chord.header.tasks:
-            links = task._options_dict().get("link", [])
+            task.link(ChordJoin(header.id, size, app))
             # Its result must be stored: the body reads it from the backend.
-            task.apply_async(link=[*links, join], **{**options, "ignore_result": False})
+            task.apply_async(**{**options, "ignore_result": False})
         return result
 
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:

@@ -36,7 +36,8 @@ class Group(Composite):
         self.options["group_id"] = group_id
         results = []
         for task in self.tasks:
-            task.options["group_id"] = group_id
+            if task.subtask_type is None:  # a nested group or chord keeps its own id
+                task.options["group_id"] = group_id
             results.append(task.freeze())
         return GroupResult(group_id, results, app=self.bound_app())
 

@@ -115,6 +115,8 @@ class Signature:
             return data
         if not isinstance(data, dict):
             raise InvalidWorkflow(f"a signature must be a dict, not {type(data).__name__}")
+        if CHORD_JOIN in data:
+            return ChordJoin(data[CHORD_JOIN], data.get("size"), app)
         kind = data.get("subtask_type")
         if kind is not None:
             shape = _SHAPES.get(kind)
@@ -278,6 +280,34 @@ class Signature:
         return Chain(self, other, app=self.app)
 
 
+class ChordJoin(Signature):
+    """The callback entry that counts its task into chord `group_id` of `size` header
+    tasks (canvas.join) instead of calling a task. It rides along with the header task
+    it was given to: into a chain's last step, a nested chord's body."""
+
+    def __init__(self, group_id: Any, size: Any, app: Conveyor | None = None) -> None:
+        if not isinstance(group_id, str) or not isinstance(size, int) or size < 1:
+            raise InvalidWorkflow(f"a chord join needs a group id and a size, not {size!r}")
+        super().__init__("conveyor.chord_join", app=app)
+        self.group_id, self.size = group_id, size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, CHORD_JOIN: self.group_id, "size": self.size}
+
+    def clone(
+        self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Signature:
+        return self
+
+    def frozen_ids(self) -> Iterator[str]:
+        return iter(())
+
+    def apply_async(
+        self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Any:
+        raise InvalidWorkflow("a chord join is counted by the worker, never sent")
+
+
 def maybe_signature(value: Any, app: Conveyor | None = None) -> Signature:
     """A signature from a signature, a registered task (called with no args) or a dict."""
     if isinstance(value, Signature):
@@ -325,11 +355,8 @@ def signature_dicts(value: Any) -> list[dict[str, Any]]:
     items = value if isinstance(value, (list, tuple)) else [value]
     result = []
     for item in items:
-        if isinstance(item, dict) and CHORD_JOIN in item:
-            result.append(item)
-            continue
         data = maybe_signature(item).to_dict()
-        if data.get("subtask_type") is None:
+        if data.get("subtask_type") is None and CHORD_JOIN not in data:
             data["options"].setdefault("task_id", new_task_id())
         result.append(data)
     return result

@@ -133,3 +133,16 @@ def test_the_join_writes_linear_bytes(tasks: Tasks) -> None:
         for delivery in deliveries:
             delivery.ack()
     assert sizes[1] <= sizes[0] + 8, sizes
+
+
+def test_nested_shapes(tasks: Tasks, start_worker: StartWorker) -> None:
+    """Chains in groups and chord headers, a chord in a chord's header, a chord inside a
+    chain, a group followed by a group."""
+    start_worker(concurrency=4)
+    add, tsum = tasks.add, tasks.tsum
+    assert group(add.s(1, 1) | add.s(1), add.s(2, 2) | add.s(2)).delay().get(10) == [3, 6]
+    assert chord([add.s(1, 1) | add.s(1), add.s(5, 5)], tsum.s()).delay().get(10) == 13
+    inner = chord([add.s(1, 1), add.s(2, 2)], tsum.s())
+    assert chord([inner, add.s(3, 3)], tsum.s()).delay().get(10) == 12
+    assert (add.s(1, 1) | chord([add.s(1), add.s(2)], tsum.s()) | add.s(100)).delay().get(10) == 107
+    assert (group(add.s(1, 1), add.s(2, 2)) | group(tsum.s(), tsum.s())).delay().get(10) == [6, 6]
