@@ -228,3 +228,25 @@ def test_worker_buttons_reach_the_worker_and_show_its_answer(app: Conveyor, work
         assert refused.status_code == 400 and "refused rate_limit" in refused.text
         missing = client.post("/workers/w@dash/rate_limit", headers=headers)
         assert missing.status_code == 400 and "needs a task name" in missing.text
+
+
+def test_servers_that_fail_show_a_page_without_their_urls() -> None:
+    name = uuid.uuid4().hex
+    down = Conveyor(
+        "tests",
+        broker="redis://127.0.0.1:1/0",
+        backend=f"memory://{name}",
+        events_store_url="redis://:hunter2@127.0.0.1:1/0",
+    )
+    try:
+        with _client(down) as client:
+            for path in ("/", "/workers", "/tasks"):
+                page = client.get(path)
+                assert page.status_code == 503, path
+                assert "Unavailable" in page.text
+                assert "://" not in page.text.replace("http://", "") and "hunter2" not in page.text
+            queues = client.get("/queues")  # the queues the history knows are left out
+            assert queues.status_code == 200 and 'class="error"' in queues.text
+            assert "redis://" not in queues.text and "url hidden" in queues.text
+    finally:
+        down.close()

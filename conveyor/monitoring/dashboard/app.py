@@ -87,6 +87,7 @@ class Dashboard:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
         self.templates.env.filters["ago"] = _ago
+        self.templates.env.filters["public"] = security.public
 
     # -- rendering --------------------------------------------------------------------
 
@@ -270,7 +271,14 @@ class Dashboard:
 
     def _done(self, message: str, status: int = 200) -> Response:
         kind = "ok" if status < 400 else "error"
-        return HTMLResponse(f'<p class="flash {kind}">{_escape(message)}</p>', status_code=status)
+        text = _escape(security.public(message))
+        return HTMLResponse(f'<p class="flash {kind}">{text}</p>', status_code=status)
+
+    async def unavailable(self, request: Request, exc: Exception) -> Response:
+        """A broker, backend or history that fails: a page saying so, without its URL."""
+        response = self.render(request, "missing.html", what=None, problem=str(exc))
+        response.status_code = 503
+        return response
 
     async def revoke(self, request: Request) -> Response:
         if refused := self._refuse_write():
@@ -396,7 +404,11 @@ def create_app(
         finally:
             board.hub.stop()
 
-    starlette = Starlette(routes=routes, lifespan=lifespan)
+    starlette = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ConveyorError: board.unavailable},
+    )
     starlette.state.auth = auth
     starlette.state.board = board
     starlette.add_middleware(security.Gate, auth=auth)

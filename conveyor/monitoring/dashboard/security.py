@@ -5,6 +5,7 @@
 * `Auth`: HTTP basic (``user:password``) and/or a bearer token. A browser that logs in with
   the token on /login gets it back as an HttpOnly, SameSite=Strict cookie. Comparisons are
   constant-time. /static is open (it holds only the vendored libraries and the style).
+* `public`: error messages shown on a page lose every URL they name.
 * CSRF: every POST must carry the session's token (double submit: the ``conveyor_csrf``
   cookie, and the same value in the ``X-CSRF-Token`` header, which the pages' htmx sends),
   and an Origin header, when sent, must be this host's. A cross-site form cannot set the
@@ -17,6 +18,7 @@ import base64
 import binascii
 import hmac
 import ipaddress
+import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -32,6 +34,15 @@ CSRF_COOKIE = "conveyor_csrf"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_COOKIE = "conveyor_token"
 OPEN_PATHS = ("/static/", "/login")
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def public(text: object) -> str:
+    """An error message fit for a page: every URL in it (a broker's or backend's, redacted
+    or not) replaced, since no page shows where the servers are."""
+    return _URL.sub("<url hidden>", str(text))
 
 
 def is_loopback(address: str) -> bool:
