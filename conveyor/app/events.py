@@ -54,10 +54,31 @@ _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 20
 _repr.maxlevel = 4
 
 
+_PLAIN = (int, float, bool, type(None))
+_FAST = frozenset({list, tuple, dict, str, int, float, bool, type(None)})
+
+
+def _small(value: Any) -> bool:
+    """A number, a short string, or a short list/tuple/dict of those: plain repr() gives
+    what reprlib would, several times faster (most task arguments and results)."""
+    if isinstance(value, _PLAIN) or (isinstance(value, str) and len(value) <= _repr.maxstring):
+        return True
+    if isinstance(value, (list, tuple)) and len(value) <= 8:
+        return all(isinstance(v, _PLAIN) or (isinstance(v, str) and len(v) <= 64) for v in value)
+    if isinstance(value, dict) and len(value) <= 8:
+        return all(
+            isinstance(k, str)
+            and len(k) <= 64
+            and (isinstance(v, _PLAIN) or (isinstance(v, str) and len(v) <= 64))
+            for k, v in value.items()
+        )
+    return False
+
+
 def saferepr(value: Any) -> str:
     """A repr short enough to store and show, which never raises."""
     try:
-        text = _repr.repr(value)
+        text = repr(value) if type(value) in _FAST and _small(value) else _repr.repr(value)
     except Exception as exc:
         text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
     return text if len(text) <= REPR_LIMIT else text[: REPR_LIMIT - 3] + "..."

@@ -199,3 +199,16 @@ def test_without_broadcast_the_stream_polls_the_history(app: Conveyor) -> None:
     assert wait_until(lambda: bool(seen.extend(stream.get(0.2)) or seen), 5)
     assert [e["uuid"] for e in seen] == ["polled-one"]
     stream.close()
+
+
+def test_saferepr_shortens_and_never_raises() -> None:
+    from conveyor.app.events import REPR_LIMIT, saferepr
+
+    class Loud(int):
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    assert saferepr([1, "a"]) == "[1, 'a']" and saferepr({"k": None}) == "{'k': None}"
+    assert len(saferepr("x" * 10_000)) <= REPR_LIMIT
+    assert saferepr(list(range(1000))).endswith("...]")
+    assert saferepr([Loud(1)]) == "<unrepresentable list: RuntimeError>"
