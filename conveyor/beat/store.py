@@ -31,6 +31,9 @@ class ScheduleStore(ABC):
     expires_unrenewed: bool = True
     """False where the lease is a session that lives as long as its holder's process
     (ZooKeeper): there a lease ends when the holder dies, not when it stops renewing."""
+    expires_on_caller_clock: bool = False
+    """True where lease expiry compares the `now` the callers pass (SQL, memory), rather than
+    the server's clock or a session."""
 
     @abstractmethod
     def acquire(self, holder: str, ttl: float, now: float) -> bool:

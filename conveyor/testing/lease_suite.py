@@ -14,7 +14,9 @@ the same server, closed at the end of the test; see `closing_factory`).
 
 Every test works in a namespace of its own, so a shared server needs no cleaning. A clause
 whose capability the store declares it lacks (`expires_unrenewed`) is reported
-"n/a: <reason>" (a pytest skip carrying that text), never a pass.
+"n/a: <reason>" (a pytest skip carrying that text), never a pass. The clauses about expiry
+run on a controlled clock for stores that expire leases on the callers' clock
+(`expires_on_caller_clock`: nothing to wait for) and on real time for the others.
 
 L1 one holder at a time · L2 renewal keeps the lease · L3 release hands over at once ·
 L4 an unrenewed lease expires · L5 a dead holder is replaced within the lease ·
@@ -42,6 +44,34 @@ LONG = 60.0
 """The lease of the other clauses: no loaded machine is slow enough to let it expire."""
 clause = pytest.mark.clause
 MakeStore = Callable[..., ScheduleStore]
+
+
+class Clock:
+    """Seconds since the epoch, real or controlled (`sleep` then only moves it on)."""
+
+    def __init__(self, controlled: bool) -> None:
+        self.controlled = controlled
+        self._now = time.time()
+
+    def now(self) -> float:
+        return self._now if self.controlled else time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if self.controlled:
+            self._now += seconds
+        else:
+            time.sleep(seconds)
+
+    def until(self, condition: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+        """`condition` true within `timeout` seconds of this clock, polled every `step`."""
+        if not self.controlled:
+            return wait_until(condition, timeout, step)
+        deadline = self._now + timeout
+        while not condition():
+            if self._now >= deadline:
+                return False
+            self._now += step
+        return True
 
 
 class LeaseContract:
@@ -76,18 +106,24 @@ class LeaseContract:
         assert second.leader(time.time()) == "a"
         assert first.acquire("a", LONG, time.time()), "the holder itself is refused"
 
+    @pytest.fixture
+    def clock(self, make: MakeStore) -> Clock:
+        """Time for the clauses about expiry: a controlled clock for stores that expire leases
+        on the caller's clock (nothing to wait for), the real one for the others."""
+        return Clock(controlled=make().expires_on_caller_clock)
+
     @clause("L2", "renewal keeps the lease")
-    def test_renewal_keeps_the_lease(self, make: MakeStore) -> None:
+    def test_renewal_keeps_the_lease(self, make: MakeStore, clock: Clock) -> None:
         holder, other = make(), make()
         if not holder.expires_unrenewed:
             not_applicable("the lease is the holder's session: renewing is staying alive")
         ttl = TTL * 1.2
-        assert holder.acquire("a", ttl, time.time())
-        time.sleep(ttl * 0.6)
-        assert holder.acquire("a", ttl, time.time())
-        time.sleep(ttl * 0.6)  # past the first lease's end, within the renewed one
-        assert not other.acquire("b", ttl, time.time())
-        assert other.leader(time.time()) == "a"
+        assert holder.acquire("a", ttl, clock.now())
+        clock.sleep(ttl * 0.6)
+        assert holder.acquire("a", ttl, clock.now())
+        clock.sleep(ttl * 0.6)  # past the first lease's end, within the renewed one
+        assert not other.acquire("b", ttl, clock.now())
+        assert other.leader(clock.now()) == "a"
 
     @clause("L3", "release hands over at once")
     def test_release_hands_over_at_once(self, make: MakeStore) -> None:
@@ -100,26 +136,28 @@ class LeaseContract:
         assert other.acquire("b", LONG, time.time())
 
     @clause("L4", "an unrenewed lease expires")
-    def test_an_unrenewed_lease_expires(self, make: MakeStore) -> None:
+    def test_an_unrenewed_lease_expires(self, make: MakeStore, clock: Clock) -> None:
         holder, other = make(), make()
         if not holder.expires_unrenewed:
             not_applicable("the lease is the holder's session: it ends when the holder dies")
-        started = time.monotonic()
-        assert holder.acquire("a", TTL, time.time())
-        assert not other.acquire("b", TTL, time.time())
-        assert wait_until(lambda: other.acquire("b", TTL, time.time()), TTL * 4, 0.05)
-        assert time.monotonic() - started >= TTL * 0.9, "expired before its time"
-        assert not holder.acquire("a", TTL, time.time()), "the old holder took it back"
+        started = clock.now()
+        assert holder.acquire("a", TTL, clock.now())
+        assert not other.acquire("b", TTL, clock.now())
+        assert clock.until(lambda: other.acquire("b", TTL, clock.now()), TTL * 4)
+        assert clock.now() - started >= TTL * 0.9, "expired before its time"
+        assert not holder.acquire("a", TTL, clock.now()), "the old holder took it back"
 
     @clause("L5", "a dead holder is replaced within the lease")
-    def test_a_dead_holder_is_replaced_within_the_lease(self, make: MakeStore) -> None:
+    def test_a_dead_holder_is_replaced_within_the_lease(
+        self, make: MakeStore, clock: Clock
+    ) -> None:
         holder, other = make(), make()
-        assert holder.acquire("a", TTL, time.time())
+        assert holder.acquire("a", TTL, clock.now())
         holder.close()  # dies without releasing
-        started = time.monotonic()
-        assert wait_until(lambda: other.acquire("b", TTL, time.time()), TTL * 4, 0.05)
-        assert time.monotonic() - started <= TTL + 3.0  # the lease, and a loaded machine
-        assert other.leader(time.time()) == "b"
+        started = clock.now()
+        assert clock.until(lambda: other.acquire("b", TTL, clock.now()), TTL * 4)
+        assert clock.now() - started <= TTL + 3.0  # the lease, and a loaded machine
+        assert other.leader(clock.now()) == "b"
 
     @clause("L6", "a tick is claimed once, in order")
     def test_a_tick_is_claimed_once_in_order(self, make: MakeStore) -> None:

@@ -22,6 +22,8 @@ _shared: PerName[_Namespaces] = PerName(_Namespaces)
 
 
 class MemoryScheduleStore(ScheduleStore):
+    expires_on_caller_clock = True
+
     def __init__(self, url: URL, namespace: str) -> None:
         self._data = _shared(url)
         self._namespace = namespace

@@ -63,6 +63,7 @@ def _inserted(connection: Connection, table: Table, dialect: str, **values: Any)
 
 class SQLScheduleStore(ScheduleStore):
     Options = TransportOptions
+    expires_on_caller_clock = True
 
     def __init__(self, url: URL, namespace: str, options: TransportOptions) -> None:
         self.url = url
