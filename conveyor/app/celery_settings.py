@@ -395,7 +395,7 @@ TABLE: tuple[CelerySetting, ...] = (
         None,
         note="KiB, process pool, read from /proc (Linux)",
     ),
-    _r("worker_disable_rate_limits", False, _NOT_YET, "CELERY_DISABLE_RATE_LIMITS"),
+    _h("worker_disable_rate_limits", False, "CELERY_DISABLE_RATE_LIMITS"),
     _r(
         "worker_state_db",
         None,

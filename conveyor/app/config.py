@@ -76,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "strict_settings": False,
     "worker_middleware": (),
     "worker_max_tasks_per_child": None,
+    "worker_disable_rate_limits": False,
     "worker_max_memory_per_child": None,
 }
 

@@ -110,7 +110,7 @@ def worker(
             app,
             queues=consumed if (queues or line.exclude_queues) else None,
             concurrency=line.concurrency,
-            pool="processes" if pool == "prefork" else pool,
+            pool=pool,
             prefetch_multiplier=prefetch_multiplier,
             hostname=expand_hostname(hostname) if hostname else None,
             app_path=ctx.obj["app_path"],

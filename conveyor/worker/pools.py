@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TaskRevokedError
+from conveyor.core.errors import ConfigurationError
 from conveyor.worker.execute import Stored, execute
 from conveyor.worker.request import Work
 from conveyor.worker.settle import QUICK, Settlements
@@ -223,9 +224,20 @@ class ThreadPool(Pool):
         return not any(thread.is_alive() for thread in self._threads)
 
 
+#: Celery's pool names that are conveyor's under another name.
+POOL_ALIASES = {"prefork": "processes"}
+
+
+def pool_name(kind: str) -> str:
+    """`kind` as conveyor names it: "prefork" (Celery's, `worker_pool = "prefork"`) is
+    the processes pool."""
+    return POOL_ALIASES.get(kind, kind)
+
+
 def create_pool(
     kind: str, app: Conveyor, hostname: str, concurrency: int, app_path: str | None
 ) -> Pool:
+    kind = pool_name(kind)
     if kind == "solo":
         return SoloPool(app, hostname)
     if kind == "threads":
@@ -234,4 +246,7 @@ def create_pool(
         from conveyor.worker.processes import ProcessPool
 
         return ProcessPool(app, hostname, concurrency, app_path)
-    raise ValueError(f"unknown pool {kind!r}: use threads, processes or solo")
+    raise ConfigurationError(
+        f"unknown pool {kind!r}: use threads, processes (prefork) or solo"
+        + ("; conveyor has no green-thread pools" if kind in ("gevent", "eventlet") else "")
+    )

@@ -4,7 +4,8 @@ with a token bucket per task name (conveyor.app.rate_limit) as middleware.
 A delivery whose task has no token yet is held in the worker (holding.py) until one is
 due; it is not returned to the broker, which would count a delivery each time. The rate
 is per worker process, as in Celery: N workers run up to N times the rate. Remote control
-(`app.control.rate_limit(name, "5/s")`) changes it at run time (`set_rate`).
+(`app.control.rate_limit(name, "5/s")`) changes it at run time (`set_rate`);
+`worker_disable_rate_limits = True` turns them all off, as in Celery.
 """
 
 from __future__ import annotations
@@ -46,5 +47,7 @@ class RateLimits(Middleware):
             return self._buckets[task_name]
 
     def before_submit(self, worker: Any, work: Work) -> float:
+        if worker.app.conf.worker_disable_rate_limits:
+            return 0.0
         bucket = self._bucket(worker, work.job.message.task)
         return 0.0 if bucket is None else bucket.take()

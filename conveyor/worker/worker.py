@@ -32,7 +32,7 @@ from conveyor.worker.execute import make_context
 from conveyor.worker.expiry import is_expired
 from conveyor.worker.holding import Holding
 from conveyor.worker.middleware import call_hook
-from conveyor.worker.pools import create_pool
+from conveyor.worker.pools import create_pool, pool_name
 from conveyor.worker.stack import stack_for
 
 log = logging.getLogger("conveyor.worker")
@@ -67,7 +67,7 @@ class Worker:
         self.app = app
         app.import_task_modules()
         self.queues = list(queues or [conf.task_default_queue])
-        self.pool_kind = pool or conf.worker_pool
+        self.pool_kind = pool_name(pool or conf.worker_pool)
         if self.pool_kind == "solo":
             concurrency = 1
         slots = concurrency or conf.worker_concurrency or os.cpu_count() or 1

@@ -15,6 +15,7 @@ from conveyor.cli import main
 from conveyor.cli.worker_options import CommandLine, expand_hostname, parse_autoscale
 from conveyor.core.errors import ConfigurationError
 from conveyor.worker.recycle import resident_kib, used_up
+from conveyor.worker.worker import Worker
 
 
 def test_hostname_expansion_as_celery() -> None:
@@ -136,3 +137,14 @@ def test_child_recycling_reasons() -> None:
     assert "ran 3 tasks" in (used_up(Conf, None, 3) or "")
     assert "KiB" in (used_up(Conf, os.getpid(), 1) or "")
     assert resident_kib(os.getpid()) and resident_kib(999999999) is None
+
+
+def test_celerys_pool_names() -> None:
+    app = load_app("tests.celery_worker.findable.proj_celery")
+    app.conf.worker_pool = "prefork"  # a Celery config's value: the processes pool
+    with pytest.raises(ConfigurationError, match="process pool needs the app's -A path"):
+        Worker(app, concurrency=1)
+    app.conf.worker_pool = "gevent"
+    with pytest.raises(ConfigurationError, match="no green-thread pools"):
+        Worker(app, concurrency=1)
+    del app.conf.worker_pool

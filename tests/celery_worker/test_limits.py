@@ -67,3 +67,14 @@ def test_per_call_soft_time_limit_overrides_the_tasks(
     with pytest.raises(SoftTimeLimitExceeded):
         sleepy.apply_async((5.0,), soft_time_limit=0.2).get(timeout=10)
     assert sleepy.apply_async((0.05,)).get(timeout=10) == "woke"
+
+
+def test_worker_disable_rate_limits(app: Conveyor, start_worker: StartWorker) -> None:
+    app.conf.worker_disable_rate_limits = True
+
+    @app.task(rate_limit="1/h")
+    def limited() -> str:
+        return "free"
+
+    start_worker()
+    assert [limited.delay().get(timeout=5) for _ in range(3)] == ["free"] * 3
