@@ -13,6 +13,9 @@ with the ids their signatures were given, and every outcome is kept in memory
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from conveyor.app import context, eager_records, states, task_signals
@@ -27,6 +30,26 @@ from conveyor.core.message import new_task_id
 
 if TYPE_CHECKING:
     from conveyor.app.task import Task
+
+
+_local = threading.local()
+
+
+def wanted(app: Any) -> bool:
+    """Whether a send on this thread runs eagerly: `task_always_eager`, or inside
+    `everything_eager()` (a replacement in an eager run)."""
+    return bool(app.conf.task_always_eager or getattr(_local, "eager", False))
+
+
+@contextmanager
+def everything_eager() -> Iterator[None]:
+    """Run every send on this thread eagerly until the block ends."""
+    before = getattr(_local, "eager", False)
+    _local.eager = True
+    try:
+        yield
+    finally:
+        _local.eager = before
 
 
 class EagerResult(AsyncResult):

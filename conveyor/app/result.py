@@ -163,7 +163,9 @@ class AsyncResult(ResultExtras):
                     "chain or chord, or pass disable_sync_subtasks=False"
                 )
         parent = getattr(self, "parent", None) if follow_parents and propagate else None
-        while parent is not None:
+        seen = {self.id}
+        while parent is not None and getattr(parent, "id", None) not in seen:
+            seen.add(parent.id)
             throw = getattr(parent, "maybe_throw", None)  # a GroupResult parent has none
             if throw is not None:
                 throw()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from conveyor.app import context, eager
+from conveyor.app import replace as replacing
 from conveyor.app.arguments import check_arguments
 from conveyor.app.call_checks import check_task_options
 from conveyor.app.exceptions import MaxRetriesExceededError, Retry
@@ -116,7 +117,7 @@ class Task:
         fit the task's signature raise TypeError here (`typing`); with `task_always_eager`
         the task runs here instead (`apply`)."""
         check_arguments(self, args, kwargs)
-        if self.app.conf.task_always_eager:
+        if eager.wanted(self.app):
             return eager.apply(
                 self,
                 args,
@@ -231,6 +232,11 @@ class Task:
         if throw:
             raise retry
         return retry
+
+    def replace(self, sig: Any) -> Any:
+        """Hand this run's place and id to `sig` (conveyor.app.replace): the caller waiting
+        on this task gets `sig`'s result. Ends this run (by raising Ignore)."""
+        return replacing.replace(self, sig)
 
     def update_state(
         self, task_id: str | None = None, state: str | None = None, meta: Any = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from conveyor.app import eager as app_eager
 from conveyor.app import states
 from conveyor.canvas.results import GroupResult, ResultSet, earliest
 
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 def is_eager(sig: Signature) -> bool:
-    return bool(sig.bound_app().conf.task_always_eager)
+    """`task_always_eager`, or inside an eager run's `replace` (app/eager.py)."""
+    return app_eager.wanted(sig.bound_app())
 
 
 def _failed(result: Any) -> Any:
