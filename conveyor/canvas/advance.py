@@ -45,14 +45,15 @@ def advance(
     if not msg.callbacks and not msg.errbacks:
         return
     try:
-        if value is _READ:
+        recovering = value is _READ
+        if recovering:
             record = app.backend.get(msg.id)
             if record is None or record.state != state:
                 return
             traceback = record.traceback
             value = app.rebuild_exception(record) if state == states.FAILURE else record.result
         if state == states.SUCCESS:
-            _succeeded(app, msg, value)
+            _succeeded(app, msg, value, recovering)
         elif state == states.FAILURE:
             _failed(app, msg, request, value, traceback)
         elif state == states.REVOKED:  # the rest will not run either; no errbacks (Celery)
@@ -75,11 +76,11 @@ def children(request: Context) -> list[str]:
     return ids
 
 
-def _succeeded(app: Conveyor, msg: TaskMessage, value: Any) -> None:
+def _succeeded(app: Conveyor, msg: TaskMessage, value: Any, recovering: bool) -> None:
     for data in msg.callbacks:
         try:
             if CHORD_JOIN in data:
-                join.succeeded(app, data, msg)
+                join.succeeded(app, data, msg, recovering)
                 continue
             callback = Signature.from_dict(data, app)
             callback.apply_async((value,), parent_id=msg.id, root_id=msg.root_id or msg.id)

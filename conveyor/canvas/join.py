@@ -15,8 +15,9 @@ because the records are checked, and the `settled` mark lets only one sender thr
 A failed header task takes the same mark: the body is stored as FAILURE with that error
 and its errbacks run, once, and a late success can no longer send it.
 
-Known window: a worker killed after taking the `settled` mark and before the body's
-publish returned loses the body (documented in docs/canvas.md).
+A worker killed after taking the `settled` mark and before the body's publish returned
+would lose the body; the header task whose message comes back then finds the body without
+a record (or PENDING) and sends it (see `succeeded`).
 """
 
 from __future__ import annotations
@@ -58,8 +59,15 @@ def _settle(app: Conveyor, group_id: str) -> bool:
     return app.backend.incr(settled_key(group_id)) == 1
 
 
-def succeeded(app: Conveyor, entry: dict[str, Any], msg: TaskMessage) -> None:
-    """Count a header task's success; send the body if the header is now complete."""
+def succeeded(
+    app: Conveyor, entry: dict[str, Any], msg: TaskMessage, recovering: bool = False
+) -> None:
+    """Count a header task's success; send the body if the header is now complete.
+
+    `recovering`: the task had finished before a worker crash and its message came back.
+    That worker may have died holding the one-time mark, before the body's PENDING record
+    was stored with its publish: then the body is sent now (a body that was published
+    after all runs once anyway, unless both copies start at the same moment)."""
     group_id, size = entry[CHORD_JOIN], int(entry["size"])
     if app.backend.incr(counter_key(group_id)) < size:
         return
@@ -70,10 +78,14 @@ def succeeded(app: Conveyor, entry: dict[str, Any], msg: TaskMessage) -> None:
     records = app.backend.get_many(ids)
     if not all((r := records.get(i)) is not None and r.state == states.SUCCESS for i in ids):
         return  # not complete yet (an over-count), or failed: `failed` handles that
-    if not _settle(app, group_id):
-        return
-    values = [records[i].result for i in ids]  # type: ignore[union-attr]
     body = Signature.from_dict(saved["body"], app)
+    if not _settle(app, group_id):
+        if not recovering or body.id is None:
+            return
+        sent = app.backend.get(body.id)
+        if sent is not None and sent.state != states.PENDING:
+            return  # it ran, or runs: the sender published it
+    values = [records[i].result for i in ids]  # type: ignore[union-attr]
     body.apply_async((values,), parent_id=msg.id, root_id=msg.root_id or msg.id)
 
 

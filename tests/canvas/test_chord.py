@@ -146,3 +146,25 @@ def test_nested_shapes(tasks: Tasks, start_worker: StartWorker) -> None:
     assert chord([inner, add.s(3, 3)], tsum.s()).delay().get(10) == 12
     assert (add.s(1, 1) | chord([add.s(1), add.s(2)], tsum.s()) | add.s(100)).delay().get(10) == 107
     assert (group(add.s(1, 1), add.s(2, 2)) | group(tsum.s(), tsum.s())).delay().get(10) == [6, 6]
+
+
+def test_a_worker_killed_holding_the_chord_mark_does_not_lose_the_body(
+    app: Conveyor, tasks: Tasks, start_worker: StartWorker
+) -> None:
+    """Every header result stored and counted, the one-time mark taken, then the worker
+    died before sending the body: the last header message comes back and sends it."""
+    from conveyor.canvas.join import counter_key, settled_key
+
+    result = chord([tasks.add.s(i, 0) for i in range(3)], tasks.count.s("body")).delay()
+    deliveries = _take_messages(app, 3)
+    for delivery in deliveries:
+        stored = protocol.decode(delivery.message, app.serializer)
+        app.backend.store(ResultRecord(stored.id, states.SUCCESS, result=stored.args[0]))
+        app.backend.incr(counter_key(result.parent.id))
+    app.backend.incr(settled_key(result.parent.id))
+    for delivery in deliveries[:2]:
+        delivery.ack()
+    deliveries[2].nack(requeue=True)  # the dead worker's message comes back
+    start_worker()
+    assert result.get(timeout=20) == [0, 1, 2]
+    assert tasks.runs("body") == 1
