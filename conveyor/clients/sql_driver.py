@@ -1,6 +1,6 @@
 """Running the transport's statements on the DB-API connection, compiled once.
 
-SQLAlchemy Core builds every statement (sql_statements.py) and compiles it for the
+SQLAlchemy Core builds every statement (conveyor.transports.sql.statements) and compiles it for the
 database's dialect; after that, a consumer or a producer that runs the same few statements
 thousands of times a second does not need SQLAlchemy's per-execution work (a Connection,
 an execution context, bind and result processing, re-expanding IN lists), which cost more

@@ -47,11 +47,11 @@ from conveyor.testing.servers import (
 )
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
-from conveyor.transports import amqp_codec as codec
-from conveyor.transports import amqp_topology as topology
 from conveyor.transports.amqp import AMQPTransport
-from conveyor.transports.amqp_inbox import Raw, Unacked
-from conveyor.transports.amqp_topology import DELAY_QUEUE_GRACE_MS, MAX_DELAY, delay_bucket
+from conveyor.transports.amqp import codec as codec
+from conveyor.transports.amqp import topology as topology
+from conveyor.transports.amqp.inbox import Raw, Unacked
+from conveyor.transports.amqp.topology import DELAY_QUEUE_GRACE_MS, MAX_DELAY, delay_bucket
 from conveyor.transports.base import MAX_DELIVERIES_REASON
 
 Make = Callable[..., AMQPTransport]

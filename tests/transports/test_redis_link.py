@@ -10,11 +10,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from conveyor.clients.redis import RedisLink
+from conveyor.clients.redis import RedisLink, RedisOptions
 from conveyor.core.errors import ConnectionLost
 from conveyor.core.url import parse_url
 from conveyor.testing.servers import LocalServer
-from conveyor.transports.redis import RedisOptions
 
 
 @pytest.fixture

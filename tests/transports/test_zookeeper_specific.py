@@ -32,7 +32,7 @@ from conveyor.testing.frozen import frozen_consumer
 from conveyor.testing.suite_support import closing_builder
 from conveyor.testing.waiting import wait_until
 from conveyor.transports.base import MAX_DELIVERIES_REASON
-from conveyor.transports.zookeeper import (
+from conveyor.transports.zookeeper.transport import (
     MAX_MESSAGE_SIZE,
     AuthenticatedZooKeeperTransport,
     ZooKeeperTransport,
@@ -420,7 +420,7 @@ def test_the_queue_folders_are_made_once_not_per_publish(
     make_transport: MakeTransport, queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Publishing checks the queue's folders once; after a delete it makes them again."""
-    from conveyor.transports import zookeeper
+    from conveyor.transports.zookeeper import transport as zookeeper
 
     made: list[str] = []
     original = zookeeper.ensure_queue
@@ -441,8 +441,8 @@ def test_the_queue_folders_are_made_once_not_per_publish(
 
 
 def test_ready_stops_at_the_limit_and_skips_what_it_must() -> None:
-    from conveyor.transports.zookeeper_layout import EntryName
-    from conveyor.transports.zookeeper_view import ready
+    from conveyor.transports.zookeeper.layout import EntryName
+    from conveyor.transports.zookeeper.view import ready
 
     def entry(sequence: int, due_ms: int = 0) -> EntryName:
         parsed = EntryName.parse(EntryName.prefix(0, due_ms, 0) + f"{sequence:010d}")
@@ -468,7 +468,7 @@ def test_a_batch_with_losers_costs_one_more_multi_per_loser(
 ) -> None:
     """Items that lose a race come back False, the rest True, and only the losers cost
     extra multis (not one multi per item)."""
-    from conveyor.transports import zookeeper_batch
+    from conveyor.transports.zookeeper import batch as zookeeper_batch
 
     transport = make_transport()
     session = transport._session

@@ -21,9 +21,9 @@ import pika.channel
 from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import Message
 from conveyor.core.transport import Subscription
-from conveyor.transports import amqp_codec as codec
-from conveyor.transports import amqp_topology as topo
-from conveyor.transports.amqp_link import connect, reply
+from conveyor.transports.amqp import codec
+from conveyor.transports.amqp import topology as topo
+from conveyor.transports.amqp.link import connect, reply
 
 SUBSCRIBE = "subscribe"
 

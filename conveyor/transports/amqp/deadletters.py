@@ -20,10 +20,10 @@ import pika.spec
 
 from conveyor.core.errors import ConnectionLost
 from conveyor.core.message import DeadLetter
-from conveyor.transports import amqp_codec as codec
-from conveyor.transports import amqp_topology as topo
-from conveyor.transports.amqp_inbox import Raw
-from conveyor.transports.amqp_link import Work, resolve
+from conveyor.transports.amqp import codec
+from conveyor.transports.amqp import topology as topo
+from conveyor.transports.amqp.inbox import Raw
+from conveyor.transports.amqp.link import Work, resolve
 
 MAX_BROWSE = 100_000  # dead letters one replay moves at most
 

@@ -3,14 +3,14 @@
 The vhost is the URL path without its first slash (``//`` is ``/``). Hosts are tried in
 order. Options: see `AMQPOptions` (``queue_type=quorum``, ``heartbeat``, ``ssl_*``, ...).
 
-Two connections, each with its own I/O thread (see amqp_link): one publishes and
+Two connections, each with its own I/O thread (see link.py): one publishes and
 administers, one consumes, so a broker that blocks publishers (memory or disk alarm) never
 stalls acks, and heartbeats are answered while tasks run for minutes.
 
 * Durable queues, persistent messages, a publisher confirm for every message; a batch is
   published whole and then waits for its confirms.
 * Each `fetch` consumes with the credit it needs and cancels before it returns
-  (amqp_inbox), so between fetches the broker pushes nothing: the rest stays ready there,
+  (inbox.py), so between fetches the broker pushes nothing: the rest stays ready there,
   where `size`, `purge`, priorities and other consumers see it.
 * Leases follow the connection: unacked deliveries return when it dies or closes. An ack
   for a delivery from a dead channel raises LeaseLost and is never sent on a new channel.
@@ -18,8 +18,8 @@ stalls acks, and heartbeats are answered while tasks run for minutes.
   carrying the count of earlier deliveries in a header. Quorum queues add their own
   ``x-delivery-count`` for crash returns; on classic queues a broker redelivery
   (``redelivered``) is counted by republishing it once with the count raised.
-* Delays wait in per-delay TTL queues in the broker (amqp_topology).
-* Broadcast: a fanout exchange per channel (amqp_broadcast).
+* Delays wait in per-delay TTL queues in the broker (topology.py).
+* Broadcast: a fanout exchange per channel (broadcast.py).
 
 Limit: a delivery held longer than the broker's ``consumer_timeout`` (30 min by default in
 RabbitMQ 3.x) makes the broker close the consumer channel and requeue it; raise that
@@ -62,18 +62,17 @@ from conveyor.core.transport import (
     TransportOptions,
 )
 from conveyor.core.url import URL
-from conveyor.transports import amqp_codec as codec
-from conveyor.transports import amqp_deadletters as deadletters
-from conveyor.transports import amqp_topology as topo
-from conveyor.transports.amqp_broadcast import (
+from conveyor.transports.amqp import codec, deadletters
+from conveyor.transports.amqp import topology as topo
+from conveyor.transports.amqp.broadcast import (
     SUBSCRIBE,
     AMQPSubscription,
     declare_exchange,
 )
-from conveyor.transports.amqp_confirms import Confirms, Outgoing
-from conveyor.transports.amqp_inbox import MAX_LIMIT, Inbox, Raw, Unacked
-from conveyor.transports.amqp_link import ChannelSetup, Link, connect, reply, resolve
-from conveyor.transports.amqp_options import AMQPOptions, connection_parameters
+from conveyor.transports.amqp.confirms import Confirms, Outgoing
+from conveyor.transports.amqp.inbox import MAX_LIMIT, Inbox, Raw, Unacked
+from conveyor.transports.amqp.link import ChannelSetup, Link, connect, reply, resolve
+from conveyor.transports.amqp.options import AMQPOptions, connection_parameters
 
 PUBLISH, CONSUME, ADMIN = "publish", "consume", "admin"
 _CONSUMER_GONE = "the consumer connection is gone; the broker redelivers the message"
@@ -186,7 +185,7 @@ class AMQPTransport(Transport):
     # -- declarations ------------------------------------------------------------------
 
     def _name(self, queue: str) -> str:
-        """The broker's name of `queue` (after the namespace, if any; see amqp_topology)."""
+        """The broker's name of `queue` (after the namespace, if any; see topology.py)."""
         return topo.queue_name(queue, self.options.namespace)
 
     def _queue_steps(self, queue: str) -> list[Callable[[pika.channel.Channel, Any], None]]:
@@ -321,7 +320,7 @@ class AMQPTransport(Transport):
         """Consume `queue` with the credit this fetch needs, take what comes, cancel.
 
         The credit is what the queue holds ready (one when empty), up to `max_messages`,
-        so a consumer usually uses it all and its cancel meets no message (amqp_inbox).
+        so a consumer usually uses it all and its cancel meets no message (inbox.py).
         A fetch that finds messages ready waits for them a little even with no timeout.
         """
         link = self._link(CONSUME)

@@ -2,7 +2,7 @@
 
     redis://[user[:password]@]host[:port][;host2[:port]...][/db][?lease_timeout=30&...]
 
-Design (redis_scripts.py holds the key layout and the scripts, conveyor.clients.redis the
+Design (scripts.py holds the key layout and the scripts, conveyor.clients.redis the
 connection):
 
 * Fetch is one script: it renews this consumer's lease, returns the holdings of consumers
@@ -56,7 +56,7 @@ from conveyor.core.transport import (
     TransportOptions,
 )
 from conveyor.core.url import URL
-from conveyor.transports.redis_scripts import SCRIPTS, Keys, keys_for
+from conveyor.transports.redis.scripts import SCRIPTS, Keys, keys_for
 
 log = logging.getLogger("conveyor.transports.redis")
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from conveyor.core.url import URL
-from conveyor.transports.sql_broadcast import LocalSignal
+from conveyor.transports.sql.broadcast import LocalSignal
 
 log = logging.getLogger("conveyor.transports.sql")
 _RETRY = (1.0, 2.0, 5.0)
@@ -34,7 +34,7 @@ def create_trigger(connection: Connection, prefix: str) -> None:
     present = text("SELECT 1 FROM pg_trigger WHERE tgname = :name AND tgrelid = to_regclass(:t)")
     if connection.execute(present, {"name": name, "t": table}).first():
         return
-    # The prefix is a validated identifier (sql_schema.validate_prefix); no value is spliced.
+    # The prefix is a validated identifier (schema.validate_prefix); no value is spliced.
     connection.exec_driver_sql(
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
         f"$$ BEGIN PERFORM pg_notify('{table}', NEW.queue); RETURN NULL; END $$"

@@ -99,7 +99,7 @@ def _messages(metadata: MetaData, prefix: str) -> Table:
 
 
 def _broadcasts(metadata: MetaData, prefix: str) -> Table:
-    """Recent broadcasts, each read by every subscriber of its channel (sql_broadcast.py)."""
+    """Recent broadcasts, each read by every subscriber of its channel (broadcast.py)."""
     table = Table(
         f"{prefix}broadcasts",
         metadata,

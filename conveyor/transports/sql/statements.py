@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 
 from conveyor.core.transport import MAX_DELIVERIES_REASON
-from conveyor.transports.sql_schema import DEAD, HELD, READY, DatabaseNow
+from conveyor.transports.sql.schema import DEAD, HELD, READY, DatabaseNow
 
 
 class Statements:
@@ -154,7 +154,7 @@ class Statements:
             update(table).where(*dead, c.id.in_(bindparam("ids", expanding=True))).values(revived)
         )
 
-        # -- broadcasts (sql_broadcast.py)
+        # -- broadcasts (broadcast.py)
         b = broadcasts.c
         channel = b.channel == bindparam("ch")
         self.broadcast = insert(broadcasts).values(

@@ -1,7 +1,7 @@
 """The SQL transport (SQLAlchemy Core): SQLite, PostgreSQL and MySQL/MariaDB.
 
 SQLite is conveyor's embedded default: one database file shared by producers and workers in
-separate processes, with no server. The schema (sql_schema.py) is one table of messages, a
+separate processes, with no server. The schema (schema.py) is one table of messages, a
 row per message, created on first use.
 
 * Claiming is one short transaction: pick the first due READY rows in (priority desc, due,
@@ -13,8 +13,8 @@ row per message, created on first use.
   runs during fetch, dead-lettered instead once they have been delivered max_deliveries times.
 * fetch is a bounded poll: a cheap read-only probe every few milliseconds, backing off to
   `poll_interval` while the queue stays idle; a publish through the same transport wakes it,
-  and on PostgreSQL so does any publish, through LISTEN/NOTIFY (sql_notify.py).
-* Broadcast: a table of recent broadcasts that subscribers read forward (sql_broadcast.py).
+  and on PostgreSQL so does any publish, through LISTEN/NOTIFY (notify.py).
+* Broadcast: a table of recent broadcasts that subscribers read forward (broadcast.py).
 * Every operation is its own transaction on a pooled connection, so ack/nack work from any
   thread. A transaction that meets a dropped connection or a deadlock runs again, unless it
   already reached COMMIT and is not safe to repeat (publish, ack, nack): then the outcome is
@@ -62,10 +62,10 @@ from conveyor.core.transport import (
     TransportOptions,
 )
 from conveyor.core.url import URL
-from conveyor.transports.sql_broadcast import KEEP, LocalSignal, SQLSubscription
-from conveyor.transports.sql_notify import Listener, create_trigger
-from conveyor.transports.sql_schema import tables, validate_prefix
-from conveyor.transports.sql_statements import Statements
+from conveyor.transports.sql.broadcast import KEEP, LocalSignal, SQLSubscription
+from conveyor.transports.sql.notify import Listener, create_trigger
+from conveyor.transports.sql.schema import tables, validate_prefix
+from conveyor.transports.sql.statements import Statements
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.transports.sql")
@@ -525,7 +525,7 @@ class SQLiteTransport(SQLTransport):
 
 
 class PostgreSQLTransport(SQLTransport):
-    """Wakes idle fetches with LISTEN/NOTIFY (sql_notify.py) on PostgreSQL 14 and later."""
+    """Wakes idle fetches with LISTEN/NOTIFY (notify.py) on PostgreSQL 14 and later."""
 
     capabilities = Capabilities(
         max_message_size=16 * _MiB, priorities=True, broadcast=True, connection_cut=True

@@ -26,7 +26,7 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 
-from conveyor.transports.zookeeper_session import ZooKeeperSession
+from conveyor.transports.zookeeper.session import ZooKeeperSession
 
 T = TypeVar("T")
 BATCH_BYTES = 900_000

@@ -19,10 +19,10 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from conveyor.core import envelope
 from conveyor.core.message import Message
 from conveyor.core.transport import Subscription
-from conveyor.transports.zookeeper_batch import committed
-from conveyor.transports.zookeeper_layout import INBOX_PREFIX, ChannelPaths, sequence_of
-from conveyor.transports.zookeeper_session import ZooKeeperSession, translating
-from conveyor.transports.zookeeper_view import ChangeSignal
+from conveyor.transports.zookeeper.batch import committed
+from conveyor.transports.zookeeper.layout import INBOX_PREFIX, ChannelPaths, sequence_of
+from conveyor.transports.zookeeper.session import ZooKeeperSession, translating
+from conveyor.transports.zookeeper.view import ChangeSignal
 
 
 def _children(session: ZooKeeperSession, path: str) -> list[str]:

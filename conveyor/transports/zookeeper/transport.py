@@ -1,7 +1,7 @@
 """The ZooKeeper transport (kazoo): ``zookeeper://[user:password@]host:port[,host:port]/root``.
 
 Each message is a persistent sequential entry node; its name carries its priority and due
-time (see zookeeper_layout). A consumer takes an entry with one transaction that creates an
+time (see layout.py). A consumer takes an entry with one transaction that creates an
 ephemeral lock node and rewrites the entry with a versioned set, so the entry's version
 counts deliveries and identifies the take. Ack deletes entry and lock in one transaction
 conditioned on that version: if the consumer's session ended (and with it the lock) or the
@@ -45,9 +45,9 @@ from conveyor.core.transport import (
     TransportOptions,
 )
 from conveyor.core.url import URL
-from conveyor.transports.zookeeper_batch import OUTCOME_UNKNOWN, commit_each, committed
-from conveyor.transports.zookeeper_broadcast import ZooKeeperSubscription, send_broadcast
-from conveyor.transports.zookeeper_layout import (
+from conveyor.transports.zookeeper.batch import OUTCOME_UNKNOWN, commit_each, committed
+from conveyor.transports.zookeeper.broadcast import ZooKeeperSubscription, send_broadcast
+from conveyor.transports.zookeeper.layout import (
     DEAD_PREFIX,
     EntryName,
     QueuePaths,
@@ -55,8 +55,8 @@ from conveyor.transports.zookeeper_layout import (
     sequence_of,
     unpack_dead,
 )
-from conveyor.transports.zookeeper_session import ZooKeeperSession, translate, translating
-from conveyor.transports.zookeeper_view import QueueView, ensure_queue, now_ms, ready
+from conveyor.transports.zookeeper.session import ZooKeeperSession, translate, translating
+from conveyor.transports.zookeeper.view import QueueView, ensure_queue, now_ms, ready
 
 # ZooKeeper refuses requests over jute.maxbuffer (1 MiB by default) by dropping the
 # connection; this leaves room for paths, ACLs and the dead-letter header.

@@ -15,8 +15,8 @@ from itertools import islice
 
 from kazoo.exceptions import NoNodeError
 
-from conveyor.transports.zookeeper_layout import EntryName, QueuePaths
-from conveyor.transports.zookeeper_session import ZooKeeperSession
+from conveyor.transports.zookeeper.layout import EntryName, QueuePaths
+from conveyor.transports.zookeeper.session import ZooKeeperSession
 
 # After consumers collide on the head of a queue, each takes from one of the first SPREAD
 # windows (its lane, picked at random at each collision) for CONTENTION_MEMORY seconds, so
