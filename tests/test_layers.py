@@ -47,11 +47,18 @@ def _ranks() -> dict[str, tuple[int, int]]:
 
 
 def package_of(module: str) -> str | None:
-    """The conveyor package a dotted module name belongs to ("conveyor" for the root)."""
+    """The layered package a dotted name belongs to: None outside conveyor; "conveyor" for
+    the root's own modules and public names (conveyor.Conveyor, conveyor.states) unless
+    LAYERS names them."""
     parts = module.split(".")
     if parts[0] != "conveyor":
         return None
-    return parts[1] if len(parts) > 1 else "conveyor"
+    if len(parts) == 1:
+        return "conveyor"
+    package = parts[1]
+    if len(parts) > 2 or package in _ranks() or (ROOT / package).is_dir():
+        return package
+    return "conveyor"
 
 
 def imported_modules(source: str, module: str, is_package: bool) -> list[tuple[int, str]]:
@@ -79,7 +86,7 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
         return [f"{module}: package {own!r} has no layer; give it one in tests/test_layers.py"]
     problems = []
     for line, name in imported_modules(source, module, is_package):
-        target = _target_package(name, ranks)
+        target = package_of(name)
         if target is None or target == own:
             continue
         if target not in ranks:
@@ -91,16 +98,6 @@ def violations(module: str, source: str, is_package: bool = False) -> list[str]:
         where = "a peer of" if their_layer == layer else "above"
         problems.append(f"{module}:{line} imports {name} ({target}: {where} {own})")
     return problems
-
-
-def _target_package(name: str, ranks: dict[str, tuple[int, int]]) -> str | None:
-    """The package `name` lands in: `conveyor.X` for a known X, else the root itself."""
-    package = package_of(name)
-    if package is None or package == "conveyor":
-        return package
-    if name.count(".") == 1 and package not in ranks and not (ROOT / package).exists():
-        return "conveyor"  # `from conveyor import Conveyor`: a public name of the root
-    return package
 
 
 def _modules() -> list[tuple[str, Path]]:
