@@ -20,7 +20,7 @@ from conveyor.beat.store import ScheduleStore
 from conveyor.core.errors import BrokerError
 from conveyor.core.url import URL
 from conveyor.transports.base import TransportOptions
-from conveyor.transports.zookeeper_session import ZooKeeperSession, translating
+from conveyor.transports.zookeeper.session import ZooKeeperSession, translating
 
 _RACES = 20  # lost version races before a claim gives up (each means another beat wrote)
 
