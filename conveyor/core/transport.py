@@ -116,11 +116,12 @@ class Subscription(ABC):
 class Transport(ABC):
     """One broker connection (or pool) used by producers and consumers alike.
 
-    Subclasses set `capabilities` and, when they take extra URL options, `Options`.
+    Subclasses set `capabilities` on the class (or on the instance in `__init__`, when
+    the URL decides, as with SQL's dialect) and, when they take extra URL options, `Options`.
     """
 
     Options: ClassVar[type[TransportOptions]] = TransportOptions
-    capabilities: ClassVar[Capabilities]
+    capabilities: Capabilities
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         self.url = url

@@ -36,6 +36,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -88,12 +89,13 @@ class AMQPTransport(Transport):
     )
     options: AMQPOptions
 
-    def __new__(cls, url: URL, options: TransportOptions) -> AMQPTransport:
-        quorum = getattr(options, "queue_type", "classic") == "quorum"
-        return super().__new__(QuorumAMQPTransport if quorum else cls)
-
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
+        # ?queue_type=quorum: replicated queues that count redeliveries themselves
+        # (x-delivery-count) and have no priorities (RabbitMQ 3.x).
+        self._quorum = self.options.queue_type == "quorum"
+        if self._quorum:
+            self.capabilities = replace(self.capabilities, priorities=False)
         if not url.hosts:
             raise ConfigurationError(f"AMQP URL {url} names no host")
         self._queue_arguments = topo.queue_arguments(
@@ -388,12 +390,17 @@ class AMQPTransport(Transport):
         return leftovers
 
     def _count(self, raw: Raw) -> int:
-        """The delivery count of `raw`, this delivery included."""
-        return codec.previous_deliveries(raw.properties) + 1
+        """The delivery count of `raw`, this delivery included (a quorum queue adds the
+        broker's own count of returns)."""
+        count = codec.previous_deliveries(raw.properties) + 1
+        if self._quorum:
+            returns = (raw.properties.headers or {}).get("x-delivery-count", 0)
+            count += returns if isinstance(returns, int) else 0
+        return count
 
     def _counted_by_broker(self, raw: Raw) -> bool:
         """Whether the count of `raw` already includes broker redeliveries (quorum only)."""
-        return not raw.redelivered
+        return self._quorum or not raw.redelivered
 
     def _accept(self, queue: str, raws: list[Raw]) -> list[Delivery]:
         """Deliveries for the caller; settles internally those that must not be handed out.
@@ -642,21 +649,6 @@ class AMQPTransport(Transport):
         for link in links:
             link.close()
         self._inbox.reset()
-
-
-class QuorumAMQPTransport(AMQPTransport):
-    """``?queue_type=quorum``: replicated queues; no priorities (RabbitMQ 3.x)."""
-
-    capabilities = Capabilities(
-        max_message_size=64 * 1024 * 1024, priorities=False, broadcast=True, connection_cut=True
-    )
-
-    def _count(self, raw: Raw) -> int:
-        returns = (raw.properties.headers or {}).get("x-delivery-count", 0)
-        return super()._count(raw) + (returns if isinstance(returns, int) else 0)
-
-    def _counted_by_broker(self, raw: Raw) -> bool:
-        return True
 
 
 def _declare(name: str, arguments: dict[str, Any]) -> Callable[[pika.channel.Channel, Any], None]:

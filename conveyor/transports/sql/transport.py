@@ -116,23 +116,40 @@ class SQLOptions(TransportOptions):
             raise ConfigurationError("busy_timeout must be positive")
 
 
+CAPABILITIES = {
+    # A database file shared by processes on one host; no server, no network.
+    "sqlite": Capabilities(
+        max_message_size=16 * _MiB, priorities=True, broadcast=True, networked=False
+    ),
+    # Wakes idle fetches with LISTEN/NOTIFY (notify.py) on PostgreSQL 14 and later.
+    "postgresql": Capabilities(
+        max_message_size=16 * _MiB, priorities=True, broadcast=True, connection_cut=True
+    ),
+    # MySQL 8 or MariaDB 10.6+ (SKIP LOCKED). A body is sent escaped, up to twice its size,
+    # in one statement, so the limit keeps it within the default 16 MiB max_allowed_packet.
+    "mysql": Capabilities(
+        max_message_size=4 * _MiB, priorities=True, broadcast=True, connection_cut=True
+    ),
+}
+"""What each dialect offers: the URL decides, so each instance sets its own."""
+
+
 class SQLTransport(Transport):
-    """Queues in an SQL database. Constructing it picks the subclass for the URL's dialect."""
+    """Queues in an SQL database; the URL's dialect sets the capabilities, and PostgreSQL
+    adds LISTEN/NOTIFY wake-ups."""
 
     Options = SQLOptions
-    capabilities = Capabilities(max_message_size=16 * _MiB, priorities=True)
+    capabilities = Capabilities(max_message_size=4 * _MiB, priorities=True)  # the least
     options: SQLOptions
-
-    def __new__(cls, url: URL, options: TransportOptions) -> SQLTransport:
-        if cls is SQLTransport:
-            cls = _BY_DIALECT[dialect_of(url)]
-        return super().__new__(cls)
 
     def __init__(self, url: URL, options: TransportOptions) -> None:
         if not isinstance(options, SQLOptions):
             options = SQLOptions(**vars(options))
             options.validate()
         super().__init__(url, options)
+        self._dialect = dialect_of(url)
+        self.capabilities = CAPABILITIES[self._dialect]
+        self._notifies = self._dialect == "postgresql"
         self._owner = uuid.uuid4().hex
         self._engines = build_engines(
             url,
@@ -225,10 +242,18 @@ class SQLTransport(Transport):
 
     def _create_tables(self, connection: Connection) -> None:
         self._sql.table.metadata.create_all(connection)
+        if self._notifies:
+            create_trigger(connection, self.options.tables_prefix)
 
     def _pushes(self) -> bool:
         """Start the database's own wake-ups if it has them; whether they are live now."""
-        return False
+        if not self._notifies:
+            return False
+        with self._held_lock:
+            if self._listener is None and not self._closed.is_set():
+                channel = self._sql.table.name
+                self._listener = Listener(self._engines.single, channel, self._signal, self.url)
+        return self._listener is not None and self._listener.listening
 
     # -- producing ---------------------------------------------------------------------
 
@@ -516,42 +541,6 @@ class SQLTransport(Transport):
             self._engines.dispose()
 
 
-class SQLiteTransport(SQLTransport):
-    """A database file shared by processes on one host; no server, no network."""
-
-    capabilities = Capabilities(
-        max_message_size=16 * _MiB, priorities=True, broadcast=True, networked=False
-    )
-
-
-class PostgreSQLTransport(SQLTransport):
-    """Wakes idle fetches with LISTEN/NOTIFY (notify.py) on PostgreSQL 14 and later."""
-
-    capabilities = Capabilities(
-        max_message_size=16 * _MiB, priorities=True, broadcast=True, connection_cut=True
-    )
-
-    def _create_tables(self, connection: Connection) -> None:
-        super()._create_tables(connection)
-        create_trigger(connection, self.options.tables_prefix)
-
-    def _pushes(self) -> bool:
-        with self._held_lock:
-            if self._listener is None and not self._closed.is_set():
-                channel = self._sql.table.name
-                self._listener = Listener(self._engines.single, channel, self._signal, self.url)
-        return self._listener is not None and self._listener.listening
-
-
-class MySQLTransport(SQLTransport):
-    """MySQL 8 or MariaDB 10.6+ (SKIP LOCKED). A body is sent escaped, up to twice its size,
-    in one statement, so the limit keeps it within the default 16 MiB max_allowed_packet."""
-
-    capabilities = Capabilities(
-        max_message_size=4 * _MiB, priorities=True, broadcast=True, connection_cut=True
-    )
-
-
 _live: weakref.WeakSet[SQLTransport] = weakref.WeakSet()
 
 
@@ -561,12 +550,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_BY_DIALECT: dict[str, type[SQLTransport]] = {
-    "sqlite": SQLiteTransport,
-    "postgresql": PostgreSQLTransport,
-    "mysql": MySQLTransport,
-}
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:

@@ -147,14 +147,13 @@ class ZooKeeperTransport(Transport):
         connection_cut=True,
     )
 
-    def __new__(cls, url: URL, options: TransportOptions) -> ZooKeeperTransport:
-        """A URL with credentials gives the variant that declares `authenticates`."""
-        if cls is ZooKeeperTransport and url.username is not None:
-            cls = AuthenticatedZooKeeperTransport
-        return super().__new__(cls)
-
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
+        if url.username is not None:
+            # With user:password in the URL, nodes carry digest ACLs and the server checks
+            # them. Without credentials there is nothing to check: ZooKeeper accepts any
+            # digest identity at connect time, and nodes with an open ACL accept everyone.
+            self.capabilities = replace(self.capabilities, authenticates=True)
         self._session = ZooKeeperSession(url, options)
         self._views: dict[str, QueueView] = {}
         self._known: set[str] = set()
@@ -465,13 +464,3 @@ class ZooKeeperTransport(Transport):
     def close(self) -> None:
         """End the session: held messages come back at once, with their counts raised."""
         self._session.close()
-
-
-class AuthenticatedZooKeeperTransport(ZooKeeperTransport):
-    """With user:password in the URL: nodes carry digest ACLs and the server checks them.
-
-    Without credentials there is nothing to check: ZooKeeper accepts any digest identity at
-    connect time, and nodes with an open ACL accept everyone.
-    """
-
-    capabilities = replace(ZooKeeperTransport.capabilities, authenticates=True)
