@@ -58,7 +58,7 @@ class Confirms:
         self, channel: pika.channel.Channel, items: list[Outgoing], future: Future[list[int]]
     ) -> None:
         batch = _Batch(future, items, len(items))
-        with channel.connection.corked():  # few large writes for the batch (link.py)
+        with channel.connection.corked():  # few large writes for the batch (frames.py)
             for exchange, routing_key, properties, body in items:
                 # Straight to a queue: mandatory, so a vanished queue is noticed, not a silent
                 # loss. Through an exchange (broadcast): no subscriber is a valid outcome.

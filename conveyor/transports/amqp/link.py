@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
@@ -27,7 +27,6 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectionWorkflowFailed,
     AMQPConnectorException,
 )
-from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
 from conveyor.core.errors import (
     AuthenticationFailed,
@@ -36,6 +35,7 @@ from conveyor.core.errors import (
     ConnectionLost,
     ConveyorError,
 )
+from conveyor.transports.amqp import frames
 
 log = logging.getLogger("conveyor.amqp")
 T = TypeVar("T")
@@ -95,69 +95,6 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
 
 
-# Output is handed to the socket in buffers of about this size: big enough that a batch of
-# small messages costs a few syscalls, small enough that the broker starts on a long batch
-# while the rest is being marshalled, and that large messages are not copied whole.
-WRITE_SIZE = 256 * 1024
-
-
-class _Connection(pika.SelectConnection):
-    """A SelectConnection that writes frames in few, large buffers, and at once.
-
-    pika buffers each frame (method, header, body) on its own, its transport sends every
-    buffer with its own send(2), and only on the loop's next turn, when the socket reports
-    writable. Here a message's frames are joined into one buffer; inside `corked()` (a batch
-    of publishes or acks) everything the block sends is joined into buffers of about
-    WRITE_SIZE, each sent right away on a plaintext socket (TLS keeps pika's path). The same
-    bytes in the same order, with a syscall per 256 KB instead of three per message, and no
-    loop turn between a publish and its confirm.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._corked = False
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        super().__init__(*args, **kwargs)
-
-    @contextlib.contextmanager
-    def corked(self) -> Iterator[None]:
-        """Hold back what is sent inside the block, then send it (loop thread only)."""
-        self._corked = True
-        try:
-            yield
-        finally:
-            self._corked = False
-            self._write_pending(now=True)
-
-    def _output_marshaled_frames(self, marshaled_frames: Sequence[bytes]) -> None:
-        pending = self._pending
-        for frame in marshaled_frames:
-            pending.append(frame)
-            self._pending_size += len(frame)
-            self.bytes_sent += len(frame)
-            if self._pending_size >= WRITE_SIZE:
-                self._write_pending(now=self._corked)
-        self.frames_sent += len(marshaled_frames)
-        if not self._corked:
-            self._write_pending(now=False)
-
-    def _write_pending(self, now: bool) -> None:
-        """Hand what is pending to the transport; `now`: send it at once (plaintext), not
-        on the loop's next turn."""
-        if not self._pending_size:
-            return
-        data = b"".join(self._pending)
-        self._pending.clear()
-        self._pending_size = 0
-        if self.is_closed:
-            return
-        self._adapter_emit_data(data)
-        transport = self._transport
-        plaintext = isinstance(transport, _AsyncPlaintextTransport)
-        if now and plaintext and transport.get_write_buffer_size():
-            transport._on_socket_writable()  # sends what it can, keeps the rest for the loop
-
-
 class Link:
     """A SelectConnection running its ioloop in a daemon thread.
 
@@ -182,7 +119,7 @@ class Link:
         self._opened = threading.Event()
         self._error: BaseException | None = None
         where = f"connect to {params.host}:{params.port}"
-        self._conn = _Connection(
+        self._conn = frames.connection_class(
             params,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
