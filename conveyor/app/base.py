@@ -34,7 +34,6 @@ from conveyor.app.exceptions import NotRegistered
 from conveyor.app.periodic import AfterConfigure, add_periodic_task
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
-from conveyor.app.same_redis import SameRedis
 from conveyor.app.signing import Signer
 from conveyor.app.task import Task as BaseTask
 from conveyor.app.task import check_task_class, make_task
@@ -192,13 +191,6 @@ class Conveyor:
     def producer(self) -> Producer:
         producer: Producer = self._connection("producer", lambda: Producer(self.transport))
         return producer
-
-    @property
-    def _same_redis(self) -> SameRedis:
-        same: SameRedis = self._connection(
-            "same_redis", lambda: SameRedis(self.transport, self.backend)
-        )
-        return same
 
     @property
     def signer(self) -> Signer:

@@ -44,8 +44,18 @@ def send(
 
     try:
         try:
-            if delay or not app._same_redis.store_and_publish(pending, queue, message):
+            offer = None if delay else app.transport.same_server()
+            beside = (
+                None
+                if offer is None
+                else app.backend.store_pending_beside(pending, offer, queue, message)
+            )
+            if beside is None:  # the general path: the record's write overlaps the publish
                 app.backend.store_during(pending, publish)
+            else:  # one round trip on the broker's server (core.transport.SameServer)
+                published.append(True)
+                if not beside:
+                    app.backend.store(pending)
         except BackendError as exc:
             if published:
                 raise  # the message went out and the task will run; its record did not

@@ -25,6 +25,8 @@ from typing import Any, ClassVar, TypeVar
 from conveyor.backends.errors import ResultTooLarge, describe_exception
 from conveyor.core.errors import ConfigurationError, DecodeError, EncodeError
 from conveyor.core.jsontext import compact_encoder
+from conveyor.core.message import Message
+from conveyor.core.transport import SameServer
 from conveyor.core.url import URL
 
 PENDING = "PENDING"
@@ -169,6 +171,21 @@ class ResultBackend(ABC):
         """
         self.store(record)
         return action()
+
+    def store_pending_beside(
+        self, record: ResultRecord, offer: SameServer, queue: str, message: Message
+    ) -> bool | None:
+        """Store the PENDING `record` of a task in the round trip that publishes its
+        `message` to `queue` through `offer` (a transport's SameServer), when this backend
+        keeps its records on that server.
+
+        None: the offer does not fit (another server, or a backend that cannot use one) or
+        its connection failed; the caller stores and publishes on its general path. True:
+        both are done. False: the message went out, the record did not; the caller stores
+        it with `store`. The default is None. A record that cannot be encoded raises before
+        anything is sent.
+        """
+        return None
 
     @abstractmethod
     def wait(

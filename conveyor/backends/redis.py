@@ -45,8 +45,11 @@ from conveyor.core.errors import (
     AuthenticationFailed,
     BackendError,
     BackendUnavailable,
+    BrokerUnavailable,
     ConfigurationError,
 )
+from conveyor.core.message import Message
+from conveyor.core.transport import SameServer
 from conveyor.core.url import URL, redact
 
 T = TypeVar("T")
@@ -105,6 +108,7 @@ class RedisBackend(ResultBackend):
         )
         self._store_script = self._client.register_script(_STORE)
         self._held = HeldConnection()
+        self._endpoint = endpoint_of(self._client)  # names this database (no I/O)
         self._ttl_ms = round(options.result_expires * 1000)  # 0: records never expire
         self._idle_lock = threading.Lock()
         self._idle_pubsubs: list[PubSub] = []
@@ -153,7 +157,7 @@ class RedisBackend(ResultBackend):
 
     def pending_command(self, record: ResultRecord) -> tuple[Any, ...]:
         """The Redis command that records a task being sent as PENDING (`record`), for
-        sending beside the publish on this backend's server (see `endpoint`).
+        sending beside the publish on this backend's server (`store_pending_beside`).
 
         A plain SET NX rather than the store script: PENDING never replaces anything
         stored, and announcing it on the channel is not needed, since a waiter reads the
@@ -164,9 +168,19 @@ class RedisBackend(ResultBackend):
         expiry = ("PX", self._ttl_ms) if self._ttl_ms else ()
         return ("SET", _key(RESULT_PREFIX, record.task_id), marked(record, data), *expiry, "NX")
 
-    def endpoint(self) -> dict[str, Any]:
-        """The connection settings of this backend's server (no I/O)."""
-        return endpoint_of(self._client)
+    def store_pending_beside(
+        self, record: ResultRecord, offer: SameServer, queue: str, message: Message
+    ) -> bool | None:
+        """`pending_command` sent ahead of the publish, when the offer is for this backend's
+        database (equal endpoints, compared without I/O)."""
+        if offer.endpoint != self._endpoint:
+            return None
+        command = self.pending_command(record)
+        try:
+            (stored,) = offer.publish_after([command], queue, message)
+        except BrokerUnavailable:  # and ConnectionLost: the caller resends on its own path
+            return None
+        return not isinstance(stored, Exception)
 
     def store_during(self, record: ResultRecord, action: Callable[[], T]) -> T:
         """The store script is sent on a pooled connection, `action` runs, then the reply is

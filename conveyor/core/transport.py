@@ -20,7 +20,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from conveyor.core import envelope
 from conveyor.core.errors import ConfigurationError, MessageTooLarge, Unsupported
@@ -113,6 +113,33 @@ class Subscription(ABC):
     def close(self) -> None: ...
 
 
+class SameServer(ABC):
+    """A transport's offer (`Transport.same_server`): another component's commands for the
+    transport's server, sent in the same round trip as a publish.
+
+    Its use: a result backend whose records live on the broker's server stores a task's
+    PENDING record in the write that publishes the task (`ResultBackend.store_pending_beside`),
+    one round trip instead of two. `endpoint` names the server and database, compared with
+    ``==`` and known without I/O; a component whose data lives elsewhere ignores the offer.
+    The commands are in the server's own protocol, so only a component written for that
+    server uses it.
+    """
+
+    endpoint: object
+
+    @abstractmethod
+    def publish_after(
+        self, commands: Sequence[tuple[Any, ...]], queue: str, message: Message
+    ) -> list[Any]:
+        """Send `commands`, then publish `message` to `queue` (no delay), in one round trip;
+        return the replies to `commands`, an error reply as its exception in its place.
+
+        The publish's own errors raise as `publish` would raise them. A lost connection
+        raises BrokerUnavailable (or ConnectionLost): any of it may have run, so the caller
+        sends both again on its general path, the message keeping its id as in any retry.
+        """
+
+
 class Transport(ABC):
     """One broker connection (or pool) used by producers and consumers alike.
 
@@ -203,6 +230,12 @@ class Transport(ABC):
     def subscribe(self, channel: str) -> Subscription:
         """Subscribe to broadcasts on `channel`."""
         raise Unsupported(f"{type(self).__name__} does not support broadcast")
+
+    # -- commands on the same server (capability) ------------------------------------
+
+    def same_server(self) -> SameServer | None:
+        """This transport's SameServer offer, or None (the default): see SameServer."""
+        return None
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ name it without importing a transport; this module is the documented place to im
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    SameServer,
     Subscription,
     Transport,
     TransportOptions,
@@ -14,6 +15,7 @@ from conveyor.core.transport import (
 __all__ = [
     "MAX_DELIVERIES_REASON",
     "Capabilities",
+    "SameServer",
     "Subscription",
     "Transport",
     "TransportOptions",

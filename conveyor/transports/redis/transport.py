@@ -51,11 +51,13 @@ from conveyor.core.names import validate_queue_name
 from conveyor.core.transport import (
     Capabilities,
     QueueCounts,
+    SameServer,
     Subscription,
     Transport,
     TransportOptions,
 )
 from conveyor.core.url import URL
+from conveyor.transports.redis.same_server import RedisSameServer
 from conveyor.transports.redis.scripts import SCRIPTS, Keys, keys_for
 
 log = logging.getLogger("conveyor.transports.redis")
@@ -148,6 +150,8 @@ class RedisTransport(Transport):
     def __init__(self, url: URL, options: TransportOptions) -> None:
         super().__init__(url, options)
         self.link = RedisLink(url, self.options, SCRIPTS)
+        endpoint = self.link.endpoint()
+        self._same_server = None if endpoint is None else RedisSameServer(self, endpoint)
         self._fetch_locks: dict[str, threading.Lock] = {}  # one fetch at a time per queue
         self._closing = False  # set by close(): a blocked fetch gives up at its next turn
         self._state_lock = threading.Lock()
@@ -201,15 +205,15 @@ class RedisTransport(Transport):
 
     def publish_command(self, queue: str, message: Message) -> tuple[Any, ...]:
         """The Redis command that publishes `message` (no delay), for `link.send_all` beside
-        another component's commands on this transport's server (see `endpoint`).
+        another component's commands on this transport's server (same_server.py).
         Validation and size errors raise here, before any I/O."""
         (packed,) = self.check_publish(queue, (message,))
         return ("LPUSH", self._queue_keys(queue).ready, packed)
 
-    def endpoint(self) -> dict[str, Any] | None:
-        """The connection settings of this transport's server (no I/O; None with several
-        hosts): equal settings mean the same Redis database."""
-        return self.link.endpoint()
+    def same_server(self) -> SameServer | None:
+        """A result backend on this Redis database stores beside the publish (None with
+        several hosts: which one answers is known only after connecting)."""
+        return self._same_server
 
     # -- consuming -------------------------------------------------------------------
 

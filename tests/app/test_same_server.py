@@ -1,4 +1,5 @@
-"""The one-round-trip PENDING + publish when broker and backend are one Redis database."""
+"""The one-round-trip PENDING + publish when broker and backend are one Redis database: the
+Redis transport's SameServer offer, taken by the Redis backend (core.transport.SameServer)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import redis
 from conveyor import Conveyor
 from conveyor.app import states
 from conveyor.backends.base import ResultRecord
+from conveyor.core.message import Message
+from conveyor.core.transport import SameServer
 from conveyor.testing.servers import LocalServer
 
 QUEUE = "same"
@@ -47,10 +50,28 @@ def _server_view(url: str) -> tuple[list[str], dict[str, int]]:
         ("redis://127.0.0.1:6379/0", "memory://x", False),
     ],
 )
-def test_active_only_for_the_same_database(broker: str, backend: str, active: bool) -> None:
+def test_taken_only_for_the_same_database(broker: str, backend: str, active: bool) -> None:
+    """Decided without I/O: a spy stands in for the server and records what it was given."""
     app = Conveyor("same", broker=broker, backend=backend)
     try:
-        assert app._same_redis.active is active
+        offer = app.transport.same_server()
+        if offer is None:
+            assert not active
+            return
+        sent: list[tuple[object, ...]] = []
+
+        class Spy(SameServer):
+            endpoint = offer.endpoint
+
+            def publish_after(self, commands: object, queue: str, message: Message) -> list[object]:
+                sent.extend(commands)  # type: ignore[call-overload]
+                return ["OK"]
+
+        taken = app.backend.store_pending_beside(
+            ResultRecord("id-1", states.PENDING), Spy(), QUEUE, Message(b"{}")
+        )
+        assert (taken is True) is active and (taken is None) is not active
+        assert len(sent) == (1 if active else 0)
     finally:
         app.close()
 
@@ -112,3 +133,24 @@ def test_a_cut_connection_falls_back_and_sends_both_once(
     result = task.delay(3, 3)
     assert result.state == states.PENDING
     assert same_db_app.transport.size(QUEUE) == 2
+
+
+def test_a_failed_record_write_beside_the_publish_is_stored_on_its_own(
+    same_db_app: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publish went out but the PENDING write got an error reply: the record is stored
+    by the backend's own path, and the message is not sent twice."""
+    real = same_db_app.transport.same_server()
+    assert real is not None
+
+    class FailingRecord(SameServer):
+        endpoint = real.endpoint
+
+        def publish_after(self, commands: object, queue: str, message: Message) -> list[object]:
+            real.publish_after([], queue, message)
+            return [redis.ResponseError("OOM command not allowed")]
+
+    monkeypatch.setattr(same_db_app.transport, "same_server", FailingRecord)
+    result = same_db_app.tasks["same.add"].delay(5, 5)
+    assert result.state == states.PENDING
+    assert same_db_app.transport.size(QUEUE) == 1
