@@ -64,7 +64,7 @@ _NO_AMQP_TOPOLOGY = (
 _OTHER_BACKEND = (
     "conveyor has no such result backend (memory, redis, memcached, SQL); see docs/backends.md"
 )
-_NOT_YET = "not honoured yet; see docs/celery.md"
+_NOT_YET = "not honoured yet"
 _JSON_RESULTS = "results are stored as JSON records, so a result is always JSON"
 _SIGNED = "message signing is not offered; use TLS URLs (amqps://, rediss://) and accept_content"
 
@@ -129,18 +129,8 @@ TABLE: tuple[CelerySetting, ...] = (
         "a failed task's message is always acked once its FAILURE is stored",
         "CELERY_ACKS_ON_FAILURE_OR_TIMEOUT",
     ),
-    _r(
-        "task_reject_on_worker_lost",
-        None,
-        _NOT_YET + " (a lost worker's message comes back through its lease)",
-        "CELERY_TASK_REJECT_ON_WORKER_LOST",
-    ),
-    _r(
-        "task_default_rate_limit",
-        None,
-        _NOT_YET + " (set rate_limit on the task)",
-        "CELERY_DEFAULT_RATE_LIMIT",
-    ),
+    _h("task_reject_on_worker_lost", None, "CELERY_TASK_REJECT_ON_WORKER_LOST"),
+    _h("task_default_rate_limit", None, "CELERY_DEFAULT_RATE_LIMIT"),
     # -- results -------------------------------------------------------------------------
     _h("result_backend", None, "CELERY_RESULT_BACKEND"),
     _n(

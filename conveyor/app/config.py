@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "result_extended": False,
     "task_annotations": None,
     "task_inherit_parent_priority": False,
+    "task_reject_on_worker_lost": None,
+    "task_default_rate_limit": None,
     "task_soft_time_limit": None,
     "timezone": "UTC",
     "enable_utc": True,

@@ -40,7 +40,8 @@ def worker_lost(app: Conveyor, work: Work, exitcode: int | None) -> str | BaseEx
     message = work.job.message
     error = WorkerLostError(f"the process running the task ended with {describe_exit(exitcode)}")
     task = app.tasks[message.task]
-    retry = bool(getattr(task, "reject_on_worker_lost", False))
+    own = getattr(task, "reject_on_worker_lost", None)
+    retry = bool(app.conf.task_reject_on_worker_lost if own is None else own)
     if retry and work.delivery.delivery_count < app.transport.options.max_deliveries:
         log.warning("task %s[%s]: %s; returning it to the queue", message.task, message.id, error)
         return error

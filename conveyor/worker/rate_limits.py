@@ -42,7 +42,8 @@ class RateLimits(Middleware):
         with self._lock:
             if task_name not in self._buckets:
                 task = worker.app.tasks.get(task_name)
-                rate = parse_rate(getattr(task, "rate_limit", None))
+                own = getattr(task, "rate_limit", None)
+                rate = parse_rate(worker.app.conf.task_default_rate_limit if own is None else own)
                 self._buckets[task_name] = None if rate is None else rate.bucket()
             return self._buckets[task_name]
 

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, Task, states
-from conveyor.app.exceptions import Ignore, Reject
+from conveyor.app.exceptions import Ignore, Reject, WorkerLostError
 from conveyor.testing.waiting import wait_until
+from conveyor.worker.lost import worker_lost
+from conveyor.worker.request import Work, read
 from conveyor.worker.worker import Worker
 
 
@@ -136,3 +138,41 @@ def test_throws_logs_an_expected_error_as_info(
         assert wait_until(lambda: "failed: KeyError" in caplog.text, 5)
     (line,) = [r for r in caplog.records if "failed: KeyError" in r.getMessage()]
     assert line.levelno == logging.INFO
+
+
+def test_task_default_rate_limit(app: Conveyor, start_worker: Callable[..., Worker]) -> None:
+    app.conf.task_default_rate_limit = "1/h"
+
+    @app.task
+    def limited() -> str:
+        return "ran"
+
+    @app.task(rate_limit="100/s")
+    def own() -> str:
+        return "own"
+
+    worker = start_worker()
+    first, second = limited.delay(), limited.delay()
+    assert first.get(timeout=5) == "ran"
+    assert wait_until(lambda: len(worker.holding) == 1, 5)  # the second waits an hour
+    assert [own.delay().get(timeout=5) for _ in range(3)] == ["own"] * 3
+    worker.stop()
+    assert second.state == states.PENDING
+
+
+@pytest.mark.parametrize(
+    ("setting", "own", "retried"), [(True, None, True), (True, False, False), (None, None, False)]
+)
+def test_task_reject_on_worker_lost_setting(
+    app: Conveyor, setting: bool | None, own: bool | None, retried: bool
+) -> None:
+    app.conf.task_reject_on_worker_lost = setting
+
+    @app.task(reject_on_worker_lost=own)
+    def crashes() -> None: ...
+
+    crashes.delay()
+    (delivery,) = app.transport.fetch("default", max_messages=1, timeout=1.0)
+    work = Work(read(app, delivery), delivery, acks_late=True)
+    outcome = worker_lost(app, work, -9)
+    assert isinstance(outcome, WorkerLostError) is retried
