@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("conveyor.events")
 EVENT_CHANNEL = "_events"
+FALLBACK_STORE = "memory://events"  # no Redis or SQL to keep the history in: this process
 FLUSH_INTERVAL = 0.25
 MAX_BUFFER = 100_000  # events kept while the store is unreachable; the oldest go first
 BROADCAST_CHUNK = 500  # events per broadcast message
@@ -117,7 +118,7 @@ def store_url(conf: Any) -> str:
     for url in (conf.result_backend, conf.broker_url):
         if parse_url(url).scheme in SCHEMES:
             return str(url)
-    return "memory://events"
+    return FALLBACK_STORE
 
 
 def _finish(event: Event) -> Event:

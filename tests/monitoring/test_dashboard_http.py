@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from conveyor import Conveyor
-from conveyor.backends.events import TaskQuery
+from conveyor.app.events import FALLBACK_STORE, store_url
+from conveyor.backends.events import TaskQuery, open_store
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.message import Message
 from conveyor.monitoring.dashboard.app import create_app
@@ -250,3 +251,27 @@ def test_servers_that_fail_show_a_page_without_their_urls() -> None:
             assert "redis://" not in queues.text and "url hidden" in queues.text
     finally:
         down.close()
+
+
+def test_without_a_shared_history_the_dashboard_keeps_what_it_hears(
+    amqp_url: str, memcached_url: str
+) -> None:
+    # RabbitMQ with Memcached: no store for the history, so each process keeps its own.
+    sender = Conveyor("tests", broker=amqp_url, backend=memcached_url)
+    board_app = Conveyor("tests", broker=amqp_url, backend=memcached_url)
+    try:
+        assert store_url(board_app.conf) == FALLBACK_STORE
+        sender.events._store = open_store(f"memory://{uuid.uuid4().hex}")  # another process's
+        task_id = str(uuid.uuid4())
+        with _client(board_app) as client:
+            rows = lambda: client.get("/tasks").text  # noqa: E731
+
+            def heard() -> bool:
+                sender.events.send("task-sent", uuid=task_id, name="far.away")
+                sender.events.flush()  # again until the hub's subscription is in place
+                return f'data-task="{task_id}"' in rows()
+
+            assert wait_until(heard, 10, interval=0.3)
+    finally:
+        sender.close()
+        board_app.close()

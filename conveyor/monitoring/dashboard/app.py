@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from conveyor.app.base import Conveyor
+from conveyor.app.events import FALLBACK_STORE, store_url
 from conveyor.backends.events import STATES, TaskQuery
 from conveyor.core.errors import ConveyorError, Unsupported
 from conveyor.monitoring import queues as queue_info
@@ -83,6 +84,10 @@ class Dashboard:
         self.state = ClusterState()
         self.hub = Hub(app, self.state)
         self.registry, metrics = dashboard_registry(self)
+        if store_url(app.conf) == FALLBACK_STORE:
+            # No shared history (say RabbitMQ with Memcached): the pages show what the
+            # dashboard hears from its start, kept in its own memory.
+            self.hub.listeners.append(app.events.store.add)
         self.hub.listeners.append(metrics.observe)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["when"] = _when
