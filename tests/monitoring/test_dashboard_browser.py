@@ -158,6 +158,9 @@ def test_revoke_and_terminate_from_the_task_page(
     running = app.tasks["tests.monitoring.dash_tasks.sleepy"].delay(60)
     page.goto(f"/tasks/{running.id}")
     page.wait_for_selector("#task-state.STARTED", timeout=LIVE_TIMEOUT * 1000)
+    page.goto("/workers")  # the worker's row lists it among its running tasks
+    assert page.locator(f'a[data-running="{running.id}"]').count() == 1
+    page.goto(f"/tasks/{running.id}")
     page.click("text=Terminate")
     page.wait_for_selector("#flash .flash.ok")
     assert wait_until(lambda: running.state == "REVOKED", 15), running.state

@@ -45,6 +45,7 @@ HERE = Path(__file__).parent
 PAGE_SIZE = 50
 SERIES_MINUTES = 60
 DEAD_LIMIT = 200
+ACTIVE_SHOWN = 10  # running tasks listed per worker
 ACTION_TIMEOUT = 2.0  # seconds a worker action waits for the worker's answer
 
 
@@ -154,7 +155,11 @@ class Dashboard:
         )
 
     async def workers(self, request: Request) -> Response:
-        rows = self._workers(self.app.events.store.workers())
+        store = self.app.events.store
+        rows = self._workers(store.workers())
+        for row in rows:  # its running tasks, from the history's worker index
+            running = TaskQuery(state="STARTED", hostname=row["hostname"], limit=ACTIVE_SHOWN)
+            row["running"] = store.tasks(running) if row["alive"] else []
         return self.render(request, "workers.html", workers=rows)
 
     async def queues(self, request: Request) -> Response:

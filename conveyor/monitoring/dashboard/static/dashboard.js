@@ -33,7 +33,11 @@
       .then(function (r) { return r.json(); })
       .then(function (s) {
         draw("chart-succeeded", s.t, s.succeeded, "#137333");
-        draw("chart-failed", s.t, s.failed, "#b3261e");
+        var rate = s.failed.map(function (failed, i) {
+          var done = failed + s.succeeded[i];
+          return done ? (100 * failed) / done : null;
+        });
+        draw("chart-failed", s.t, rate, "#b3261e");
       });
   }
   refreshCharts();
