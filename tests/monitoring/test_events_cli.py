@@ -74,3 +74,26 @@ def test_dump_and_the_live_view(cluster: Cluster) -> None:
     for process in (dump, view):
         process.terminate()
         assert process.wait(10) is not None
+
+
+def test_process_pool_children_send_their_task_events(tmp_path: Path) -> None:
+    running = Cluster(f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db", tmp_path)
+    log = running._start("worker", "worker", "-P", "processes", "-c", "1", "-n", "pp@test")
+    try:
+        assert wait_until(lambda: " ready: " in log.read_text(), 30), log.read_text()
+        app = running.client_app()
+        try:
+            result = app.tasks["tests.monitoring.dash_tasks.add"].delay(20, 22)
+            assert result.get(timeout=30) == 42
+            done = ["task-sent", "task-received", "task-started", "task-succeeded"]
+
+            def types() -> list[object]:
+                return [e["type"] for e in app.events.store.timeline(result.id)]
+
+            assert wait_until(lambda: types() == done, 15), types()
+            started = app.events.store.timeline(result.id)[2]
+            assert started["hostname"] == "pp@test" and started["pid"] != running.processes[0].pid
+        finally:
+            app.close()
+    finally:
+        running.stop()
