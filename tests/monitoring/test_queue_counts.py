@@ -1,5 +1,5 @@
 """Transport.counts and purge_dead_letters (the dashboard's queue page and its metrics) on
-memory, Redis, SQL (SQLite, PostgreSQL, MariaDB) and ZooKeeper: one message in each place."""
+every transport: one message in each place (RabbitMQ counts ready and dead only)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conveyor.core.transport import Transport
 from conveyor.testing.waiting import wait_until
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres", "mysql", "zookeeper"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres", "mysql", "zookeeper", "amqp"])
 def transport(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Transport]:
     kind = request.param
     if kind == "memory":
@@ -41,10 +41,14 @@ def test_ready_delayed_held_dead_and_the_oldest_age(transport: Transport) -> Non
         transport.publish(queue, Message(b"ready"))
         transport.publish(queue, Message(b"later"), delay=300.0)
         counts = transport.counts(queue)
-        assert (counts.ready, counts.delayed, counts.held, counts.dead) == (1, 1, 1, 1)
-        assert counts.oldest_age is not None and 0.0 <= counts.oldest_age < 60.0
+        if transport.url.scheme.startswith("amqp"):  # AMQP counts ready and dead only
+            assert (counts.ready, counts.delayed, counts.held, counts.dead) == (1, None, None, 1)
+        else:
+            assert (counts.ready, counts.delayed, counts.held, counts.dead) == (1, 1, 1, 1)
+            assert counts.oldest_age is not None and 0.0 <= counts.oldest_age < 60.0
         held.ack()
-        assert wait_until(lambda: transport.counts(queue).held == 0, 5)
+        if counts.held is not None:
+            assert wait_until(lambda: transport.counts(queue).held == 0, 5)
         if type(transport).purge_dead_letters is not Transport.purge_dead_letters:
             assert transport.purge_dead_letters(queue) == 1
             assert transport.counts(queue).dead == 0 and transport.dead_letters(queue) == []

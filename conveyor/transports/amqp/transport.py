@@ -58,6 +58,7 @@ from conveyor.core.retry import Backoff
 from conveyor.core.transport import (
     MAX_DELIVERIES_REASON,
     Capabilities,
+    QueueCounts,
     Subscription,
     Transport,
     TransportOptions,
@@ -571,6 +572,34 @@ class AMQPTransport(Transport):
         """Settle a browse and wait for the broker (the caller may exit right after)."""
         work = deadletters.release(acked, returned)
         self._link(PUBLISH).call(ADMIN, work, self.options.confirm_timeout)
+
+    def counts(self, queue: str) -> QueueCounts:
+        """Ready and dead from the broker's own counts; AMQP shows neither a queue's
+        unacknowledged messages nor the per-delay queues, so held and delayed are None."""
+        self._ensure_queue(queue)  # the queue and its dead-letter queue
+        ready = self.size(queue)
+        dead = topo.dead_letter_queue(queue, self.options.namespace)
+        count: int = self._call(
+            PUBLISH,
+            PUBLISH,
+            lambda ch, fut: ch.queue_declare(
+                dead, passive=True, callback=reply(fut, lambda f: f.method.message_count)
+            ),
+        )
+        return QueueCounts(ready, dead=count)
+
+    def purge_dead_letters(self, queue: str) -> int:
+        validate_queue_name(queue)
+        self._ensure_queue(queue)
+        dead = topo.dead_letter_queue(queue, self.options.namespace)
+        count: int = self._call(
+            PUBLISH,
+            PUBLISH,
+            lambda ch, fut: ch.queue_purge(
+                dead, callback=reply(fut, lambda f: f.method.message_count)
+            ),
+        )
+        return count
 
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         validate_queue_name(queue)
