@@ -415,6 +415,26 @@ class ZooKeeperTransport(Transport):
             found.append((name, data, stat.version))
         return found
 
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete the dead letters one by one (each delete its own reply); a letter another
+        purge or replay removed first is not counted."""
+        paths = self._paths(queue)
+        client = self._session.client
+        with translating(f"purge dead letters of {queue!r}"):
+            try:
+                names = self._session.wait(client.get_children_async(paths.dead))
+            except NoNodeError:
+                return 0
+            deletes = [client.delete_async(f"{paths.dead}/{n}") for n in names]
+            removed = 0
+            for pending in deletes:
+                try:
+                    self._session.wait(pending)
+                    removed += 1
+                except NoNodeError:
+                    continue
+            return removed
+
     def dead_letters(self, queue: str, *, limit: int = 100) -> list[DeadLetter]:
         paths = self._paths(queue)
         with translating(f"list dead letters of {queue!r}"):
