@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor import Conveyor
 from conveyor.testing.waiting import wait_until
 
 PROJECT = Path(__file__).resolve().parents[2] / "examples" / "celery_project"
@@ -59,7 +60,7 @@ def project_env(redis_url: str) -> Iterator[dict[str, str]]:
 
 
 def test_a_production_command_line_runs_the_project(
-    project_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project_env: dict[str, str], tmp_path: Path
 ) -> None:
     pidfile, logfile = tmp_path / "worker.pid", tmp_path / "worker.log"
     queue = f"default_{uuid.uuid4().hex[:8]}"
@@ -102,12 +103,10 @@ def test_a_production_command_line_runs_the_project(
     pid = int(pidfile.read_text())
     try:
         assert wait_until(lambda: "worker ready" in logfile.read_text(), 30), logfile.read_text()
-        for name, value in project_env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.syspath_prepend(str(PROJECT))
-        from proj.celery import app
-
-        app.conf.task_default_queue = queue
+        # A client that shares nothing with the project but the URLs: importing proj here
+        # would connect its signal receivers in this test process for good.
+        app = Conveyor("client", broker=project_env["PROJ_BROKER_URL"])
+        app.conf.result_backend = project_env["PROJ_RESULT_BACKEND"]
         results = [app.send_task("proj.tasks.add", (n, n), queue=queue) for n in range(5)]
         assert [r.get(timeout=30) for r in results] == [0, 2, 4, 6, 8]
         report = app.send_task("proj.tasks.send_report", ("ops",), queue="reports")
