@@ -16,6 +16,7 @@ chunk of data on, in both directions:
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
 import selectors
 import socket
@@ -42,6 +43,7 @@ class TCPProxy:
         self.blackhole = False
         self.slice_size = 0
         self.cut_after: int | None = None
+        self._lines: dict[socket.socket, queue.SimpleQueue[tuple[float, bytes]]] = {}
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
     def _accept(self) -> None:
@@ -80,7 +82,36 @@ class TCPProxy:
         if self.blackhole:
             return
         if self.latency or self.jitter:
-            time.sleep(self.latency + random.uniform(0.0, self.jitter))
+            # Delayed, not serialised: each chunk leaves `latency` (+ jitter) after it
+            # arrived, so pipelined requests overlap as they would on a slow link.
+            due = time.monotonic() + self.latency + random.uniform(0.0, self.jitter)
+            self._delayed(peer).put((due, data))
+            return
+        self._send(peer, data)
+
+    def _delayed(self, peer: socket.socket) -> queue.SimpleQueue[tuple[float, bytes]]:
+        with self._lock:
+            line = self._lines.get(peer)
+            if line is None:
+                line = self._lines[peer] = queue.SimpleQueue()
+                threading.Thread(target=self._drain, args=(peer, line), daemon=True).start()
+        return line
+
+    def _drain(self, peer: socket.socket, line: queue.SimpleQueue[tuple[float, bytes]]) -> None:
+        last = 0.0
+        while True:
+            due, data = line.get()
+            if not data:  # the connection was dropped
+                return
+            due = max(due, last)  # bytes keep their order whatever the jitter
+            last = due
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                self._send(peer, data)
+            except OSError:
+                return
+
+    def _send(self, peer: socket.socket, data: bytes) -> None:
         if self.cut_after is not None:
             if len(data) >= self.cut_after:
                 peer.sendall(data[: self.cut_after])
@@ -123,6 +154,9 @@ class TCPProxy:
         with self._lock:
             for sock in socks:
                 self._sockets.discard(sock)
+                line = self._lines.pop(sock, None)
+                if line is not None:
+                    line.put((0.0, b""))
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()

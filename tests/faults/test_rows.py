@@ -24,6 +24,7 @@ from tests.faults.harness import KILL_WORKER, Row, assert_passes, in_background,
 
 LEASE = 2.0
 SETTLE = 90.0
+NETWORKED = ["postgres", "mariadb", "zookeeper", "amqp"]  # the full tier's other brokers
 OWN = {
     "redis": "aof_redis",
     "postgres": "own_postgres",
@@ -33,24 +34,24 @@ OWN = {
 }
 
 
-def broker_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+def broker_url(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, lease: float = LEASE
+) -> tuple[str, str]:
     """(broker, backend) on servers of the test's own, with a short lease."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path}/broker.db"
-        return f"{url}?lease_timeout={LEASE:g}", f"sqlite:///{tmp_path}/results.db"
+        return f"{url}?lease_timeout={lease:g}", f"sqlite:///{tmp_path}/results.db"
     server: OwnServer = request.getfixturevalue(OWN[kind])
     shared_store = kind in ("redis", "postgres", "mariadb")  # a result backend too
     backend = server.url if shared_store else f"sqlite:///{tmp_path}/results.db"
-    return f"{server.url}?lease_timeout={LEASE:g}", backend
+    return f"{server.url}?lease_timeout={lease:g}", backend
 
 
 def started(made: Row, at_least: int) -> bool:
     return sum(made.ledger.runs("start").values()) >= at_least
 
 
-@pytest.mark.parametrize(
-    "kind", tier(["redis", "sqlite"], ["postgres", "mariadb", "zookeeper", "amqp"])
-)
+@pytest.mark.parametrize("kind", tier(["redis", "sqlite"], NETWORKED))
 def test_worker_sigkill_mid_task(
     kind: str,
     request: pytest.FixtureRequest,
@@ -70,9 +71,10 @@ def test_worker_sigkill_mid_task(
         assert_passes(made.settle(SETTLE))
 
 
-def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
-    broker = f"{aof_redis.url}?lease_timeout={LEASE:g}"
-    with row("worker-sigterm-redis", broker, aof_redis.url, tmp_path) as made:
+@pytest.mark.parametrize("kind", tier(["redis"], NETWORKED))
+def test_worker_sigterm_mid_task(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    broker, backend = broker_url(kind, request, tmp_path)
+    with row(f"worker-sigterm-{kind}", broker, backend, tmp_path) as made:
         worker = made.start_worker()
         made.send(20, seconds=0.3)
         assert wait_until(lambda: started(made, 4), 30), worker.output()
@@ -82,7 +84,7 @@ def test_worker_sigterm_mid_task(aof_redis: OwnServer, tmp_path: Path) -> None:
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
 
 
-@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "mariadb", "zookeeper", "amqp"]))
+@pytest.mark.parametrize("kind", tier(["redis"], NETWORKED))
 def test_broker_killed_mid_publish_and_restarted(
     kind: str,
     request: pytest.FixtureRequest,
@@ -106,7 +108,7 @@ def test_broker_killed_mid_publish_and_restarted(
         assert_passes(made.settle(SETTLE))
 
 
-@pytest.mark.parametrize("kind", tier(["redis"], ["postgres", "mariadb", "zookeeper", "amqp"]))
+@pytest.mark.parametrize("kind", tier(["redis"], NETWORKED))
 def test_connection_reset_mid_consume(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -128,22 +130,28 @@ def test_connection_reset_mid_consume(
         proxy.close()
 
 
-def test_a_task_running_3x_the_lease_runs_once(aof_redis: OwnServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", tier(["redis"], NETWORKED))
+def test_a_task_running_3x_the_lease_runs_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     lease = 1.0
-    broker = f"{aof_redis.url}?lease_timeout={lease:g}"
-    with row("long-task-redis", broker, aof_redis.url, tmp_path, concurrency=2) as made:
+    broker, backend = broker_url(kind, request, tmp_path, lease)
+    with row(f"long-task-{kind}", broker, backend, tmp_path, concurrency=2) as made:
         made.start_worker()
         made.start_worker()  # a competitor that would take an expired lease
         made.send(4, seconds=3 * lease + 0.5)
         assert_passes(made.settle(SETTLE), duplicates_allowed=False)
 
 
-def test_200ms_latency(aof_redis: OwnServer, tmp_path: Path) -> None:
-    proxy = TCPProxy("127.0.0.1", aof_redis.port)
+@pytest.mark.parametrize("kind", tier(["redis"], NETWORKED))
+def test_200ms_latency(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    broker, backend = broker_url(kind, request, tmp_path)
+    server: OwnServer = request.getfixturevalue(OWN[kind])
+    proxy = TCPProxy("127.0.0.1", server.port)
     proxy.latency, proxy.jitter = 0.2, 0.05
-    through = f"redis://127.0.0.1:{proxy.port}/0?lease_timeout={LEASE:g}"
+    through = broker.replace(f":{server.port}", f":{proxy.port}", 1)
     try:
-        with row("latency-200ms-redis", through, through.split("?")[0], tmp_path) as made:
+        with row(f"latency-200ms-{kind}", through, backend, tmp_path) as made:
             made.start_worker()
             made.send(10, seconds=0.05)
             assert_passes(made.settle(SETTLE), duplicates_allowed=False)
