@@ -12,10 +12,12 @@ from conveyor.app.exceptions import (
     AlreadyRegistered,
     Ignore,
     InvalidTaskError,
+    InvalidTaskOption,
     MaxRetriesExceededError,
     NotRegistered,
     QueueNotFound,
     Reject,
+    ResultIgnored,
     Retry,
     SoftTimeLimitExceeded,
     TaskError,
@@ -28,6 +30,7 @@ from conveyor.app.exceptions import (
     WorkerTerminate,
 )
 from conveyor.app.rate_limit import InvalidRateLimit
+from conveyor.app.signing import InvalidSignature
 from conveyor.core.errors import (
     BackendError,
     BrokerError,
@@ -60,12 +63,15 @@ __all__ = [
     "Ignore",
     "ImproperlyConfigured",
     "InvalidRateLimit",
+    "InvalidSignature",
     "InvalidTaskError",
+    "InvalidTaskOption",
     "MaxRetriesExceededError",
     "NotRegistered",
     "OperationalError",
     "QueueNotFound",
     "Reject",
+    "ResultIgnored",
     "Retry",
     "RetryTaskError",
     "SecurityError",

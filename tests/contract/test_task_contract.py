@@ -65,6 +65,7 @@ def test_retry_keeps_the_options_of_the_original_call(
                 "priority": request.delivery_info.get("priority"),
                 "queue": request.delivery_info.get("queue"),
                 "header": (request.headers or {}).get("x-custom"),
+                "time limits": (request.headers or {}).get("timelimit"),
                 "expires": request.expires,
                 "retries": request.retries,
             }
@@ -75,14 +76,20 @@ def test_retry_keeps_the_options_of_the_original_call(
 
     start_worker(queues=["special"])
     result = flaky.apply_async(
-        priority=7, queue="special", headers={"x-custom": "kept"}, expires=60
+        priority=7,
+        queue="special",
+        headers={"x-custom": "kept"},
+        expires=60,
+        time_limit=30,
+        soft_time_limit=20,
     )
     assert result.get(timeout=10) == "done"
     first, second = seen
     assert second["retries"] == 1
-    for option in ("priority", "queue", "header", "expires"):
+    for option in ("priority", "queue", "header", "expires", "time limits"):
         assert second[option] == first[option], option
     assert first["priority"] == 7 and first["queue"] == "special"
+    assert first["time limits"] == [30, 20]
 
 
 @pytest.mark.parametrize("body", ["text", 42, None, ["b"]])
