@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, Task, states
-from conveyor.app.exceptions import ResultIgnored, TaskRevokedError
+from conveyor.app.exceptions import InvalidTaskOption, ResultIgnored, TaskRevokedError
 from conveyor.core.errors import EncodeError
 from conveyor.core.message import Message
 from conveyor.testing.waiting import wait_until
@@ -125,3 +125,19 @@ def test_get_on_an_ignored_result_raises_at_once(app: Conveyor, start_worker: St
         assert time.monotonic() - started < 1.0
         assert result.id in str(info.value)
     assert loud.delay().get(timeout=10) == 2
+
+
+def test_a_retry_past_the_calls_expiry_fails_saying_so(
+    app: Conveyor, start_worker: StartWorker
+) -> None:
+    """A retry whose delay ends after the call's `expires` would only expire unrun: the
+    task ends in FAILURE with InvalidTaskOption naming expires, nothing is sent."""
+
+    @app.task(bind=True)
+    def slow_retry(self: Task) -> None:
+        raise self.retry(countdown=60)
+
+    start_worker()
+    with pytest.raises(InvalidTaskOption, match="expires"):
+        slow_retry.apply_async(expires=30).get(timeout=10)
+    assert app.transport.size("default") == 0
