@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,9 @@ def test_countdown_honoured(app: Conveyor) -> None:
 
 
 def test_expires(app: Conveyor) -> None:
-    result = e2e_tasks.side_effect.apply_async(countdown=1.0, expires=0.3)
+    # Already expired when sent (an expires before a countdown's eta is refused at the call).
+    expired = datetime.now(timezone.utc) - timedelta(seconds=1)
+    result = e2e_tasks.side_effect.apply_async(expires=expired)
     with pytest.raises(TaskRevokedError):
         result.get(timeout=TIMEOUT)
     assert result.state == states.REVOKED

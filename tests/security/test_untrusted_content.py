@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,9 +65,18 @@ def test_a_worker_dead_letters_pickle_and_yaml_without_decoding(
     assert not target.exists()
 
 
-def test_stored_failure_metadata_imports_and_calls_nothing(app: Conveyor, tmp_path: Path) -> None:
+def test_stored_failure_metadata_imports_and_calls_nothing(
+    app: Conveyor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "created-by-metadata"
-    unimported = "wsgiref.simple_server"
+    # A module of the test's own, importable and leaving a mark if imported: no other test
+    # can have imported it first (a stdlib module might have been, by another library).
+    unimported = f"conveyor_untrusted_{uuid.uuid4().hex[:8]}"
+    imported_mark = tmp_path / "imported"
+    (tmp_path / f"{unimported}.py").write_text(
+        f"open({str(imported_mark)!r}, 'w').close()\nclass WSGIServer(Exception): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
     assert unimported not in sys.modules
     records = {
         "call": {"exc_module": "os", "exc_type": "system", "exc_message": f"touch {target}"},
@@ -79,4 +89,4 @@ def test_stored_failure_metadata_imports_and_calls_nothing(app: Conveyor, tmp_pa
             app.AsyncResult(task_id).get(timeout=1)
         assert info["exc_type"] in str(raised.value)
     assert not target.exists()
-    assert unimported not in sys.modules
+    assert unimported not in sys.modules and not imported_mark.exists()
