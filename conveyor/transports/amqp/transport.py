@@ -355,9 +355,15 @@ class AMQPTransport(Transport):
                 callback=on_declared,
             )
 
+        asked = time.monotonic()
         tag, ready, credit = link.call(CONSUME, start, self.options.confirm_timeout)
         if ready:
-            deadline = max(deadline, time.monotonic() + READY_WAIT)
+            # The ready messages arrive about one round trip after the declare's reply (the
+            # consume goes out, they come back): on a slow link a fixed wait would cancel
+            # the consumer before they arrive, on every fetch, and nothing would ever be
+            # delivered. So the wait is at least a few of the round trips just measured.
+            round_trip = time.monotonic() - asked
+            deadline = max(deadline, time.monotonic() + max(READY_WAIT, 3 * round_trip))
         raws: list[Raw] = []
         try:
             raws = inbox.take(tag, max_messages, deadline)
