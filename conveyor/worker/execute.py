@@ -17,6 +17,7 @@ from conveyor.app.exceptions import Ignore, Reject, Retry
 from conveyor.app.protocol import TaskMessage
 from conveyor.app.task import Task
 from conveyor.worker import results
+from conveyor.worker.ended import Ended
 from conveyor.worker.expiry import is_expired, mark_expired
 from conveyor.worker.middleware import (
     ExceptionInfo,
@@ -117,16 +118,16 @@ def execute(
     *,
     hard_limit_outside: bool = False,
     defer_success: bool = False,
-) -> str | Stored:
-    """Run `job` and return its final state. Backend or broker errors propagate (the caller
-    then returns the message to the queue); task errors never do.
+) -> Ended:
+    """Run `job`; how it ended (`Ended.at` its final state). Backend or broker errors
+    propagate (the caller then returns the message to the queue); task errors never do.
 
-    With `defer_success`, a success whose record encodes is not stored here: a `Stored`
-    is returned and the caller stores the record, then calls its `after`.
+    With `defer_success`, a success whose record encodes is not stored here: it comes back
+    as `Ended.deferred`, and the caller stores the record, then calls its `after`.
     """
     task = app.get_task(job.message.task)
     if is_expired(job.message):  # it may have waited in the prefetch window since received
-        return mark_expired(app, job.message)
+        return Ended.at(mark_expired(app, job.message))
     stack = stack_for(app, hard_enforced_outside=hard_limit_outside)
     request = make_context(job, hostname)
     with context.running(request):
@@ -136,10 +137,12 @@ def execute(
                 log.info("task %s[%s] is %s already; not running it", task.name, request.id, state)
                 for skipped in stack.skipped:
                     call_hook(skipped, task, request, state)
-                return str(state)
+                return Ended.at(str(state))
         outcome = _run(task, request, stack.around)
         outcome.defer = defer_success
         state = _after(stack.after, 0, task, request, outcome)
+        if isinstance(state, Stored):
+            return Ended.deferred(state)
         if state == states.REJECTED and getattr(outcome.retval, "requeue", False):
-            return REQUEUED
-        return state
+            return Ended.at(REQUEUED)
+        return Ended.at(state)

@@ -16,6 +16,7 @@ import signal
 from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import WorkerLostError
+from conveyor.worker.ended import Ended
 from conveyor.worker.request import Work
 from conveyor.worker.results import store_failure
 
@@ -35,8 +36,8 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def worker_lost(app: Conveyor, work: Work, exitcode: int | None) -> str | BaseException:
-    """The outcome for `Work.finish`: "FAILURE" (stored), or the error to requeue with."""
+def worker_lost(app: Conveyor, work: Work, exitcode: int | None) -> Ended:
+    """The outcome for `Work.finish`: FAILURE (stored), or the error to requeue with."""
     message = work.job.message
     error = WorkerLostError(f"the process running the task ended with {describe_exit(exitcode)}")
     task = app.tasks[message.task]
@@ -44,8 +45,8 @@ def worker_lost(app: Conveyor, work: Work, exitcode: int | None) -> str | BaseEx
     retry = bool(app.conf.task_reject_on_worker_lost if own is None else own)
     if retry and work.delivery.delivery_count < app.transport.options.max_deliveries:
         log.warning("task %s[%s]: %s; returning it to the queue", message.task, message.id, error)
-        return error
+        return Ended.failed(error)
     log.error("task %s[%s] failed: %s", message.task, message.id, error)
     if not message.ignore_result:
         store_failure(app, message.id, error, message.parent_id)
-    return states.FAILURE
+    return Ended.at(states.FAILURE)

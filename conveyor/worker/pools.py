@@ -17,7 +17,8 @@ from abc import ABC, abstractmethod
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TaskRevokedError
 from conveyor.core.errors import ConfigurationError
-from conveyor.worker.execute import Stored, execute
+from conveyor.worker.ended import Ended
+from conveyor.worker.execute import execute
 from conveyor.worker.request import Work
 from conveyor.worker.settle import QUICK, Settlements
 from conveyor.worker.time_limits import interrupt
@@ -80,11 +81,11 @@ class Pool(ABC):
     def _terminate_slot(self, slot: int) -> bool:
         return interrupt(slot, TaskRevokedError)
 
-    def _run_here(self, work: Work) -> str | Stored | BaseException:
+    def _run_here(self, work: Work) -> Ended:
         try:
             return execute(self.app, work.job, self.hostname, defer_success=True)
         except Exception as exc:
-            return exc
+            return Ended.failed(exc)
 
     def _process(self, slot: int, work: Work, batch: Settlements | None = None) -> None:
         """Run `work`; a success to store goes into `batch` (settled at once without one)."""
@@ -96,24 +97,24 @@ class Pool(ABC):
         try:
             work.begin()
             started = time.monotonic()
-            outcome = self.run(slot, work)
+            ended = self.run(slot, work)
             elapsed = time.monotonic() - started
             self.durations[work.job.message.task] = elapsed
             self.slow_share += SHARE_WEIGHT * ((elapsed >= QUICK) - self.slow_share)
-            if isinstance(outcome, Stored):
+            if ended.stored is not None:
                 settlements = batch or Settlements(self.app)
-                settlements.add(work, outcome)
+                settlements.add(work, ended.stored)
                 if batch is None:
                     settlements.flush()
             else:
-                work.finish(outcome)
+                work.finish(ended)
         except Exception:
             log.exception("settling task %s failed", work.task_id)
         finally:
             with self._lock:
                 self._active.pop(slot, None)
 
-    def run(self, slot: int, work: Work) -> str | Stored | BaseException:
+    def run(self, slot: int, work: Work) -> Ended:
         return self._run_here(work)
 
     def mostly_quick(self) -> bool:

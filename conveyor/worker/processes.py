@@ -20,9 +20,11 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from conveyor import signals
+from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.exceptions import TimeLimitExceeded
 from conveyor.core.errors import ConfigurationError, ConveyorError
+from conveyor.worker.ended import Ended
 from conveyor.worker.execute import Job, execute
 from conveyor.worker.lost import worker_lost
 from conveyor.worker.pools import ThreadPool
@@ -114,7 +116,7 @@ class ProcessPool(ThreadPool):
     def slot_id(self, number: int) -> int:
         return number
 
-    def run(self, slot: int, work: Work) -> str | BaseException:
+    def run(self, slot: int, work: Work) -> Ended:
         child = self._children[slot]
         task = self.app.tasks[work.job.message.task]
         _soft, hard = for_task(task, work.job.headers)
@@ -131,20 +133,21 @@ class ProcessPool(ThreadPool):
             log.info("replacing pool child %s: %s", child.process.pid, reason)
             child.stop()
             self._children[slot] = _Child(self.app_path, self.hostname)
-        return value if kind == "ok" else ChildLost(value)
+        ended: Ended = value if kind == "ok" else Ended.failed(ChildLost(value))
+        return ended
 
-    def _replace(self, slot: int, work: Work, *, timed_out: bool) -> str | BaseException:
+    def _replace(self, slot: int, work: Work, *, timed_out: bool) -> Ended:
         child = self._children[slot]
         terminated = child.terminated
         child.kill()
         self._children[slot] = _Child(self.app_path, self.hostname)
         if terminated:
-            return "REVOKED"
+            return Ended.at(states.REVOKED)
         if timed_out:
             message = work.job.message
             log.error("task %s[%s] hit its hard time limit; child killed", message.task, message.id)
             store_failure(self.app, message.id, TimeLimitExceeded("hard time limit exceeded"))
-            return "FAILURE"
+            return Ended.at(states.FAILURE)
         return worker_lost(self.app, work, child.process.exitcode)
 
     def _terminate_slot(self, slot: int) -> bool:

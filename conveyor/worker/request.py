@@ -19,6 +19,7 @@ from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeEr
 from conveyor.core.message import Delivery, header_problem
 from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
+from conveyor.worker.ended import Ended
 from conveyor.worker.execute import REQUEUED, Job
 from conveyor.worker.expiry import mark_expired
 from conveyor.worker.results import store_failure
@@ -48,18 +49,20 @@ class Work:
         if not self.acks_late:
             self.delivery.ack()
 
-    def finish(self, outcome: str | BaseException) -> None:
+    def finish(self, ended: Ended) -> None:
+        """Settle the message by how the run ended (a deferred store is settle.py's)."""
         try:
-            if isinstance(outcome, BaseException):
-                log.error("task %s could not complete: %r", self.task_id, outcome)
+            error = ended.error
+            if error is not None:
+                log.error("task %s could not complete: %r", self.task_id, error)
                 if self.acks_late:
-                    cause = REASON if isinstance(outcome, BackendUnavailable) else "worker error"
-                    self.delivery.nack(requeue=True, delay=1.0, reason=f"{cause}: {outcome}")
+                    cause = REASON if isinstance(error, BackendUnavailable) else "worker error"
+                    self.delivery.nack(requeue=True, delay=1.0, reason=f"{cause}: {error}")
             elif not self.acks_late:
                 return
-            elif outcome == states.REJECTED:
+            elif ended.state == states.REJECTED:
                 self.delivery.nack(requeue=False, reason="rejected by the task (Reject)")
-            elif outcome == REQUEUED:
+            elif ended.state == REQUEUED:
                 self.delivery.nack(requeue=True, reason="requeued by the task (Reject)")
             else:
                 self.delivery.ack()

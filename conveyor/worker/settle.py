@@ -17,7 +17,8 @@ import time
 
 from conveyor.app.base import Conveyor
 from conveyor.worker.backend_wait import patiently
-from conveyor.worker.execute import Stored
+from conveyor.worker.ended import Ended
+from conveyor.worker.middleware import Stored
 from conveyor.worker.request import Work
 
 log = logging.getLogger("conveyor.worker")
@@ -56,7 +57,7 @@ class Settlements:
             patiently(self.app, lambda: self.app.backend.store_many(records), "storing results")
         except Exception as exc:
             for work, _ in items:
-                work.finish(exc)
+                work.finish(Ended.failed(exc))
             return
         late = []
         for work, stored in items:

@@ -175,4 +175,4 @@ def test_task_reject_on_worker_lost_setting(
     (delivery,) = app.transport.fetch("default", max_messages=1, timeout=1.0)
     work = Work(read(app, delivery), delivery, acks_late=True)
     outcome = worker_lost(app, work, -9)
-    assert isinstance(outcome, WorkerLostError) is retried
+    assert isinstance(outcome.error, WorkerLostError) is retried
