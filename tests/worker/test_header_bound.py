@@ -50,5 +50,6 @@ def test_a_received_task_over_the_header_bound_is_dead_lettered(
     counted = re.search(r"has (\d+) headers, over the limit of (\d+)", dead.reason)
     assert counted, dead.reason
     assert int(counted[1]) > MAX_HEADERS + 4 and int(counted[2]) == MAX_HEADERS
-    assert result.state == "FAILURE"
+    # The dead letter and the FAILURE record are two writes: wait for the second too.
+    assert wait_until(lambda: result.state == "FAILURE", 5), result.state
     assert add.delay(2, 2).get(timeout=5) == 4
