@@ -15,10 +15,10 @@ PROBE = f'''
 import pytest
 
 def test_needs_a_server():
-    pytest.skip("no such server")
+    pytest.skip("no such server: a skip the CI=true hook must turn into a failure")
 
 def test_not_applicable():
-    pytest.skip("{DECLARED_NOT_APPLICABLE} this transport has no priorities")
+    pytest.skip("{DECLARED_NOT_APPLICABLE} no priorities: the one skip CI=true accepts")
 '''
 
 
