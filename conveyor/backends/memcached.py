@@ -18,7 +18,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from pymemcache.client.base import PooledClient
@@ -52,6 +52,19 @@ _MAX_KEY = 250
 _RELATIVE_EXPIRY_LIMIT = 30 * 24 * 3600  # memcached reads larger expiries as Unix times
 _CAS_ATTEMPTS = 1000
 _TRANSIENT = (OSError, MemcacheUnexpectedCloseError)
+
+
+@contextmanager
+def translated(what: str, url: URL) -> Iterator[None]:
+    """pymemcache's errors as conveyor's: a lost connection is BackendUnavailable, the rest
+    BackendError, each naming `what` was being done and where (the URL redacts passwords).
+    Shared by the result backend and beat's Memcached store."""
+    try:
+        yield
+    except _TRANSIENT as exc:
+        raise BackendUnavailable(f"{what} on {url}: {exc!r}") from exc
+    except MemcacheError as exc:
+        raise BackendError(f"{what} on {url}: {exc!r}") from exc
 
 
 def memcached_key(prefix: str, name: str) -> str:
@@ -88,14 +101,8 @@ class MemcachedBackend(ResultBackend):
     def _client(self, key: str) -> PooledClient:
         return self._clients[self._ring.get_node(key)]
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except _TRANSIENT as exc:
-            raise BackendUnavailable(f"{what} on {self.url}: {exc!r}") from exc
-        except MemcacheError as exc:
-            raise BackendError(f"{what} on {self.url}: {exc!r}") from exc
+    def _errors(self, what: str) -> AbstractContextManager[None]:
+        return translated(what, self.url)
 
     def _idempotent(self, what: str, operation: Callable[[], T]) -> T:
         with self._errors(what):

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.rendezvous import RendezvousHash
-from pymemcache.exceptions import MemcacheError
 
 from conveyor.backends.base import BackendOptions
-from conveyor.backends.memcached import DEFAULT_PORT, memcached_key
+from conveyor.backends.memcached import DEFAULT_PORT, memcached_key, translated
 from conveyor.beat.store import ScheduleStore
-from conveyor.core.errors import BackendError, BackendUnavailable, ConfigurationError
+from conveyor.core.errors import BackendError, ConfigurationError
 from conveyor.core.url import URL
 
 _RACES = 100  # lost check-and-set races before a claim gives up
@@ -51,14 +49,8 @@ class MemcachedScheduleStore(ScheduleStore):
         self._lease = memcached_key("conveyor-beat-lease:", namespace)
         self._runs = f"conveyor-beat-run:{namespace}:"
 
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            raise BackendUnavailable(f"{what} on {self.url}: {exc!r}") from exc
-        except MemcacheError as exc:
-            raise BackendError(f"{what} on {self.url}: {exc!r}") from exc
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return translated(what, self.url)
 
     def acquire(self, holder: str, ttl: float, now: float) -> bool:
         expire = math.ceil(ttl) + 1
