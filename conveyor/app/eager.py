@@ -6,15 +6,21 @@ on_failure, on_retry, after_return). A failure is kept in the result, or raised 
 with ``throw=True`` / the `task_eager_propagates` setting. `self.retry()` inside an eager
 run runs the next attempt right away (no countdown) in place of publishing it, until
 `max_retries`, as Celery does. With `task_store_eager_result` the outcome is also stored
-in the result backend. Callbacks (`link`) run eagerly too, when their task is known here,
-with the ids their signatures were given, and every outcome is kept in memory
-(eager_records.py), so a chain's result handle and `AsyncResult(id)` find it.
+in the result backend.
+
+This is the one eager mechanism, workflows included. A workflow moves on as on a worker,
+through callbacks: a chain links each step to the next and sends the first, and this run
+calls the callbacks (`link`) eagerly when their task is known here, with the ids their
+signatures were given. A failure marks what its callbacks would have run as not run (a
+FAILURE with the same exception), as a worker does (canvas/failures.py), so a chain's
+last step and any handle on a later step raise the first error. Every outcome is kept in
+memory (eager_records.py); `outcome()` gives a workflow its last step's EagerResult.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -58,27 +64,10 @@ class EagerResult(AsyncResult):
     A failure's `result` is the exception object itself (not a rebuilt copy).
     """
 
-    def __init__(
-        self,
-        id: str,
-        state: str,
-        value: Any,
-        task: Task,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        retries: int,
-        einfo: ExceptionInfo | None = None,
-    ) -> None:
-        super().__init__(id, app=task.app)
+    def __init__(self, record: ResultRecord, value: Any, app: Any) -> None:
+        super().__init__(record.task_id, app=app)
         self._value_now = value
-        self._ready_record = ResultRecord(
-            id,
-            state,
-            result=value,
-            traceback=None if einfo is None else einfo.traceback,
-            date_done=now(),
-            meta={"name": task.name, "args": list(args), "kwargs": kwargs, "retries": retries},
-        )
+        self._ready_record = record
 
     def _record(self) -> ResultRecord:
         assert self._ready_record is not None
@@ -94,7 +83,8 @@ class EagerResult(AsyncResult):
         return True
 
     def forget(self) -> None:
-        """Nothing to forget: an eager result lives in this object only."""
+        """Nothing to forget: an eager result is kept in memory, never stored (unless
+        `task_store_eager_result`, as Celery's, which forget() leaves alone too)."""
 
     def revoke(self, terminate: bool = False, **options: Any) -> None:
         """Too late to stop it; Celery marks an eager result REVOKED, and so does this."""
@@ -117,11 +107,57 @@ def _hook(task: Task, name: str, *args: Any) -> None:
     getattr(task, name)(*args)
 
 
-def _store(task: Task, record: ResultRecord) -> None:
-    """Keep the outcome for handles made elsewhere; store it too when asked to."""
-    eager_records.keep(task.app, record)
-    if task.app.conf.task_store_eager_result and not task.ignore_result:
-        task.app.backend.store(record)
+def _finish(
+    task: Task, request: context.Context, state: str, value: Any, einfo: ExceptionInfo | None
+) -> EagerResult:
+    """The run's EagerResult, kept for handles made elsewhere, and for a success or a
+    failure stored too when asked to."""
+    assert request.id is not None
+    meta = {
+        "name": task.name,
+        "args": list(request.args),
+        "kwargs": request.kwargs,
+        "retries": request.retries,
+    }
+    traceback = None if einfo is None else einfo.traceback
+    record = ResultRecord(
+        request.id, state, result=value, traceback=traceback, date_done=now(), meta=meta
+    )
+    result = EagerResult(record, value, task.app)
+    if state in (states.SUCCESS, states.FAILURE):
+        eager_records.keep(result)
+        if task.app.conf.task_store_eager_result and not task.ignore_result:
+            stored = value if state == states.SUCCESS else describe_exception(value)
+            task.app.backend.store(
+                ResultRecord(request.id, state, result=stored, traceback=traceback, date_done=now())
+            )
+    return result
+
+
+def mark_not_run(app: Any, ids: Iterable[str], failed: AsyncResult) -> None:
+    """Keep a FAILURE with the failed run's exception for every task id in `ids`, whose
+    tasks will not run (a worker stores the same; canvas/failures.py)."""
+    for task_id in ids:
+        record = ResultRecord(
+            task_id,
+            states.FAILURE,
+            result=failed.result,
+            traceback=failed.traceback,
+            date_done=now(),
+            meta={"not_run": True, "failed": failed.id},
+        )
+        eager_records.keep(EagerResult(record, failed.result, app))
+
+
+def outcome(result: Any) -> Any:
+    """What an eager workflow hands back for the frozen handle `result` of its last step:
+    the step's EagerResult (with the handle's `parent`), or `result` itself when it is
+    not one task's (a group's) or no outcome was kept."""
+    kept = eager_records.find(result.app, result.id) if isinstance(result, AsyncResult) else None
+    if kept is None:
+        return result
+    kept.parent = result._parent
+    return kept
 
 
 def apply(
@@ -170,11 +206,15 @@ def apply(
             return retried.result
         except Ignore as exc:
             state, value = states.IGNORED, exc
+            result = _finish(task, request, state, value, None)
         except Reject as exc:
             state, value = states.REJECTED, exc
+            result = _finish(task, request, state, value, None)
         except Exception as exc:
             state, value, einfo = states.FAILURE, exc, ExceptionInfo.of(exc)
-            _store(task, _failure(task_id, exc, einfo))
+            result = _finish(task, request, state, exc, einfo)
+            for data in request.callbacks:
+                mark_not_run(task.app, Signature.from_dict(data, task.app).frozen_ids(), result)
             _hook(task, "on_failure", exc, task_id, args, kwargs, einfo)
             _run_links(task, request.errbacks, task_id)
             if propagate:
@@ -183,22 +223,12 @@ def apply(
                 raise
         else:
             state = states.SUCCESS
-            _store(task, ResultRecord(task_id, state, result=value, date_done=now()))
+            result = _finish(task, request, state, value, None)
             _hook(task, "on_success", value, task_id, args, kwargs)
             _run_links(task, request.callbacks, value)
         _hook(task, "after_return", state, value, task_id, args, kwargs, einfo)
         task_signals.outcome(task, request, state, value, einfo)
-    return EagerResult(task_id, state, value, task, args, kwargs, retries, einfo)
-
-
-def _failure(task_id: str, exc: BaseException, einfo: ExceptionInfo) -> ResultRecord:
-    return ResultRecord(
-        task_id,
-        states.FAILURE,
-        result=describe_exception(exc),
-        traceback=einfo.traceback,
-        date_done=now(),
-    )
+    return result
 
 
 def _run_links(task: Task, links: list[dict[str, Any]], value: Any) -> None:

@@ -53,7 +53,8 @@ class AsyncResult(ResultExtras):
     def _record(self) -> ResultRecord | None:
         if self._ready_record is not None:
             return self._ready_record
-        record = eager_records.find(self.app, self.id) or self.app.backend.get(self.id)
+        kept = eager_records.find(self.app, self.id)
+        record = kept._record() if kept is not None else self.app.backend.get(self.id)
         if record is not None and record.ready:
             self._ready_record = record
         return record
@@ -123,6 +124,9 @@ class AsyncResult(ResultExtras):
         return [] if record is None else [AsyncResult(c, app=self.app) for c in record.children]
 
     def _value(self, record: ResultRecord) -> Any:
+        kept = eager_records.find(self.app, self.id)
+        if kept is not None:  # an eager run's own value (its exception, not a rebuilt copy)
+            return kept._value(record)
         if record.state == states.FAILURE:
             return self.app.rebuild_exception(record)
         if record.state == states.REVOKED:
@@ -171,7 +175,8 @@ class AsyncResult(ResultExtras):
                 throw()
             parent = getattr(parent, "parent", None)
         if self._ready_record is None:
-            self._ready_record = eager_records.find(self.app, self.id)
+            kept = eager_records.find(self.app, self.id)
+            self._ready_record = None if kept is None else kept._record()
         if self._ready_record is None:
             report = None if on_message is None else lambda r: on_message(record_body(r))
             try:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from conveyor.app import eager
 from conveyor.canvas.chords import Chord
 from conveyor.canvas.composite import Composite
-from conveyor.canvas.eager import is_eager, run_chain
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest
@@ -112,18 +112,19 @@ class Chain(Composite):
     def apply_async(
         self, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Any:
-        """Send the first step with the rest linked behind it; the last step's result."""
+        """Send the first step with the rest linked behind it; the last step's result.
+        Under `task_always_eager` the send runs every step here (app/eager.py), and the
+        result is the last step's EagerResult."""
         chain = self.clone(args, kwargs)
         task_id = options.pop("task_id", None) or chain.options.get("task_id")
         first = {k: options.pop(k) for k in list(options) if k in _FIRST_STEP_ONLY}
         steps = chain._steps(first, options, chain.options)
         result = self._frozen(steps, task_id)
-        if is_eager(chain):
-            return run_chain(steps)
+        here = eager.wanted(chain.bound_app())
         for step, after in itertools.pairwise(steps):
             step.link(after)
         steps[0].apply_async()
-        return result
+        return eager.outcome(result) if here else result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Celery sends a chain when it is called."""

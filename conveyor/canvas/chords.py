@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from conveyor.app import eager, states
 from conveyor.app.result import AsyncResult
-from conveyor.canvas.eager import is_eager, run_chord
 from conveyor.canvas.errors import InvalidWorkflow
 from conveyor.canvas.groups import Group
 from conveyor.canvas.results import earliest, save_group
@@ -128,9 +128,9 @@ class Chord(Signature):
             for link in signature_list(options.pop(kind, None), self.app):
                 chord._body()._add_link(kind, link)
         chord._body().inherit(options)
-        if is_eager(chord):
-            return run_chord(chord, options)
         app = chord.bound_app()
+        if eager.wanted(app):
+            return chord._run_here(result, options)
         size = len(chord.header.tasks)
         if size == 0:
             chord._body().apply_async(([],), **options)
@@ -143,6 +143,19 @@ class Chord(Signature):
             # Its result must be stored: the body reads it from the backend.
             task.apply_async(**{**options, "ignore_result": False})
         return result
+
+    def _run_here(self, result: Any, options: dict[str, Any]) -> Any:
+        """Under `task_always_eager` (app/eager.py): the header runs here, member by member,
+        then the body with their values, unless a member failed: then the body is not run
+        and its result raises that member's error."""
+        header = self.header.apply_async(**options)
+        earliest(result).parent = header
+        failed = next((r for r in header.results if r.state == states.FAILURE), None)
+        if failed is None:
+            self._body().apply_async((header.get(propagate=False),), **options)
+        else:
+            eager.mark_not_run(self.bound_app(), self._body().frozen_ids(), failed)
+        return eager.outcome(result)
 
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:
         """``chord(header)(body)`` sends the chord, as with Celery."""

@@ -44,3 +44,16 @@ def test_an_error_stops_an_eager_chain(eager: Tasks) -> None:
     with pytest.raises(Boom):
         failing.get()
     assert eager.runs("body") == 0
+
+
+def test_the_steps_after_an_eager_failure_are_marked_not_run(eager: Tasks) -> None:
+    """As on a worker: a handle on a later step, made from its id (no parents to follow),
+    raises the first error at once instead of waiting on a backend that has nothing."""
+    result = (eager.add.s(1, 1) | eager.fail.s() | eager.count.s("after")).delay()
+    later = eager.app.AsyncResult(result.id)
+    with pytest.raises(Boom):
+        later.get(timeout=1)
+    assert later.state == "FAILURE" and eager.runs("after") == 0
+    failing = chord([eager.fail.s(1)], eager.count.s("body"))()
+    with pytest.raises(Boom):
+        eager.app.AsyncResult(failing.id).get(timeout=1)
