@@ -94,6 +94,11 @@ class WorkerLostError(TaskError):
     """The process running the task died (killed, out of memory) before it finished."""
 
 
+class MaxDeliveriesExceeded(TaskError):
+    """The task's message was dead-lettered as "max deliveries"; the message says what
+    sent it back the last time."""
+
+
 class InvalidTaskError(TaskError):
     """A task message that cannot be run (malformed, or its arguments do not fit)."""
 

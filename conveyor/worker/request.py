@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from conveyor import signals
 from conveyor.app import protocol, states
 from conveyor.app.base import Conveyor
-from conveyor.app.exceptions import NotRegistered
+from conveyor.app.exceptions import MaxDeliveriesExceeded, NotRegistered
 from conveyor.core.codecs import Serializer
 from conveyor.core.errors import BackendUnavailable, ContentDisallowed, DecodeError
 from conveyor.core.message import Delivery, header_problem
+from conveyor.core.transport import MAX_DELIVERIES_REASON
 from conveyor.worker import events
 from conveyor.worker.backend_wait import REASON
 from conveyor.worker.ended import Ended
@@ -40,6 +41,7 @@ class Work:
     job: Job
     delivery: Delivery
     acks_late: bool
+    app: Conveyor
 
     @property
     def task_id(self) -> str:
@@ -57,17 +59,31 @@ class Work:
                 log.error("task %s could not complete: %r", self.task_id, error)
                 if self.acks_late:
                     cause = REASON if isinstance(error, BackendUnavailable) else "worker error"
-                    self.delivery.nack(requeue=True, delay=1.0, reason=f"{cause}: {error}")
+                    self._requeue(f"{cause}: {error}", delay=1.0)
             elif not self.acks_late:
                 return
             elif ended.state == states.REJECTED:
                 self.delivery.nack(requeue=False, reason="rejected by the task (Reject)")
             elif ended.state == REQUEUED:
-                self.delivery.nack(requeue=True, reason="requeued by the task (Reject)")
+                self._requeue("requeued by the task (Reject)")
             else:
                 self.delivery.ack()
         except Exception:
             log.exception("settling the message of task %s failed", self.task_id)
+
+    def _requeue(self, reason: str, delay: float = 0.0) -> None:
+        """Send the message back; on its last allowed delivery the transport dead-letters
+        it as "max deliveries" instead, so the task's FAILURE is stored first, saying why
+        (a dead letter is never silent)."""
+        message = self.job.message
+        spent = self.delivery.delivery_count >= self.app.transport.options.max_deliveries
+        if spent and not message.ignore_result:
+            error = MaxDeliveriesExceeded(f"{MAX_DELIVERIES_REASON}; the last time: {reason}")
+            try:
+                store_failure(self.app, message.id, error, message.parent_id)
+            except Exception:
+                log.exception("could not mark task %s FAILURE", message.id)
+        self.delivery.nack(requeue=True, delay=delay, reason=reason)
 
     def give_back(self) -> None:
         """Return an unstarted job's message to the broker (warm shutdown)."""

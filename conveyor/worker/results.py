@@ -5,7 +5,6 @@ As middleware: `Claim` (the check before a run) and `Results` (the store after i
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +12,14 @@ from typing import Any
 from conveyor.app import states
 from conveyor.app.base import Conveyor
 from conveyor.app.context import Context
+from conveyor.app.exceptions import WorkerLostError
 from conveyor.app.extended import extended_meta
 from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
 from conveyor.canvas.advance import children
 from conveyor.core.errors import EncodeError
+from conveyor.worker import last_delivery
 from conveyor.worker.backend_wait import patiently
 from conveyor.worker.middleware import (
     ExceptionInfo,
@@ -151,19 +152,41 @@ def claim(
     return None
 
 
+def fail_lost_run(app: Conveyor, request: Context) -> str | None:
+    """On the last allowed delivery: FAILURE (stored) when the run before it died with its
+    worker, the ready state when the task is done already, else None (last_delivery.py)."""
+    assert request.id is not None
+    task_id = request.id
+    record = patiently(app, lambda: app.backend.get(task_id), "reading the state")
+    if record is not None and record.ready:
+        return record.state
+    lost = last_delivery.lost_run(app, record)
+    if lost is None:
+        return None
+    log.error("task %s[%s] failed: %s; not running it again", request.task, task_id, lost)
+    store_failure(app, task_id, WorkerLostError(lost), request.parent_id)
+    return states.FAILURE
+
+
 class Claim(Middleware):
-    """Before a run: the revoked/duplicate check (see `claim`); returns the forbidding
-    state, so the task does not run."""
+    """Before a run: the revoked/duplicate check (see `claim`), and on the last allowed
+    delivery the lost-run check (`fail_lost_run`); returns the forbidding state, so the
+    task does not run."""
 
     def before_task(self, task: Task, request: Context) -> str | None:
         if request.ignore_result or request.id is None:
             return None
         app = task.app
+        if last_delivery.is_last(app, request):
+            state = fail_lost_run(app, request)
+            if state is not None:
+                return state
         track = task.track_started
         track = app.conf.task_track_started if track is None else track
-        meta = {"hostname": request.hostname, "pid": os.getpid()}
+        track = bool(track) or last_delivery.records_start(app, request)
+        meta = last_delivery.start_meta(request.hostname)
         checked = request.checked if isinstance(request, Request) else None
-        return claim(app, request.id, bool(track), meta, checked)
+        return claim(app, request.id, track, meta, checked)
 
 
 def _errors_kept(task: Task, state: str) -> bool:

@@ -161,7 +161,7 @@ class Worker:
             return
         task = self.app.tasks[message.task]
         late = self.app.conf.task_acks_late if task.acks_late is None else task.acks_late
-        work = request.Work(job, delivery, bool(late))
+        work = request.Work(job, delivery, bool(late), self.app)
         if signals.task_received.receivers:
             signals.task_received.send(sender=self, request=make_context(job, self.hostname))
         self._submit(work)

@@ -173,6 +173,6 @@ def test_task_reject_on_worker_lost_setting(
 
     crashes.delay()
     (delivery,) = app.transport.fetch("default", max_messages=1, timeout=1.0)
-    work = Work(read(app, delivery), delivery, acks_late=True)
+    work = Work(read(app, delivery), delivery, acks_late=True, app=app)
     outcome = worker_lost(app, work, -9)
     assert isinstance(outcome.error, WorkerLostError) is retried

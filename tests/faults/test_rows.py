@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.exceptions import WorkerLostError
 from conveyor.testing.fault_servers import (
     OwnServer,
     memcached_with_limit,
@@ -237,32 +238,34 @@ def test_blackhole_longer_than_the_lease(aof_redis: OwnServer, tmp_path: Path) -
 
 
 @full_tier
-def test_a_poison_task_is_dead_lettered_after_max_deliveries(
+def test_a_poison_task_ends_as_a_failure_at_max_deliveries(
     aof_redis: OwnServer, tmp_path: Path
 ) -> None:
     """A task that kills its worker on every run: a supervisor (this test) restarts the
-    worker each time; the task is dead-lettered after max_deliveries, with no hot loop (one
-    worker death per delivery), and the other tasks all run. One slot and no read-ahead:
-    a message held beside the poison at each death would have its count raised too (see
-    docs/guarantees.md, "What is not promised")."""
+    worker each time; with no hot loop (one worker death per delivery), its last allowed
+    delivery finds the run before it lost with its worker and stores WorkerLostError
+    instead of running it again (nothing silent in the dead letters), and the other tasks
+    all run. One slot and no read-ahead: a message held beside the poison at each death
+    would have its count raised too (see docs/guarantees.md, "What is not promised")."""
     deliveries = 3
     broker = f"{aof_redis.url}?lease_timeout=1&max_deliveries={deliveries}"
     with row("poison-redis", broker, aof_redis.url, tmp_path, concurrency=1) as made:
         made.start_worker(prefetch_multiplier=1)
-        made.app.send_task(KILL_WORKER, ("poison",), queue=made.queue)
+        poison = made.app.send_task(KILL_WORKER, ("poison",), queue=made.queue)
         made.send(20, seconds=0.05)
         deaths = 0
         deadline = time.monotonic() + 60
-        while not made.app.transport.dead_letters(made.queue) and time.monotonic() < deadline:
+        while not poison.ready() and time.monotonic() < deadline:
             if made.workers[-1].process.poll() is not None:
                 deaths += 1
                 made.ledger.mark_fault()
                 made.start_worker(prefetch_multiplier=1)
             time.sleep(0.1)
-        (dead,) = made.app.transport.dead_letters(made.queue)
-        assert dead.reason == "max deliveries"
-        assert deaths == deliveries, "one worker death per delivery, no more"
+        with pytest.raises(WorkerLostError, match="worker lost while running"):
+            poison.get(timeout=1)
+        assert deaths == deliveries - 1, "one worker death per delivery but the last"
         assert_passes(made.settle(SETTLE))
+        assert made.app.transport.dead_letters(made.queue) == []
 
 
 @full_tier

@@ -13,6 +13,7 @@ from conveyor.exceptions import WorkerLostError
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import Worker
 from tests.faults import crashing_tasks
+from tests.faults.harness import KILL_WORKER, assert_passes, row
 
 APP_PATH = "tests.faults.crashing_tasks"
 
@@ -51,3 +52,38 @@ def test_a_task_that_exits_its_process_is_a_failure_naming_the_exit_code(
 
 def test_a_task_may_opt_into_a_retry_when_its_process_dies(worker: Worker) -> None:
     assert crashing_tasks.exit_once.delay().get(timeout=30) == 2
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_task_that_kills_a_threads_worker_ends_as_a_failure_at_the_budget(
+    pool: str, tmp_path: Path
+) -> None:
+    """Under the threads (and solo) pool the task takes the whole worker down, so nobody is
+    left to store its outcome; its message comes back after the lease. Each redelivery
+    runs it again (at-least-once) until the last allowed one, which finds the run before
+    it started by a dead worker: it stores WorkerLostError and settles the message, so
+    `get()` raises at once instead of waiting while the task sits in the dead letters."""
+    deliveries = 3
+    url = f"sqlite:///{tmp_path}/conveyor.db"
+    broker = f"{url}?lease_timeout=1&max_deliveries={deliveries}"
+    with row(f"lost-{pool}", broker, url, tmp_path, concurrency=1) as made:
+        made.start_worker(pool=pool, prefetch_multiplier=1)
+        result = made.app.send_task(KILL_WORKER, ("poison",), queue=made.queue)
+        deaths = 0
+
+        def supervise() -> bool:
+            nonlocal deaths
+            if made.workers[-1].process.poll() is not None:
+                deaths += 1
+                made.start_worker(pool=pool, prefetch_multiplier=1)
+            return result.ready()
+
+        assert wait_until(supervise, 60, interval=0.1), made.workers[-1].output()
+        with pytest.raises(WorkerLostError, match="worker lost while running"):
+            result.get(timeout=1)
+        assert deaths == deliveries - 1, "the last delivery is not run again"
+        transport = made.app.transport
+        assert wait_until(lambda: transport.size(made.queue) == 0, 10)
+        assert transport.dead_letters(made.queue) == []
+        made.send(1)
+        assert_passes(made.settle(30), duplicates_allowed=False)
