@@ -13,6 +13,7 @@ from typing import Any
 from conveyor import Conveyor, Task, states
 from conveyor.app.exceptions import SoftTimeLimitExceeded
 from conveyor.backends.base import ResultRecord
+from conveyor.testing.waiting import wait_until
 
 app = Conveyor("e2e")
 
@@ -93,6 +94,20 @@ def sleep(self: Task, seconds: float) -> float:
     mark(f"started-{self.request.id}", time.time())
     time.sleep(seconds)
     return seconds
+
+
+@app.task(bind=True)
+def held(self: Task, deadline: float = 60.0) -> str:
+    """Runs until the test stores `release-<task id>` (see `release`), or `deadline` seconds:
+    a running task for as long as a test needs one, however slow the machine."""
+    mark(f"started-{self.request.id}", time.time())
+    released = wait_until(lambda: app.AsyncResult(f"release-{self.request.id}").exists(), deadline)
+    return "released" if released else "not released"
+
+
+def release(task_id: str) -> None:
+    """Let a `held` task return."""
+    mark(f"release-{task_id}", time.time())
 
 
 @app.task(soft_time_limit=0.5)

@@ -7,6 +7,7 @@ import uuid
 
 from conveyor import Conveyor
 from conveyor.testing.waiting import wait_until
+from tests.e2e import e2e_tasks
 from tests.e2e.conftest import CONVEYOR, ROOT, Urls, WorkerProcess, worker_env
 
 
@@ -79,8 +80,10 @@ def test_inspect(worker: WorkerProcess, urls: Urls, app: Conveyor) -> None:
     pong = cli(urls, "inspect", "ping")
     assert hostname in pong and '"pong"' in pong
     assert "tests.e2e.e2e_tasks.add" in cli(urls, "inspect", "registered")
-    # Long enough to outlast a CLI process's start-up and a broadcast reply on a loaded machine.
-    running = app.send_task("tests.e2e.e2e_tasks.sleep", [6.0])
+    # Held until released, so it is still running however long the CLI takes on a loaded box.
+    running = app.send_task("tests.e2e.e2e_tasks.held")
     assert wait_until(lambda: app.AsyncResult(f"started-{running.id}").exists(), 20)
-    assert running.id in cli(urls, "inspect", "active")
-    running.get(timeout=30)
+    active = cli(urls, "inspect", "active")
+    e2e_tasks.release(running.id)
+    assert running.id in active
+    assert running.get(timeout=30) == "released"

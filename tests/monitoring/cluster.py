@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from conveyor import Conveyor
 from conveyor.testing.waiting import wait_until
@@ -79,8 +79,8 @@ class Cluster:
 
         def answering() -> bool:
             try:
-                return httpx.get(self.url + "/static/dashboard.css", timeout=1).status_code == 200
-            except httpx.HTTPError:
+                return httpx2.get(self.url + "/static/dashboard.css", timeout=1).status_code == 200
+            except httpx2.HTTPError:
                 return False
 
         ready = wait_until(lambda: " ready: " in worker_log.read_text(errors="replace"), 30)

@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,8 +27,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def _samples(port: int) -> Samples:
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
+        text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx2.HTTPError:
         return {}
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
