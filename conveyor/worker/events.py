@@ -11,6 +11,7 @@ and ``loadavg``, plus conveyor's ``pool``, ``concurrency``, ``queues`` and ``pre
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import threading
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from conveyor.app.task import Task
     from conveyor.worker.pools import Pool
 
+log = logging.getLogger("conveyor.worker")
 HEARTBEAT_INTERVAL = 2.0  # Celery's default `freq`
 _OUTCOMES = {
     states.SUCCESS: "task-succeeded",
@@ -110,7 +112,9 @@ class TaskEvents(Middleware):
 
 class WorkerEvents:
     """The worker's own events: worker-online at start, worker-heartbeat every `freq`
-    seconds, worker-offline at stop; and task-received, counted as `processed`."""
+    seconds while `alive()` (the consumer thread runs), worker-offline at stop or as soon as
+    the consumer is found dead (a worker that consumes nothing is not alive to a monitor,
+    issue 12); and task-received, counted as `processed`."""
 
     def __init__(
         self,
@@ -120,10 +124,12 @@ class WorkerEvents:
         pool_kind: str,
         queues: list[str],
         held: Callable[[], int],
+        alive: Callable[[], bool],
         freq: float = HEARTBEAT_INTERVAL,
     ) -> None:
         self.app, self.hostname, self.pool, self.freq = app, hostname, pool, freq
-        self.held = held
+        self.held, self.alive = held, alive
+        self._offline = False
         self.pool_kind, self.queues = pool_kind, queues
         self.processed = 0
         self._stop = threading.Event()
@@ -160,7 +166,16 @@ class WorkerEvents:
 
     def _run(self) -> None:
         while not self._stop.wait(self.freq):
+            if not self.alive():
+                log.error("%s: the consumer is not running; no more heartbeats", self.hostname)
+                self._go_offline()
+                return
             self._send("worker-heartbeat")
+
+    def _go_offline(self) -> None:
+        if not self._offline:
+            self._offline = True
+            self._send("worker-offline")
 
     def stop(self) -> None:
         if self._thread is None:
@@ -168,4 +183,4 @@ class WorkerEvents:
         self._stop.set()
         self._thread.join(self.freq + 1.0)
         self._thread = None
-        self._send("worker-offline")
+        self._go_offline()

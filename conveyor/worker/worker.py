@@ -107,7 +107,13 @@ class Worker:
             app, self.hostname, self.pool, alive=self.consumer_alive, worker=self
         )
         self.events = WorkerEvents(
-            app, self.hostname, self.pool, self.pool_kind, self.queues, lambda: self.consumer.held
+            app,
+            self.hostname,
+            self.pool,
+            self.pool_kind,
+            self.queues,
+            held=lambda: self.consumer.held,
+            alive=lambda: self.consumer_alive() or self._stopping.is_set(),
         )
         self._threads: list[threading.Thread] = []
         self._consumer_thread: threading.Thread | None = None

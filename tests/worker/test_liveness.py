@@ -4,6 +4,7 @@ gone, ping gets no answer and `run()` ends with an error (a non-zero exit from t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -46,3 +47,32 @@ def test_run_ends_with_an_error_when_the_consumer_thread_ends(app: Conveyor) -> 
     (error,) = outcome
     with pytest.raises(ConsumerDied, match="consumer thread ended"):
         raise error
+
+
+def test_heartbeats_stop_with_the_consumer(app: Conveyor) -> None:
+    """A worker whose consumer died says worker-offline and beats no more, so a monitor
+    (conveyor.monitoring.state) stops counting it as alive."""
+    from conveyor.monitoring.stream import EventStream
+
+    worker = Worker(app, concurrency=1, shutdown_timeout=1.0)
+    worker.events.freq = 0.1
+    stream = EventStream(app)
+    stream.get(0.1)  # opened: what is sent from now on is seen
+    seen: list[dict[str, object]] = []
+
+    def kinds() -> list[object]:
+        seen.extend(e for e in stream.get(0.2) if e.get("hostname") == worker.hostname)
+        return [e["type"] for e in seen]
+
+    worker.start()
+    try:
+        assert wait_until(lambda: "worker-heartbeat" in kinds(), 10)
+        worker.consumer.stop()
+        assert wait_until(lambda: "worker-offline" in kinds(), 10), kinds()
+        offline = kinds().index("worker-offline")
+        quiet_until = time.monotonic() + 10 * worker.events.freq  # ten missed beats
+        while time.monotonic() < quiet_until:
+            kinds()
+        assert "worker-heartbeat" not in kinds()[offline:], kinds()
+    finally:
+        worker.stop()
