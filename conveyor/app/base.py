@@ -31,7 +31,7 @@ from conveyor.app.config import Settings
 from conveyor.app.control import Control
 from conveyor.app.events import EventSender
 from conveyor.app.exceptions import NotRegistered
-from conveyor.app.periodic import AfterConfigure, add_periodic_task
+from conveyor.app.periodic import add_periodic_task, configure_signals
 from conveyor.app.result import AsyncResult
 from conveyor.app.routing import route
 from conveyor.app.signing import Signer
@@ -109,8 +109,7 @@ class Conveyor:
         self.waiter = Waiter(lambda: self.backend)
         self.events = EventSender(self)
         self.periodic_tasks: dict[str, dict[str, Any]] = {}  # add_periodic_task; beat reads
-        self.on_after_configure = AfterConfigure(self)
-        self.on_after_finalize = AfterConfigure(self)  # sent right after it
+        self.on_after_configure, self.on_after_finalize = configure_signals()
         self._discover: list[tuple[Any, str]] = []
         _default_app = self
         current.attach(self)

@@ -2,57 +2,60 @@
 `app.on_after_finalize`.
 
 The app layer only records entries; beat (which sits above it) reads them with the
-`beat_schedule` setting, validates them and runs them. The receivers of both signals run
-once per app, when beat loads its schedule (on_after_configure's first), with
-``sender=app`` as in Celery:
+`beat_schedule` setting, validates them and runs them. Both are signals of the app's own
+(`conveyor.signals.dispatch.Signal`, as Celery's are `celery.utils.dispatch.Signal`), sent
+once per app when beat loads its schedule (on_after_configure first), with ``sender=app``
+(and ``source=app.conf`` for on_after_configure) as in Celery:
 
     @app.on_after_configure.connect
     def setup_periodic_tasks(sender, **kwargs):
         sender.add_periodic_task(10.0, ping.s("hello"), name="ping every 10 s")
+
+They hold their receivers strongly (a setup function defined inside an app factory must
+not be collected before beat starts), and a receiver that raises is returned to beat,
+which refuses to start naming it: a broken setup must not silently drop schedules.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
+import weakref
 from typing import TYPE_CHECKING, Any
+
+from conveyor.signals.dispatch import Receiver, Signal
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
 
-log = logging.getLogger("conveyor.app.periodic")
-Receiver = Callable[..., Any]
+_sent: weakref.WeakSet[Conveyor] = weakref.WeakSet()
+_lock = threading.Lock()
 
 
-class AfterConfigure:
-    """`app.on_after_configure` (and `on_after_finalize`): receivers connected by decorator,
-    sent once per app."""
+def configure_signals() -> tuple[Signal, Signal]:
+    """An app's `on_after_configure` and `on_after_finalize`."""
+    return (
+        Signal("on_after_configure", ("source",), weak=False),
+        Signal("on_after_finalize", weak=False),
+    )
 
-    def __init__(self, app: Conveyor) -> None:
-        self._app = app
-        self._receivers: list[Receiver] = []
-        self._sent = False
-        self._lock = threading.Lock()
 
-    def connect(self, receiver: Receiver | None = None, **_options: Any) -> Any:
-        """``@app.on_after_configure.connect`` (Celery's `weak=`/`dispatch_uid=` are
-        accepted and ignored: receivers are held strongly)."""
-        if receiver is None:
-            return self.connect
-        self._receivers.append(receiver)
-        return receiver
-
-    def send_once(self) -> None:
-        """Call every receiver with ``sender=app`` the first time only. A receiver that
-        raises is an error in the user's setup code: it propagates, naming the receiver."""
-        with self._lock:
-            if self._sent:
-                return
-            self._sent = True
-        for receiver in self._receivers:
-            log.debug("on_after_configure: %s", getattr(receiver, "__qualname__", receiver))
-            receiver(sender=self._app)
+def send_configured(app: Conveyor) -> list[tuple[Signal, Receiver, Exception]]:
+    """Send on_after_configure, then on_after_finalize, the first time for `app` only; the
+    receivers that raised, with their signal and error (each already logged by the signal)."""
+    with _lock:
+        if app in _sent:
+            return []
+        _sent.add(app)
+    sends = [
+        (app.on_after_configure, app.on_after_configure.send(sender=app, source=app.conf)),
+        (app.on_after_finalize, app.on_after_finalize.send(sender=app)),
+    ]
+    return [
+        (signal, receiver, error)
+        for signal, responses in sends
+        for receiver, error in responses
+        if isinstance(error, Exception)
+    ]
 
 
 def add_periodic_task(

@@ -16,6 +16,7 @@ from typing import Any
 
 from conveyor.app.base import Conveyor
 from conveyor.app.call_options import CALL_OPTIONS
+from conveyor.app.periodic import send_configured
 from conveyor.beat.crontab import crontab
 from conveyor.beat.errors import EntryError, ScheduleError
 from conveyor.beat.schedules import Schedule, schedule
@@ -110,8 +111,9 @@ def entry(app: Conveyor, name: str, spec: Any, now: datetime, tz: tzinfo) -> Ent
 def load(app: Conveyor, now: datetime, tz: tzinfo) -> list[Entry]:
     """Every entry of the app, checked: `beat_schedule`, then `add_periodic_task`'s (which
     `on_after_configure` and `on_after_finalize` receivers add, so those run first)."""
-    app.on_after_configure.send_once()
-    app.on_after_finalize.send_once()
+    for signal, receiver, error in send_configured(app):
+        name = getattr(receiver, "__qualname__", repr(receiver))
+        raise EntryError(f"{signal.name} receiver {name} raised: {error!r}") from error
     configured = app.conf.beat_schedule or {}
     if not isinstance(configured, Mapping):
         raise EntryError(f"beat_schedule must be a dict of entries, not {configured!r}")

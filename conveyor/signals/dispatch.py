@@ -8,7 +8,9 @@ What is worth knowing:
 
 - Receivers are held by weak reference unless ``weak=False`` (bound methods through
   WeakMethod), so connecting from an object that goes away does not keep it alive; a
-  dead receiver is dropped on the next send.
+  dead receiver is dropped on the next send. A signal made with ``Signal(..., weak=False)``
+  holds its receivers strongly unless told otherwise (the app's `on_after_configure`: a
+  periodic-task setup defined inside a factory function must not vanish before beat starts).
 - A ``sender`` filter matches a sender that *is* that object, or, for a string filter, a
   string sender equal to it or a sender whose ``name`` equals it (so ``sender="tasks.add"``
   matches both the publish signals, which send the task name, and the task signals, which
@@ -48,10 +50,14 @@ def _receiver_key(receiver: Receiver) -> Hashable:
 class Signal:
     """One named signal; see the module docstring."""
 
-    def __init__(self, name: str, providing_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, name: str, providing_args: tuple[str, ...] = (), *, weak: bool = True
+    ) -> None:
         self.name = name
         #: The keyword arguments `send` passes besides signal and sender (documentation).
         self.providing_args = providing_args
+        #: How `connect` holds a receiver when its call does not say.
+        self.weak = weak
         self._lock = threading.Lock()
         # (key, sender filter, reference); replaced, never mutated, so send needs no lock.
         self.receivers: tuple[tuple[Hashable, Any, _Ref], ...] = ()
@@ -67,7 +73,7 @@ class Signal:
         receiver: None = None,
         *,
         sender: Any = None,
-        weak: bool = True,
+        weak: bool | None = None,
         dispatch_uid: Hashable | None = None,
     ) -> Callable[[Receiver], Receiver]: ...
 
@@ -76,7 +82,7 @@ class Signal:
         receiver: Receiver | None = None,
         *,
         sender: Any = None,
-        weak: bool = True,
+        weak: bool | None = None,
         dispatch_uid: Hashable | None = None,
     ) -> Any:
         """Connect `receiver` (or decorate one). Connecting the same receiver (or the same
@@ -86,7 +92,7 @@ class Signal:
             if not callable(function):
                 raise TypeError(f"{self.name}: a receiver must be callable, not {function!r}")
             key = (dispatch_uid or _receiver_key(function), _sender_key(sender))
-            reference = _reference(function, weak)
+            reference = _reference(function, self.weak if weak is None else weak)
             with self._lock:
                 kept = tuple(entry for entry in self.receivers if entry[0] != key)
                 self.receivers = (*kept, (key, sender, reference))

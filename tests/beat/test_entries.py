@@ -3,6 +3,7 @@ and the errors at start that name the entry and the part."""
 
 from __future__ import annotations
 
+import gc
 import types
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,6 +15,7 @@ from conveyor import Conveyor
 from conveyor.beat import entries, walltime
 from conveyor.beat.errors import EntryError, ScheduleError
 from conveyor.schedules import crontab, schedule, solar
+from conveyor.signals import Signal
 from tests.beat.conftest import Clock, MakeBeat, Sent
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -98,6 +100,39 @@ def test_add_periodic_task_from_on_after_configure(
     assert [name for name, _, _ in sent.items] == ["hello every 2 s"] * 2
     make_beat()
     assert calls == [app]  # sent once per app
+
+
+def test_on_after_configure_is_a_conveyor_signal_holding_its_receivers(
+    app: Conveyor, make_beat: MakeBeat
+) -> None:
+    """Sent through conveyor.signals with Celery's arguments; a receiver connected inside a
+    factory function (nothing else refers to it) still runs when beat starts."""
+    ping = app.tasks["tasks.ping"]
+    seen: list[Any] = []
+
+    def factory() -> None:
+        @app.on_after_configure.connect
+        def setup(sender: Conveyor, signal: Signal, source: Any, **kwargs: Any) -> None:
+            seen.append((sender, signal, source))
+            sender.add_periodic_task(1.0, ping.s(), name="from a factory")
+
+    factory()
+    gc.collect()
+    assert isinstance(app.on_after_configure, Signal)
+    beat = make_beat()
+    assert seen == [(app, app.on_after_configure, app.conf)]
+    assert [entry.name for entry in beat.entries] == ["from a factory"]
+
+
+def test_a_setup_receiver_that_raises_stops_beat_naming_it(
+    app: Conveyor, make_beat: MakeBeat
+) -> None:
+    @app.on_after_finalize.connect
+    def broken_setup(sender: Conveyor, **kwargs: Any) -> None:
+        raise KeyError("tasks.gone")
+
+    with pytest.raises(EntryError, match=r"on_after_finalize receiver .*broken_setup raised"):
+        make_beat()
 
 
 @pytest.mark.parametrize(
