@@ -3,7 +3,10 @@
 Publish: a durable queue, persistent messages, the channel in confirm mode, so every
 basic_publish waits for its broker confirm (pika's BlockingChannel confirms one message at
 a time; `batch` does not change that). Consume: basic_consume with a prefetch of `batch`,
-one basic_ack(multiple=True) per `batch` messages.
+one basic_ack(multiple=True) per `batch` messages, or sooner when no further delivery is
+waiting in pika's buffer (so a trickle is not held back). The task benchmark's floor worker
+(`benchmarks/tasks/systems/raw_worker.py`) runs the same `consume` with a `Work` that
+executes each batch before it is acknowledged.
 
 `unconfirmed_rate` is the task benchmark's ceiling for a batched publish: the same
 persistent messages with no confirm mode, each basic_publish returning once its frames are
@@ -16,6 +19,7 @@ import time
 
 import pika
 
+from benchmarks.raw_work import TAKE_ONLY, Work
 from conveyor.core.url import parse_url
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
@@ -48,23 +52,33 @@ def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
     connection.close()
 
 
-def consume(url: str, queue: str, n: int, batch: int) -> None:
+def declare(url: str, queue: str) -> None:
+    """The durable classic queue `publish` and `consume` use."""
+    connection = connect(url)
+    _declare(connection.channel(), queue)
+    connection.close()
+
+
+def consume(url: str, queue: str, n: int | None, batch: int, work: Work = TAKE_ONLY) -> None:
+    """`n` messages (None: until `work.running()` is false); see raw_work."""
     connection = connect(url)
     channel = connection.channel()
     _declare(channel, queue)
     channel.basic_qos(prefetch_count=batch)
-    received = unacked = 0
-    last_tag = 0
-    for method, _properties, _body in channel.consume(queue, inactivity_timeout=1.0):
-        if method is None:
-            continue
-        received += 1
-        unacked += 1
-        last_tag = method.delivery_tag
-        if unacked >= batch or received >= n:
-            channel.basic_ack(last_tag, multiple=True)
-            unacked = 0
-        if received >= n:
+    received = 0
+    bodies: list[bytes] = []
+    for method, _properties, body in channel.consume(queue, inactivity_timeout=0.5):
+        if method is not None:
+            received += 1
+            bodies.append(body)
+            done = n is not None and received >= n
+            if len(bodies) >= batch or done or not channel.get_waiting_message_count():
+                work.handle(bodies)
+                channel.basic_ack(method.delivery_tag, multiple=True)
+                bodies = []
+            if done:
+                break
+        if not bodies and not work.running():
             break
     channel.cancel()
     connection.close()

@@ -4,11 +4,16 @@ Publish: one LPUSH of `batch` values per round trip (what conveyor's publish_man
 Consume: the reliable-queue pattern with the same guarantees' core: a pipeline of `batch`
 LMOVEs from the queue into an in-flight list (atomic take, one round trip), then a pipeline
 of LREMs to acknowledge them (one round trip); BLMOVE when the queue is empty.
+
+The task benchmark's floor worker (`benchmarks/tasks/systems/raw_worker.py`) runs the same
+`consume` with a `Work` that executes each batch before it is acknowledged.
 """
 
 from __future__ import annotations
 
 import redis
+
+from benchmarks.raw_work import TAKE_ONLY, Work
 
 
 def _client(url: str) -> redis.Redis:
@@ -22,18 +27,21 @@ def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
     client.close()
 
 
-def consume(url: str, queue: str, n: int, batch: int) -> None:
+def consume(url: str, queue: str, n: int | None, batch: int, work: Work = TAKE_ONLY) -> None:
+    """`n` messages (None: until `work.running()` is false); see raw_work."""
     client = _client(url)
     in_flight = f"{queue}:in-flight"
     received = 0
-    while received < n:
+    while (n is None or received < n) and work.running():
         take = client.pipeline(transaction=False)
-        for _ in range(min(batch, n - received)):
+        for _ in range(batch if n is None else min(batch, n - received)):
             take.lmove(queue, in_flight, "RIGHT", "LEFT")
         items = [item for item in take.execute() if item is not None]
         if not items:
             item = client.blmove(queue, in_flight, 1, "RIGHT", "LEFT")
             items = [] if item is None else [item]
+        if items:
+            work.handle(items)
         ack = client.pipeline(transaction=False)
         for item in items:
             ack.lrem(in_flight, -1, item)

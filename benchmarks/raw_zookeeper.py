@@ -6,6 +6,9 @@ list the entries, read `batch` of them (pipelined), take them with ephemeral loc
 multi), then acknowledge them by deleting entries and locks (one multi). An empty listing
 waits on a children watch. Conveyor's take also rewrites each entry with a versioned set
 (its delivery count and ownership proof); the raw baseline does not.
+
+The task benchmark's floor worker (`benchmarks/tasks/systems/raw_worker.py`) runs the same
+`consume` with a `Work` that executes each batch before it is acknowledged.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import threading
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from benchmarks.raw_work import TAKE_ONLY, Work
 from conveyor.core.url import parse_url
 
 
-def _client(url: str) -> tuple[KazooClient, str]:
+def connect(url: str) -> tuple[KazooClient, str]:
     parsed = parse_url(url)
     hosts = ",".join(f"{h.name}:{h.port or 2181}" for h in parsed.hosts)
     auth = None
@@ -31,7 +35,7 @@ def _client(url: str) -> tuple[KazooClient, str]:
 
 
 def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
-    client, root = _client(url)
+    client, root = connect(url)
     entries = f"{root}/{queue}/e"
     client.ensure_path(entries)
     client.ensure_path(f"{root}/{queue}/l")
@@ -44,18 +48,21 @@ def publish(url: str, queue: str, bodies: list[bytes], batch: int) -> None:
     client.close()
 
 
-def consume(url: str, queue: str, n: int, batch: int) -> None:
-    client, root = _client(url)
+def consume(url: str, queue: str, n: int | None, batch: int, work: Work = TAKE_ONLY) -> None:
+    """`n` messages (None: until `work.running()` is false); see raw_work."""
+    client, root = connect(url)
     entries, locks = f"{root}/{queue}/e", f"{root}/{queue}/l"
+    client.ensure_path(entries)
+    client.ensure_path(locks)
     changed = threading.Event()
     received = 0
-    while received < n:
+    while (n is None or received < n) and work.running():
         changed.clear()
         names = sorted(client.get_children(entries, watch=lambda _event: changed.set()))
         if not names:
-            changed.wait(1.0)
+            changed.wait(0.5)
             continue
-        chosen = names[: min(batch, n - received)]
+        chosen = names[: batch if n is None else min(batch, n - received)]
         reads = [(name, client.get_async(f"{entries}/{name}")) for name in chosen]
         bodies = []
         for name, read in reads:
@@ -68,6 +75,7 @@ def consume(url: str, queue: str, n: int, batch: int) -> None:
             take.create(f"{locks}/{name}", ephemeral=True)
         if any(isinstance(r, Exception) for r in take.commit()):
             continue  # lost a race (not in this single-consumer run): list again
+        work.handle([body for _, body in bodies])
         ack = client.transaction()
         for name, _ in bodies:
             ack.delete(f"{entries}/{name}")
@@ -79,7 +87,7 @@ def consume(url: str, queue: str, n: int, batch: int) -> None:
 
 
 def cleanup(url: str, queue: str) -> None:
-    client, root = _client(url)
+    client, root = connect(url)
     client.delete(f"{root}/{queue}", recursive=True)
     client.stop()
     client.close()

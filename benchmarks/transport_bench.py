@@ -30,15 +30,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 from conveyor.core.message import Message
 from conveyor.core.registry import create_transport
 from conveyor.core.url import parse_url
 
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:  # run as a script: the raw baselines are modules of `benchmarks`
+    sys.path.insert(0, ROOT)
 BODY = b'{"task":"tasks.add","args":[2,3],"kwargs":{},"id":"' + b"0" * 32 + b'"}'
 _RAW_NAMES = {"rediss": "redis", "amqps": "amqp", "sqlite": "sql"}
 
@@ -47,9 +52,9 @@ def raw_module(url: str) -> ModuleType | None:
     scheme = parse_url(url).scheme.split("+")[0]
     name = _RAW_NAMES.get(scheme, scheme)
     try:
-        return importlib.import_module(f"raw_{name}")  # beside this script, on sys.path
+        return importlib.import_module(f"benchmarks.raw_{name}")
     except ModuleNotFoundError as exc:
-        if exc.name != f"raw_{name}":
+        if exc.name != f"benchmarks.raw_{name}":
             raise
         return None
 

@@ -26,7 +26,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "latency_p50_ms": ("latency p50 (ms)", "lower"),
     "latency_p99_ms": ("latency p99 (ms)", "lower"),
 }
+# The speed issue's rows: (broker, metric, target ratio of conveyor to the best peer).
+TARGETS: list[tuple[str, str, float]] = [
+    ("redis", "roundtrip_per_s", 2.0),
+    ("redis", "drain_from_spawn_per_s", 2.0),
+    ("redis", "drain_per_s", 2.0),
+    ("redis", "enqueue_per_s", 1.5),
+    ("amqp", "roundtrip_per_s", 2.0),
+    ("amqp", "drain_from_spawn_per_s", 2.0),
+    ("amqp", "enqueue_per_s", 1.0),
+    ("zookeeper", "roundtrip_per_s", 2.0),
+    ("zookeeper", "drain_from_spawn_per_s", 2.0),
+]
+PEERS = ("celery", "dramatiq", "huey")
 Key = tuple[str, str, str]  # broker, metric, system
+LABELS = {"raw": "floor"}  # the raw client doing the same work (systems/raw_app.py)
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +85,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     data = samples(rows)
     systems = [
         s
-        for s in ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey")
+        for s in ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey", "raw")
         if any(k[2] == s for k in data)
     ]
     peers = [s for s in systems if s != "conveyor"]
@@ -83,7 +97,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         f"load {head.get('load1', 0):.2f} at start; commit {head.get('commit')}. "
         f"Each execution includes one ledger write to Redis, about "
         f"{head.get('ledger_cpu_us', 0):.0f} µs of worker CPU for every system. "
-        "Cells: median (min-max) over repetitions. Ratio = conveyor / peer "
+        "Cells: median (min-max) over repetitions. floor = the broker's raw client doing "
+        "the same work (benchmarks/tasks/systems/raw_app.py). Ratio = conveyor / peer "
         "(throughput: above 1 is conveyor faster; CPU and latency: below 1 is conveyor "
         "cheaper/faster).",
     ]
@@ -91,7 +106,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         present = [s for s in systems if any(k[0] == broker and k[2] == s for k in data)]
         others = [p for p in peers if p in present]
         out += ["", f"## {broker}", ""]
-        columns = ["metric", *present, *(f"conveyor/{p}" for p in others)]
+        columns = [
+            "metric",
+            *(LABELS.get(s, s) for s in present),
+            *(f"conveyor/{LABELS.get(p, p)}" for p in others),
+        ]
         out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for metric, (label, _) in METRICS.items():
             if not any(k[0] == broker and k[1] == metric for k in data):
@@ -111,11 +130,41 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if short:
             taken = ", ".join(f"{s} {int(v)}" for s, v in short.items())
             out += ["", f"Latency from fewer samples (the time budget ran out): {taken}."]
+    out += targets(data)
     failed = [r for r in rows if r.get("kind") == "block" and not r.get("ok")]
     if failed:
         out += ["", "## Failed blocks (their numbers are left out above)", ""]
         out += [f"- {r['system']} on {r['broker']}, rep {r['rep']}: {r['error']}" for r in failed]
     return "\n".join(out) + "\n"
+
+
+def targets(data: dict[Key, list[float]]) -> list[str]:
+    """The issue's rows: conveyor against the best peer (highest median) and the floor."""
+    lines = []
+    for broker, metric, target in TARGETS:
+        mine = data.get((broker, metric, "conveyor"))
+        peers = [
+            (statistics.median(data[(broker, metric, p)]), p)
+            for p in PEERS
+            if data.get((broker, metric, p))
+        ]
+        if not mine or not peers:
+            continue
+        best, peer = max(peers)
+        ratio = statistics.median(mine) / best
+        floor = data.get((broker, metric, "raw"))
+        share = f"{statistics.median(mine) / statistics.median(floor):.2f}" if floor else "-"
+        lines.append(
+            f"| {broker} | {METRICS[metric][0]} | {_num(statistics.median(mine))} | "
+            f"{peer} {_num(best)} | {ratio:.2f}x | >= {target:g}x | "
+            f"{'met' if ratio >= target else 'not met'} | {_cell(floor)} | {share} |"
+        )
+    if not lines:
+        return []
+    head = (
+        "| broker | workload | conveyor | best peer | ratio | target | | floor | conveyor/floor |"
+    )
+    return ["", "## Against the targets", "", head, "|" + "---|" * 9, *lines]
 
 
 def _overlap(a: list[float], b: list[float]) -> bool:

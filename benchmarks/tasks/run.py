@@ -1,6 +1,7 @@
 """One command: conveyor beside Celery, Dramatiq and Huey on the same brokers, interleaved.
 
     .venv/bin/python -m benchmarks.tasks.run                      # the full default matrix
+    .venv/bin/python -m benchmarks.tasks.run --preset quick       # the issue's rows, <= 15 min
     .venv/bin/python -m benchmarks.tasks.run --brokers redis -n 500 -r 1
     .venv/bin/python -m benchmarks.tasks.run --compare OLD.jsonl NEW.jsonl
 
@@ -53,6 +54,15 @@ from benchmarks.tasks.systems import BROKERS, SYSTEMS, Servers, worker_argv
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ("enqueue", "drain", "latency", "roundtrip")
 WARMUP = 10
+# --preset NAME: defaults for the other flags (an explicit flag still wins). "quick" is the
+# issue's table (enqueue loop, drain from spawn and its steady part, round trip) on its three
+# brokers with every peer and the floor, N = 5000, 3 repetitions, no latency phase.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "brokers": ["redis", "amqp", "zookeeper"],
+        "workloads": ["enqueue", "drain", "roundtrip"],
+    },
+}
 
 
 class BlockFailed(Exception):
@@ -367,6 +377,7 @@ def _list(value: str, allowed: tuple[str, ...]) -> list[str]:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--preset", choices=sorted(PRESETS), help="defaults for the flags below")
     p.add_argument("--systems", default=",".join(SYSTEMS), type=lambda v: _list(v, SYSTEMS))
     p.add_argument(
         "--brokers",
@@ -374,7 +385,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=lambda v: _list(v, BROKERS),
     )
     p.add_argument("--workloads", default=",".join(WORKLOADS), type=lambda v: _list(v, WORKLOADS))
-    p.add_argument("-n", "--tasks", type=int, default=2000, help="tasks per workload")
+    p.add_argument("-n", "--tasks", type=int, default=5000, help="tasks per workload")
     p.add_argument("-r", "--repetitions", type=int, default=3)
     p.add_argument("--latency-samples", type=int, default=100)
     p.add_argument(
@@ -390,6 +401,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--postgres", default="sql+postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--out", type=Path, default=ROOT / "bench-results")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"))
+    preset = p.parse_known_args(argv)[0].preset
+    if preset is not None:
+        p.set_defaults(**PRESETS[preset])
     return p.parse_args(argv)
 
 

@@ -28,12 +28,14 @@ class Servers:
         system = family(system)
         if broker == "redis":
             return self.redis
+        if system == "raw" and broker not in ("amqp", "zookeeper"):
+            return None  # the floor exists for the issue's three brokers
         if broker == "amqp":
             if system == "huey":
                 return None  # Huey has no AMQP storage
             # pika (Dramatiq) wants the vhost escaped; kombu and conveyor take "//".
             return self.amqp.rstrip("/") + ("/%2F" if system == "dramatiq" else "//")
-        if broker == "zookeeper" and system in ("conveyor", "celery"):
+        if broker == "zookeeper" and system in ("conveyor", "celery", "raw"):
             return f"{self.zookeeper.rstrip('/')}/bench-{system}"
         if broker == "postgresql" and system == "conveyor":
             return self.postgres
@@ -52,23 +54,30 @@ def _module(system: str) -> str:
 
 
 def worker_argv(system: str, queue: str) -> list[str]:
-    """Each system's worker with its library defaults (pool kind and size as in the brief)."""
+    """Each system's worker, configured for throughput the way its documentation says
+    (benchmarks/README.md, "Configurations", lists the settings and where they come from)."""
     python = sys.executable
     if family(system) == "conveyor":
-        # Safe defaults: threads pool x CPUs, late acks, confirms, prefetch 4 x concurrency.
+        # Safe defaults: one process per CPU, late acks, confirms, adaptive prefetch.
         return [python, "-m", "conveyor.cli", "-A", _module(system), "worker", "-Q", queue]
     if system == "celery":
+        # prefork, one child per CPU; prefetch multiplier in celery_app; no gossip, mingle
+        # or heartbeat (cluster chatter a single worker does not need).
         return [
             *(python, "-m", "celery", "-A", _module(system), "worker", "-Q", queue),
             *("-P", "prefork", "-c", "2", "-n", f"{queue}@%h"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ]
     if system == "dramatiq":
-        return [python, "-m", "dramatiq", _module(system), "-p", "2", "-t", "4", "-Q", queue]
+        # one process per CPU with Dramatiq's default 8 threads (prefetch: 2 x threads).
+        return [python, "-m", "dramatiq", _module(system), "-p", "2", "-t", "8", "-Q", queue]
     if system == "huey":
         consumer = "huey.bin.huey_consumer"
         return [python, "-m", consumer, f"{_module(system)}.huey", "-k", "process", "-w", "2"]
+    if system == "raw":
+        return [python, "-m", "benchmarks.tasks.systems.raw_worker"]
     raise ValueError(f"unknown system {system!r}")
 
 
-SYSTEMS = ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey")
+SYSTEMS = ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey", "raw")
 BROKERS = ("redis", "amqp", "zookeeper", "postgresql", "sqlite")

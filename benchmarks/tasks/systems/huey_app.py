@@ -1,6 +1,8 @@
 """Huey: the benchmark task and its client. Huey keeps queue and results in one storage
 (Redis or SQLite), so BENCH_RESULT_URL is not used; it has no AMQP storage. The huey name
-is the run's queue, so `flush()` removes only this run's keys."""
+is the run's queue, so `flush()` removes only this run's keys. On Redis `notify_result=True`:
+Huey's documented way to make a blocking `result.get()` wait on a BLPOP instead of polling
+with a 50 ms backoff."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ URL = os.environ["BENCH_BROKER_URL"]
 huey = (
     SqliteHuey(QUEUE, filename=URL.removeprefix("sqlite:///"))
     if URL.startswith("sqlite")
-    else RedisHuey(QUEUE, url=URL)
+    else RedisHuey(QUEUE, url=URL, notify_result=True)
 )
 
 

@@ -173,3 +173,57 @@ def test_on_rabbitmq_the_batched_publish_is_set_against_raw_pika(
     assert (
         "| publish_many / raw unconfirmed (same block) |" in results.with_suffix(".md").read_text()
     )
+
+
+def test_targets_set_conveyor_against_the_best_peer_and_the_floor() -> None:
+    data = report.samples(
+        [
+            _row("conveyor", "roundtrip_per_s", 3000.0),
+            _row("huey", "roundtrip_per_s", 2000.0),
+            _row("dramatiq", "roundtrip_per_s", 1000.0),
+            _row("raw", "roundtrip_per_s", 6000.0),
+            _row("conveyor", "enqueue_per_s", 3000.0),
+            _row("huey", "enqueue_per_s", 1500.0),
+        ]
+    )
+    lines = report.targets(data)
+    label = report.METRICS["roundtrip_per_s"][0]
+    assert (
+        f"| redis | {label} | 3,000 | huey 2,000 | 1.50x | >= 2x | not met | 6,000 | 0.50 |"
+        in lines
+    )
+    enqueue = report.METRICS["enqueue_per_s"][0]
+    assert f"| redis | {enqueue} | 3,000 | huey 1,500 | 2.00x | >= 1.5x | met | - | - |" in lines
+
+
+def test_a_preset_sets_defaults_and_an_explicit_flag_still_wins() -> None:
+    quick = run.parse_args(["--preset", "quick"])
+    assert (quick.brokers, quick.workloads) == (
+        ["redis", "amqp", "zookeeper"],
+        ["enqueue", "drain", "roundtrip"],
+    )
+    assert (quick.tasks, quick.repetitions) == (5000, 3)
+    assert run.parse_args(["--preset", "quick", "--brokers", "redis"]).brokers == ["redis"]
+    assert "latency" in run.parse_args([]).workloads
+
+
+def test_the_floor_counts_every_execution_on_each_broker(
+    redis_url: str, amqp_url: str, zookeeper_url: str, tmp_path: Path
+) -> None:
+    argv = ["--systems", "raw", "--brokers", "redis,amqp,zookeeper", "-n", "30", "-r", "1"]
+    argv += ["--latency-samples", "3", "--redis", redis_url, "--amqp", amqp_url]
+    argv += ["--zookeeper", zookeeper_url, "--out", str(tmp_path)]
+    assert run.main(argv) == 0
+    [results] = tmp_path.glob("tasks-*.jsonl")
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    blocks = [r for r in rows if r.get("kind") == "block"]
+    assert [(b["broker"], b["ok"]) for b in blocks] == [
+        ("redis", True),
+        ("amqp", True),
+        ("zookeeper", True),
+    ]
+    # drain (30) + latency (3) + round trip (30), each exactly once, nothing left behind
+    assert all(b["checks"]["executed"] == b["checks"]["expected"] == 63 for b in blocks)
+    assert all(b["checks"]["pending"] == 0 for b in blocks)
+    table = results.with_suffix(".md").read_text()
+    assert "| metric | floor |" in table
