@@ -156,8 +156,10 @@ class ResultBackend(ABC):
     def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
         """`store` each record, in order; what `store` returned for each.
 
-        Each store is atomic on its own, not the batch as a whole. Backends override this
-        to save round trips. An error may leave the records before it stored.
+        Here each store is atomic on its own, not the batch as a whole, and an error may
+        leave the records before it stored. Backends override this to save round trips;
+        the memory, Redis and SQL backends store the batch atomically (the worker relies
+        on that to make a failure and the not-run rest of its chain visible together).
         """
         return [self.store(record) for record in records]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from conveyor.backends.base import (
@@ -72,19 +73,28 @@ class MemoryBackend(ResultBackend):
         return now + expires if expires else None
 
     def store(self, record: ResultRecord) -> bool:
-        record, data = self.encode(record)
+        return self.store_many([record])[0]
+
+    def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
+        """Every record encoded first (an EncodeError stores nothing), then all stored
+        under one lock: a reader sees the batch whole or not at all."""
+        encoded = [self.encode(record) for record in records]
         store = self._store
+        stored = []
         with store.lock:
             now = time.monotonic()
             store.sweep(now)
-            current = store.live_record(record.task_id, now)
-            if current is not None and current[1]:
-                return False
-            store.records[record.task_id] = (data, record.ready, self._deadline(now))
-            for inbox in store.watchers.get(record.task_id, ()):
-                inbox.append(data)
+            for record, data in encoded:
+                current = store.live_record(record.task_id, now)
+                if current is not None and current[1]:
+                    stored.append(False)
+                    continue
+                store.records[record.task_id] = (data, record.ready, self._deadline(now))
+                for inbox in store.watchers.get(record.task_id, ()):
+                    inbox.append(data)
+                stored.append(True)
             store.lock.notify_all()
-        return True
+        return stored
 
     def get(self, task_id: str) -> ResultRecord | None:
         with self._store.lock:

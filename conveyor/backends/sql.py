@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -301,30 +301,46 @@ class SQLBackend(ResultBackend):
     # -- the contract ----------------------------------------------------------------
 
     def store(self, record: ResultRecord) -> bool:
+        return self.store_many([record])[0]
+
+    def store_many(self, records: Sequence[ResultRecord]) -> list[bool]:
+        """Every record encoded first (an EncodeError stores nothing), then every upsert in
+        one transaction: a reader sees the batch whole or not at all."""
+        if not records:
+            return []
         self._prepare()
-        record, data = self.encode(record)
         now = time.time()
         expires = self.expires_at()
-        params = {
-            "now": now,
-            "p_task_id": bounded_key("", record.task_id, MAX_KEY),
-            "p_state": record.state,
-            "p_data": data,
-            "p_updated_at": now,
-            "p_expires_at": expires,
-            "p_ready_until": (expires or FOREVER) if record.ready else 0.0,
-            "p_writer": uuid.uuid4().hex,
-        }
+        batch = []
+        for record in records:
+            record, data = self.encode(record)
+            batch.append(
+                {
+                    "now": now,
+                    "p_task_id": bounded_key("", record.task_id, MAX_KEY),
+                    "p_state": record.state,
+                    "p_data": data,
+                    "p_updated_at": now,
+                    "p_expires_at": expires,
+                    "p_ready_until": (expires or FOREVER) if record.ready else 0.0,
+                    "p_writer": uuid.uuid4().hex,
+                }
+            )
         sql = self._sql
 
-        def upsert(connection: Connection) -> bool:
-            applied = connection.execute(sql.upsert, params)
-            if sql.read_back is None:
-                return applied.first() is not None
-            writer = connection.execute(sql.read_back, params).scalar_one()
-            return bool(writer == params["p_writer"])
+        def upsert(connection: Connection) -> list[bool]:
+            stored = []
+            for params in batch:
+                applied = connection.execute(sql.upsert, params)
+                if sql.read_back is None:
+                    stored.append(applied.first() is not None)
+                else:
+                    writer = connection.execute(sql.read_back, params).scalar_one()
+                    stored.append(bool(writer == params["p_writer"]))
+            return stored
 
-        stored = self._run(upsert, kind="single" if sql.read_back is None else "atomic")
+        single = len(batch) == 1 and sql.read_back is None
+        stored = self._run(upsert, kind="single" if single else "atomic")
         self._sweep(now)
         return stored
 

@@ -20,7 +20,7 @@ from conveyor.app import states
 from conveyor.app.context import Context
 from conveyor.app.exceptions import TaskRevokedError
 from conveyor.canvas import join
-from conveyor.canvas.failures import call_errbacks, mark_not_run
+from conveyor.canvas.failures import call_errbacks, mark_not_run, rest_not_run
 from conveyor.canvas.signature import CHORD_JOIN, Signature
 
 if TYPE_CHECKING:
@@ -38,10 +38,11 @@ def advance(
     request: Context,
     value: Any = _READ,
     traceback: str | None = None,
+    rest_stored: bool = False,
 ) -> None:
     """Move the workflows of task `msg` (running as `request`) on after it ended in
     `state` with `value` (its return value or exception; read from the backend when not
-    given). Never raises."""
+    given). `rest_stored`: a FAILURE's not-run steps were stored with it. Never raises."""
     if not msg.callbacks and not msg.errbacks:
         return
     try:
@@ -55,7 +56,7 @@ def advance(
         if state == states.SUCCESS:
             _succeeded(app, msg, value, recovering)
         elif state == states.FAILURE:
-            _failed(app, msg, request, value, traceback)
+            _failed(app, msg, request, value, traceback, mark_rest=not rest_stored)
         elif state == states.REVOKED:  # the rest will not run either; no errbacks (Celery)
             revoked = TaskRevokedError(f"task {msg.id} was revoked")
             _failed(app, msg, request, revoked, None, errbacks=False)
@@ -102,11 +103,12 @@ def _failed(
     exc: BaseException,
     traceback: str | None,
     errbacks: bool = True,
+    mark_rest: bool = True,
 ) -> None:
+    if mark_rest:
+        app.backend.store_many(rest_not_run(app, msg, exc, traceback))
     for data in msg.callbacks:
         if CHORD_JOIN in data:
             join.failed(app, data, request, exc, traceback)
-        else:
-            mark_not_run(app, Signature.from_dict(data, app).frozen_ids(), exc, traceback, msg.id)
     if errbacks:
         call_errbacks(app, msg.errbacks, request, exc, traceback)

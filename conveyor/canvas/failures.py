@@ -23,21 +23,23 @@ from conveyor.app import states
 from conveyor.app.context import Context
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
-from conveyor.canvas.signature import Signature
+from conveyor.canvas.signature import CHORD_JOIN, Signature
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
+    from conveyor.app.protocol import TaskMessage
     from conveyor.app.task import Task
 
 log = logging.getLogger("conveyor.canvas")
 
 
-def mark_not_run(
-    app: Conveyor, ids: Iterable[str], exc: BaseException, traceback: str | None, failed: str
-) -> None:
-    """Store FAILURE (with `exc`) for every id in `ids`, whose tasks will never be sent."""
+def not_run_records(
+    ids: Iterable[str], exc: BaseException, traceback: str | None, failed: str
+) -> list[ResultRecord]:
+    """FAILURE records (with `exc`) for the tasks `ids`, which will never be sent because
+    task `failed` failed."""
     done = now()
-    records = [
+    return [
         ResultRecord(
             task_id,
             states.FAILURE,
@@ -48,8 +50,35 @@ def mark_not_run(
         )
         for task_id in ids
     ]
+
+
+def mark_not_run(
+    app: Conveyor, ids: Iterable[str], exc: BaseException, traceback: str | None, failed: str
+) -> None:
+    """Store FAILURE (with `exc`) for every id in `ids`, whose tasks will never be sent."""
+    records = not_run_records(ids, exc, traceback, failed)
     if records:
         app.backend.store_many(records)
+
+
+def rest_not_run(
+    app: Conveyor, msg: TaskMessage, exc: BaseException, traceback: str | None
+) -> list[ResultRecord]:
+    """The records marking the chain steps after the failed task `msg` (its callbacks
+    other than chord joins, and what follows them) as never to run.
+
+    The worker stores them in one batch with the task's own FAILURE (worker/results.py):
+    `get()` on a chain's last result follows a failed parent at once, so whoever sees the
+    failure must see the rest failed too. Where the backend stores a batch atomically
+    (memory, Redis, SQL) both appear at once; elsewhere the rest is stored first.
+    """
+    ids = [
+        task_id
+        for data in msg.callbacks
+        if CHORD_JOIN not in data
+        for task_id in Signature.from_dict(data, app).frozen_ids()
+    ]
+    return not_run_records(ids, exc, traceback, msg.id)
 
 
 def _takes_request(task: Task, errback: Signature) -> bool:

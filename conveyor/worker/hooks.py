@@ -54,9 +54,9 @@ class TaskHooks(Middleware):
             log.log(level, "task %s[%s] failed: %r", task.name, request.id, retval)
             _hook(task, "on_failure", retval, request.id, args, kwargs, einfo)
             if message is not None:
-                advance(
-                    task.app, message, state, request, retval, einfo.traceback if einfo else None
-                )
+                traceback = einfo.traceback if einfo else None
+                rest_stored = outcome.rest_stored
+                advance(task.app, message, state, request, retval, traceback, rest_stored)
         elif state == states.RETRY and einfo is not None:
             when = getattr(retval, "when", 0.0)
             log.info(

@@ -74,6 +74,8 @@ class Outcome:
     #: A SUCCESS record the result middleware left for the batch to store; the hooks after
     #: it run once it is stored.
     record: ResultRecord | None = None
+    #: Were a FAILURE's not-run chain steps stored with it (worker/results.py)?
+    rest_stored: bool = False
 
 
 class Middleware:

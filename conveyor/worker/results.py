@@ -18,6 +18,7 @@ from conveyor.app.task import Task
 from conveyor.backends.base import ResultRecord, now
 from conveyor.backends.errors import describe_exception
 from conveyor.canvas.advance import children
+from conveyor.canvas.failures import rest_not_run
 from conveyor.core.errors import EncodeError
 from conveyor.worker import last_delivery
 from conveyor.worker.backend_wait import patiently
@@ -40,6 +41,23 @@ def store(app: Conveyor, record: ResultRecord) -> bool:
     return patiently(app, lambda: app.backend.store(record), f"storing {record.state}")
 
 
+def failure_record(
+    task_id: str,
+    exc: BaseException,
+    parent_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ResultRecord:
+    return ResultRecord(
+        task_id,
+        states.FAILURE,
+        result=describe_exception(exc),
+        traceback=traceback_text(exc),
+        parent_id=parent_id,
+        date_done=now(),
+        meta=meta or {},
+    )
+
+
 def store_failure(
     app: Conveyor,
     task_id: str,
@@ -47,18 +65,7 @@ def store_failure(
     parent_id: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    store(
-        app,
-        ResultRecord(
-            task_id,
-            states.FAILURE,
-            result=describe_exception(exc),
-            traceback=traceback_text(exc),
-            parent_id=parent_id,
-            date_done=now(),
-            meta=meta or {},
-        ),
-    )
+    store(app, failure_record(task_id, exc, parent_id, meta))
 
 
 def success_record(
@@ -217,6 +224,14 @@ class Results(Middleware):
                 outcome.state, outcome.retval = states.FAILURE, problem
                 outcome.einfo = ExceptionInfo.of(problem)
         elif state == states.FAILURE:
-            store_failure(app, request.id, outcome.retval, request.parent_id, meta)
+            # The chain steps that will now never run are stored in one batch with the
+            # failure (canvas/failures.rest_not_run says why).
+            message = request.message if isinstance(request, Request) else None
+            records = [failure_record(request.id, outcome.retval, request.parent_id, meta)]
+            if message is not None and message.callbacks:
+                traceback = outcome.einfo.traceback if outcome.einfo else None
+                records[:0] = rest_not_run(app, message, outcome.retval, traceback)
+                outcome.rest_stored = True
+            patiently(app, lambda: app.backend.store_many(records), "storing FAILURE")
         elif state == states.RETRY:
             store_retry(app, request.id, getattr(outcome.retval, "exc", None), request.parent_id)

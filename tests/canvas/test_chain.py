@@ -3,12 +3,16 @@ immutable arguments, `.parent`, an error mid-chain, chains and groups inside cha
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conveyor import Conveyor, GroupResult, chain, group, states
 from conveyor.app.exceptions import TaskRevokedError
+from conveyor.backends.base import ResultRecord
 from conveyor.testing.waiting import wait_until
-from tests.canvas.conftest import Boom, Tasks
+from conveyor.worker.worker import Worker
+from tests.canvas.conftest import Boom, Tasks, register
 
 
 def test_pipe_and_chain_pass_each_result_on(shared: Tasks) -> None:
@@ -59,6 +63,45 @@ def test_an_error_stops_the_chain_marks_the_rest_and_calls_link_error(shared: Ta
     assert record.meta["failed"] == result.parent.parent.id
     assert result.parent.failed() and result.parent.parent.parent.get() == 2
     assert wait_until(lambda: shared.runs("errback") >= 1, timeout=10)
+
+
+def test_the_rest_is_failed_before_the_failure_is_visible(app: Conveyor) -> None:
+    """Whoever sees the failing step's FAILURE sees the rest failed too, and the other way
+    round: `get()` follows a failed parent at once, or raises from the last step's own
+    not-run mark, and either way the chain's states read FAILURE afterwards."""
+    tasks = register(app)
+    workflow = tasks.add.s(1, 1) | tasks.fail.s() | tasks.add.s(1)
+    last = workflow.freeze()
+    failing_id = last.parent.id
+    seen_when_failure_stored: list[str] = []
+    backend, store_many, store = app.backend, app.backend.store_many, app.backend.store
+
+    def observe(records: list[ResultRecord]) -> None:
+        """When the failure is stored: the rest's state, stored before or in the same
+        batch (which the memory backend stores atomically)."""
+        if any(r.task_id == failing_id and r.state == states.FAILURE for r in records):
+            rest = next((r for r in records if r.task_id == last.id), backend.get(last.id))
+            seen_when_failure_stored.append(states.UNKNOWN if rest is None else rest.state)
+
+    def observing_store_many(records: Any, *args: Any, **kwargs: Any) -> Any:
+        records = list(records)
+        observe(records)
+        return store_many(records, *args, **kwargs)
+
+    def observing_store(record: ResultRecord, *args: Any, **kwargs: Any) -> Any:
+        observe([record])
+        return store(record, *args, **kwargs)
+
+    backend.store_many, backend.store = observing_store_many, observing_store  # type: ignore[method-assign]
+    worker = Worker(app, concurrency=1, shutdown_timeout=5.0)
+    worker.start()
+    try:
+        result = workflow.delay()
+        with pytest.raises(Boom):
+            result.get(timeout=10)
+    finally:
+        worker.stop()
+    assert seen_when_failure_stored == [states.FAILURE]
 
 
 def test_chain_in_chain(shared: Tasks) -> None:
