@@ -35,6 +35,12 @@ class ScheduleStore(ABC):
     """True where lease expiry compares the `now` the callers pass (SQL, memory), rather than
     the server's clock or a session."""
 
+    def longest_lease(self, ttl: float) -> float:
+        """How long a lease taken for `ttl` seconds may outlive a holder that stopped renewing:
+        `ttl`, or longer where the server expires coarsely (memcached). Followers may have to
+        wait this long; the lease suite asserts that none waits longer."""
+        return ttl
+
     @abstractmethod
     def acquire(self, holder: str, ttl: float, now: float) -> bool:
         """Take or renew the lease for `ttl` seconds; True when `holder` now holds it."""

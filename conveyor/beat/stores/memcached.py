@@ -52,8 +52,17 @@ class MemcachedScheduleStore(ScheduleStore):
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return translated(what, self.url)
 
+    def _expire(self, ttl: float) -> int:
+        """The whole seconds given to memcached: the lease rounded up, plus the second its
+        clock may be behind when the key is added, so the lease never ends early."""
+        return math.ceil(ttl) + 1
+
+    def longest_lease(self, ttl: float) -> float:
+        """`_expire`, plus the second memcached's clock may be behind when it checks the key."""
+        return float(self._expire(ttl) + 1)
+
     def acquire(self, holder: str, ttl: float, now: float) -> bool:
-        expire = math.ceil(ttl) + 1
+        expire = self._expire(ttl)
         with self._errors("taking the beat lease"):
             value, cas = self._client.gets(self._lease)
             if value is None:
