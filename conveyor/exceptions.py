@@ -41,6 +41,8 @@ from conveyor.core.errors import (
     ConveyorError,
     DecodeError,
     EncodeError,
+    PublishFailed,
+    PublishTimeout,
     SerializationError,
 )
 
@@ -71,6 +73,8 @@ __all__ = [
     "MaxRetriesExceededError",
     "NotRegistered",
     "OperationalError",
+    "PublishFailed",
+    "PublishTimeout",
     "QueueNotFound",
     "Reject",
     "ResultIgnored",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -19,6 +21,7 @@ from conveyor.app import (
     context,
     current,
     discovery,
+    pipelining,
     protocol,
     publish_signals,
     sending,
@@ -45,11 +48,13 @@ from conveyor.core import errors as core_errors
 from conveyor.core.codecs import Serializer
 from conveyor.core.message import new_task_id
 from conveyor.core.names import validate_queue_name
+from conveyor.core.pipeline import EXIT_TIMEOUT
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_backend, create_transport
 from conveyor.core.transport import Transport
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("conveyor.app")
 _default_app: Conveyor | None = None
 
 
@@ -188,8 +193,32 @@ class Conveyor:
 
     @property
     def producer(self) -> Producer:
-        producer: Producer = self._connection("producer", lambda: Producer(self.transport))
+        producer: Producer = self._connection(
+            "producer",
+            lambda: Producer(
+                self.transport,
+                window=self.conf.broker_publish_window,
+                on_refused=lambda refused: sending.forget_refused(self, refused),
+            ),
+        )
         return producer
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every pipelined publish sent so far is confirmed or finally refused.
+
+        Raises PublishFailed naming the refused messages not reported before, PublishTimeout
+        when confirms are still outstanding after `timeout` seconds. Nothing to wait for with
+        ``broker_publish_confirm="each"`` or a broker that confirms every publish before
+        `delay()` returns (see docs/guarantees.md, "Publishing").
+        """
+        producer: Producer | None = self._connections.get("producer")
+        if producer is not None:
+            producer.pipeline.flush(timeout)
+
+    def pipeline(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """``with app.pipeline():`` pipelines the sends inside and, at the end of the block,
+        waits for their confirms, raising PublishFailed if any was finally refused."""
+        return pipelining.block(self, timeout)
 
     @property
     def signer(self) -> Signer:
@@ -210,7 +239,12 @@ class Conveyor:
         return serializer
 
     def close(self) -> None:
-        """Stop the waiter and release connections; later use opens new ones from `conf`."""
+        """Wait for outstanding confirms (failures are logged), stop the waiter and release
+        connections; later use opens new ones from `conf`."""
+        try:
+            self.flush(EXIT_TIMEOUT)
+        except (core_errors.PublishFailed, core_errors.PublishTimeout) as exc:
+            log.error("closing %r: %s", self, exc)
         self.waiter.stop()
         self.events.close()
         with self._lock:
@@ -417,11 +451,14 @@ class Conveyor:
         # The PENDING write and the publish overlap where the backend can (both are done
         # when this returns); a ready state stored first is never replaced.
         pending = ResultRecord(task_id, states.PENDING, parent_id=parent_id)
-        sending.send(self, queue, message, delay, pending if store_pending else None, extra.backoff)
+        ticket = sending.send(
+            self, queue, message, delay, pending if store_pending else None, extra.backoff
+        )
         self.events.task_sent(body, queue)
         publish_signals.after(body, queue, message.headers)
         result = AsyncResult(task_id, app=self)
         result.ignored = ignore_result
+        result.publish_ticket = ticket
         return result
 
     # -- results -------------------------------------------------------------------------

@@ -80,7 +80,26 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_disable_rate_limits": False,
     "worker_max_memory_per_child": None,
+    # Publisher confirms (docs/guarantees.md, "Publishing"): "each" waits for every confirm in
+    # delay(); "pipelined" writes at once and tracks up to broker_publish_window confirms.
+    "broker_publish_confirm": "each",
+    "broker_publish_window": 1000,
 }
+
+PUBLISH_CONFIRM_MODES = ("each", "pipelined")
+
+
+def _check_value(name: str, value: Any) -> None:
+    """Refuse a bad value of a setting whose values are few, naming the setting."""
+    if name == "broker_publish_confirm" and value not in PUBLISH_CONFIRM_MODES:
+        raise ConfigurationError(
+            f"broker_publish_confirm={value!r}: must be one of {', '.join(PUBLISH_CONFIRM_MODES)}"
+        )
+    if name == "broker_publish_window" and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ):
+        raise ConfigurationError(f"broker_publish_window={value!r}: must be a whole number >= 1")
+
 
 # Every name conveyor knows: its own settings and each Celery setting of the table.
 KNOWN = frozenset({*DEFAULTS, *celery_settings.BY_NAME})
@@ -128,6 +147,7 @@ class Settings(MutableMapping[str, Any]):
         name = ALIASES.get(name, name)
         celery_settings.check(name, value)
         setting_names.check(name, KNOWN, strict=bool(self["strict_settings"]))
+        _check_value(name, value)
         self._values[name] = value
         self.__dict__.pop(name, None)
 

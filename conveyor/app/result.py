@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from conveyor.app.exceptions import (
 )
 from conveyor.app.result_extras import ResultExtras
 from conveyor.backends.base import ResultRecord, ResultTimeout
+from conveyor.core.errors import PublishFailed, PublishTimeout
+from conveyor.core.pipeline import Ticket
 
 if TYPE_CHECKING:
     from conveyor.app.base import Conveyor
@@ -45,6 +48,8 @@ class AsyncResult(ResultExtras):
         self.ignored = False
         self._ready_record: ResultRecord | None = None
         self._parent: AsyncResult | None = None
+        #: The confirm of a pipelined publish (core/pipeline.py), until get() has seen it.
+        self.publish_ticket: Ticket | None = None
 
     @property
     def task_id(self) -> str:
@@ -174,6 +179,13 @@ class AsyncResult(ResultExtras):
             if throw is not None:
                 throw()
             parent = getattr(parent, "parent", None)
+        if self.publish_ticket is not None and self._ready_record is None:
+            try:
+                timeout = self._await_publish(timeout)
+            except PublishFailed as exc:
+                if propagate:
+                    raise
+                return exc
         if self._ready_record is None:
             kept = eager_records.find(self.app, self.id)
             self._ready_record = None if kept is None else kept._record()
@@ -193,6 +205,24 @@ class AsyncResult(ResultExtras):
         return value
 
     wait = get
+
+    def _await_publish(self, timeout: float | None) -> float | None:
+        """Wait for the broker's confirm of this task's pipelined publish; return what is
+        left of `timeout`. A publish finally refused raises PublishFailed (the task never
+        runs); one not confirmed in time raises TimeoutError."""
+        ticket = self.publish_ticket
+        assert ticket is not None
+        started = time.monotonic()
+        try:
+            self.app.producer.pipeline.wait([ticket], timeout)
+        except PublishTimeout:
+            raise TimeoutError(
+                f"task {self.id}: its publish was not confirmed after {timeout} s"
+            ) from None
+        if ticket.error is not None:  # reported before (a flush, another get): raise it too
+            raise ticket.error
+        self.publish_ticket = None
+        return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
 
     def then(
         self,

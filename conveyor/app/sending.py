@@ -5,6 +5,10 @@ So a result backend that refuses the record does not stop the publish: the messa
 through the Producer and its documented retries, and the caller sees the publish's own
 outcome. When the publish fails, the record is cleaned up quietly: an error of that clean-up
 (the same server is down, most likely) is logged, never raised in place of the real one.
+
+A pipelined send (app/pipelining.py) returns once the message is written, with its Ticket;
+the record of a task whose publish is finally refused is removed when that is reported
+(`forget_refused`).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from conveyor.app import pipelining
 from conveyor.backends.base import ResultRecord
 from conveyor.core.errors import BackendError
 from conveyor.core.message import Message
+from conveyor.core.pipeline import Ticket
 from conveyor.core.retry import Backoff
 
 if TYPE_CHECKING:
@@ -30,21 +36,30 @@ def send(
     delay: float,
     pending: ResultRecord | None,
     backoff: Backoff | None = None,
-) -> None:
+) -> Ticket | None:
     """Publish `message`, storing `pending` (if any) beside it; raises the publish's error.
-    `backoff` shapes the publish retries (the Producer's own when None)."""
-    if pending is None:
-        app.producer.publish(queue, message, delay=delay, backoff=backoff)
-        return
+    `backoff` shapes the publish retries (the Producer's own when None). Returns the ticket
+    of a pipelined publish, None when the broker confirmed before this returned."""
+    pipelined = pipelining.active(app)
+    tickets: list[Ticket] = []
     published: list[bool] = []
 
     def publish() -> None:
-        app.producer.publish(queue, message, delay=delay, backoff=backoff)
+        if pipelined:
+            tickets.append(
+                app.producer.publish_pipelined(queue, message, delay=delay, backoff=backoff)
+            )
+            pipelining.note(app, tickets[0])
+        else:
+            app.producer.publish(queue, message, delay=delay, backoff=backoff)
         published.append(True)
 
+    if pending is None:
+        publish()
+        return tickets[0] if tickets else None
     try:
         try:
-            offer = None if delay else app.transport.same_server()
+            offer = None if delay or pipelined else app.transport.same_server()
             beside = (
                 None
                 if offer is None
@@ -65,6 +80,14 @@ def send(
         if not published:
             _forget_quietly(app, pending.task_id)
         raise
+    return tickets[0] if tickets else None
+
+
+def forget_refused(app: Conveyor, refused: list[Ticket]) -> None:
+    """Remove the PENDING records of tasks whose pipelined publish was finally refused."""
+    for ticket in refused:  # a task message's correlation id is its task id
+        if ticket.message.correlation_id:
+            _forget_quietly(app, ticket.message.correlation_id)
 
 
 def _forget_quietly(app: Conveyor, task_id: str) -> None:

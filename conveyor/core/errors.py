@@ -75,6 +75,19 @@ class ConnectionLost(BrokerUnavailable):
     """
 
 
+class PublishFailed(BrokerError):
+    """A pipelined publish the broker finally refused (nacked on every attempt) or that could
+    not be republished within the retry budget; `message_ids` names the messages."""
+
+    def __init__(self, message: str, message_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message_ids = message_ids
+
+
+class PublishTimeout(ConveyorError, TimeoutError):
+    """Confirms still outstanding when a flush's timeout ran out; they may still arrive."""
+
+
 class DeliveryError(ConveyorError):
     """An ack or nack that cannot be carried out."""
 

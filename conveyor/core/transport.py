@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,8 @@ class Capabilities:
     networked: connects over TCP, so refused ports and unknown hosts apply.
     authenticates: the server checks credentials given in the URL.
     connection_cut: consumers and producers survive connections cut by a TCP proxy.
+    pipelined_confirms: `publish_pipelined` writes at once and confirms later (core/pipeline.py);
+        without it, the default `publish_pipelined` publishes and waits, like `publish_many`.
     """
 
     max_message_size: int
@@ -50,6 +53,7 @@ class Capabilities:
     networked: bool = True
     authenticates: bool = True
     connection_cut: bool = False
+    pipelined_confirms: bool = False
 
 
 @dataclass
@@ -163,6 +167,22 @@ class Transport(ABC):
     def publish(self, queue: str, message: Message, *, delay: float = 0.0) -> None:
         """Durably enqueue one message, deliverable after `delay` seconds."""
         self.publish_many(queue, (message,), delay=delay)
+
+    def publish_pipelined(
+        self, queue: str, messages: Sequence[Message], *, delay: float = 0.0
+    ) -> Future[None]:
+        """Write `messages` now; the Future completes once the broker durably accepted all of
+        them, or fails with a conveyor error (BrokerError for a refusal, ConnectionLost when the
+        connection went with the confirm outstanding: the outcome is unknown).
+
+        Errors found before any I/O (a bad queue name, a message too large) raise here. This
+        default publishes and waits, so the Future is done on return; a transport that declares
+        `pipelined_confirms` returns before the broker has answered.
+        """
+        self.publish_many(queue, messages, delay=delay)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
 
     # -- consuming -------------------------------------------------------------------
 

@@ -86,7 +86,11 @@ class AMQPTransport(Transport):
 
     Options = AMQPOptions
     capabilities = Capabilities(
-        max_message_size=64 * 1024 * 1024, priorities=True, broadcast=True, connection_cut=True
+        max_message_size=64 * 1024 * 1024,
+        priorities=True,
+        broadcast=True,
+        connection_cut=True,
+        pipelined_confirms=True,
     )
     options: AMQPOptions
 
@@ -303,6 +307,36 @@ class AMQPTransport(Transport):
 
     def _send(self, batch: list[Outgoing], channel: pika.channel.Channel, future: Any) -> None:
         self._confirms[channel].publish(channel, batch, future)
+
+    def publish_pipelined(
+        self, queue: str, messages: Sequence[Message], *, delay: float = 0.0
+    ) -> Future[None]:
+        """Hand the batch to the I/O thread and return: the Future completes with its confirms.
+
+        Unroutable messages (their queue was deleted) fail the Future with BrokerError after
+        the declarations are forgotten, so the Pipeline's republish declares the queue again.
+        """
+        validate_queue_name(queue)
+        routing_key, prepare = self._route(queue, delay)
+        items = self._encode("", routing_key, messages)
+        prepare()  # a dictionary look-up once the queue is declared on this link
+        sent = self._link(PUBLISH).submit(PUBLISH, partial(self._send, items))
+        outcome: Future[None] = Future()
+
+        def settle(future: Future[list[int]]) -> None:
+            error = future.exception()
+            if error is None and future.result():
+                self._declared.clear()
+                error = BrokerError(
+                    f"{len(future.result())} messages could not be routed to {routing_key!r}"
+                )
+            if error is None:
+                outcome.set_result(None)
+            else:
+                outcome.set_exception(error)
+
+        sent.add_done_callback(settle)
+        return outcome
 
     # -- consuming -------------------------------------------------------------------
 
