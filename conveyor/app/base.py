@@ -52,6 +52,7 @@ from conveyor.core.pipeline import EXIT_TIMEOUT
 from conveyor.core.producer import Producer
 from conveyor.core.registry import create_backend, create_transport
 from conveyor.core.transport import Transport
+from conveyor.core.url import parse_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("conveyor.app")
@@ -183,9 +184,15 @@ class Conveyor:
 
     @property
     def backend(self) -> ResultBackend:
-        """The result backend; `result_expires` overrides the URL's only when set in code."""
+        """The result backend; `result_expires` overrides the URL's only when set in code, and
+        the broker URL's `namespace` is the backend's unless the backend URL names one."""
         conf = self.conf
-        options = {"result_expires": conf.result_expires} if conf.is_set("result_expires") else {}
+        options: dict[str, Any] = {}
+        if conf.is_set("result_expires"):
+            options["result_expires"] = conf.result_expires
+        namespace = parse_url(conf.broker_url).options.get("namespace")
+        if namespace and "namespace" not in parse_url(conf.result_backend).options:
+            options["namespace"] = namespace  # the broker's prefix on the results too
         backend: ResultBackend = self._connection(
             "backend", lambda: create_backend(conf.result_backend, **options)
         )

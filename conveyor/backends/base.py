@@ -26,7 +26,7 @@ from conveyor.backends.errors import ResultTooLarge, describe_exception
 from conveyor.core.errors import ConfigurationError, DecodeError, EncodeError
 from conveyor.core.jsontext import compact_encoder
 from conveyor.core.message import Message
-from conveyor.core.transport import SameServer
+from conveyor.core.transport import SameServer, check_namespace
 from conveyor.core.url import URL
 
 PENDING = "PENDING"
@@ -96,6 +96,8 @@ class BackendOptions:
     timeout: seconds one operation may take before BackendUnavailable.
     poll_interval: longest pause between two reads of a polling `wait`.
     max_result_size: bytes; 0 means the store's own limit, a smaller value lowers it.
+    namespace: a prefix of every key, table or path the backend creates (as the transport
+        option of that name); the app passes the broker's when the backend URL names none.
     """
 
     result_expires: float = 86400.0
@@ -103,8 +105,10 @@ class BackendOptions:
     timeout: float = 10.0
     poll_interval: float = 0.5
     max_result_size: int = 0
+    namespace: str = ""
 
     def validate(self) -> None:
+        check_namespace(self.namespace)
         if self.result_expires < 0:
             raise ConfigurationError("result_expires must be 0 (never) or positive")
         for name in ("connect_timeout", "timeout", "poll_interval"):
@@ -112,6 +116,11 @@ class BackendOptions:
                 raise ConfigurationError(f"{name} must be positive")
         if self.max_result_size < 0:
             raise ConfigurationError("max_result_size must be 0 (the store's limit) or positive")
+
+
+def namespaced(namespace: str, prefix: str) -> str:
+    """A key prefix behind ``<namespace>:`` when there is a namespace (Redis, memcached)."""
+    return f"{namespace}:{prefix}" if namespace else prefix
 
 
 OnMessage = Callable[[ResultRecord], None]

@@ -38,6 +38,7 @@ from conveyor.backends.base import (
     bounded_key,
     call_idempotent,
     marked,
+    namespaced,
     unmarked,
 )
 from conveyor.core.errors import BackendError, BackendUnavailable, ConfigurationError
@@ -97,6 +98,8 @@ class MemcachedBackend(ResultBackend):
             for host in url.hosts
         }
         self._ring = RendezvousHash(list(self._clients))
+        self._results = namespaced(options.namespace, RESULT_PREFIX)
+        self._counters = namespaced(options.namespace, COUNTER_PREFIX)
 
     def _client(self, key: str) -> PooledClient:
         return self._clients[self._ring.get_node(key)]
@@ -121,7 +124,7 @@ class MemcachedBackend(ResultBackend):
 
     def store(self, record: ResultRecord) -> bool:
         record, data = self.encode(record)
-        key = memcached_key(RESULT_PREFIX, record.task_id)
+        key = memcached_key(self._results, record.task_id)
         try:
             return self._idempotent("store", lambda: self._store(key, marked(record, data)))
         except BackendError as exc:
@@ -146,11 +149,11 @@ class MemcachedBackend(ResultBackend):
         raise BackendError(f"store on {self.url}: key {key!r} changed {_CAS_ATTEMPTS} times")
 
     def get(self, task_id: str) -> ResultRecord | None:
-        key = memcached_key(RESULT_PREFIX, task_id)
+        key = memcached_key(self._results, task_id)
         return unmarked(self._idempotent("get", lambda: self._client(key).get(key)))
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
-        keys = {task_id: memcached_key(RESULT_PREFIX, task_id) for task_id in task_ids}
+        keys = {task_id: memcached_key(self._results, task_id) for task_id in task_ids}
         by_host: dict[str, list[str]] = defaultdict(list)
         for key in keys.values():
             by_host[self._ring.get_node(key)].append(key)
@@ -168,7 +171,7 @@ class MemcachedBackend(ResultBackend):
         return self.poll_wait(task_id, timeout, on_message)
 
     def forget(self, task_id: str) -> None:
-        key = memcached_key(RESULT_PREFIX, task_id)
+        key = memcached_key(self._results, task_id)
         self._idempotent("forget", lambda: self._client(key).delete(key, noreply=False))
 
     def incr(self, key: str, amount: int = 1) -> int:
@@ -176,7 +179,7 @@ class MemcachedBackend(ResultBackend):
 
         Not retried on a dropped connection: a repeat could count twice.
         """
-        name = memcached_key(COUNTER_PREFIX, key)
+        name = memcached_key(self._counters, key)
         client, expire = self._client(name), self._expire()
         with self._errors("incr"):
             for _ in range(_CAS_ATTEMPTS):

@@ -37,6 +37,7 @@ from conveyor.backends.base import (
     bounded_key,
     call_idempotent,
     marked,
+    namespaced,
     unmarked,
 )
 from conveyor.clients.redis import endpoint_of
@@ -112,6 +113,9 @@ class RedisBackend(ResultBackend):
         self._ttl_ms = round(options.result_expires * 1000)  # 0: records never expire
         self._idle_lock = threading.Lock()
         self._idle_pubsubs: list[PubSub] = []
+        self._results = namespaced(options.namespace, RESULT_PREFIX)
+        self._channels = namespaced(options.namespace, CHANNEL_PREFIX)
+        self._counters = namespaced(options.namespace, COUNTER_PREFIX)
 
     # -- errors ----------------------------------------------------------------------
 
@@ -127,8 +131,8 @@ class RedisBackend(ResultBackend):
     def _store_args(self, record: ResultRecord) -> tuple[str, list[bytes | str | int]]:
         """The store script's KEYS[1] and ARGV, encoded and size-checked."""
         record, data = self.encode(record)
-        channel = _key(CHANNEL_PREFIX, record.task_id)
-        return _key(RESULT_PREFIX, record.task_id), [marked(record, data), self._ttl_ms, channel]
+        channel = _key(self._channels, record.task_id)
+        return _key(self._results, record.task_id), [marked(record, data), self._ttl_ms, channel]
 
     def store(self, record: ResultRecord) -> bool:
         return self.store_many([record])[0]
@@ -166,7 +170,7 @@ class RedisBackend(ResultBackend):
         called. Encoding errors raise here."""
         record, data = self.encode(record)
         expiry = ("PX", self._ttl_ms) if self._ttl_ms else ()
-        return ("SET", _key(RESULT_PREFIX, record.task_id), marked(record, data), *expiry, "NX")
+        return ("SET", _key(self._results, record.task_id), marked(record, data), *expiry, "NX")
 
     def store_pending_beside(
         self, record: ResultRecord, offer: SameServer, queue: str, message: Message
@@ -230,25 +234,25 @@ class RedisBackend(ResultBackend):
             pool.release(connection)
 
     def get(self, task_id: str) -> ResultRecord | None:
-        key = _key(RESULT_PREFIX, task_id)
+        key = _key(self._results, task_id)
         return unmarked(self._idempotent("get", lambda: self._run(("GET", key))))
 
     def get_many(self, task_ids: Iterable[str]) -> dict[str, ResultRecord | None]:
         ids = list(dict.fromkeys(task_ids))
         if not ids:
             return {}
-        keys = [_key(RESULT_PREFIX, task_id) for task_id in ids]
+        keys = [_key(self._results, task_id) for task_id in ids]
         values = self._idempotent("get_many", lambda: self._run(("MGET", *keys)))
         return {task_id: unmarked(value) for task_id, value in zip(ids, values, strict=True)}
 
     def forget(self, task_id: str) -> None:
-        self._idempotent("forget", lambda: self._client.delete(_key(RESULT_PREFIX, task_id)))
+        self._idempotent("forget", lambda: self._client.delete(_key(self._results, task_id)))
 
     def incr(self, key: str, amount: int = 1) -> int:
         """INCRBY and PEXPIRE in one MULTI; not retried, since a repeat could count twice."""
         with self._errors("incr"):
             pipe = self._client.pipeline(transaction=True)
-            name = _key(COUNTER_PREFIX, key)
+            name = _key(self._counters, key)
             pipe.incrby(name, amount)
             if self._ttl_ms:
                 pipe.pexpire(name, self._ttl_ms)
@@ -293,7 +297,7 @@ class RedisBackend(ResultBackend):
         timeout: float | None,
         subscribed: list[bool],
     ) -> ResultRecord:
-        channel = _key(CHANNEL_PREFIX, task_id).encode(errors="surrogatepass")
+        channel = _key(self._channels, task_id).encode(errors="surrogatepass")
         pubsub = self._take_pubsub()
         done = False
         try:

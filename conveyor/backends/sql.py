@@ -109,30 +109,47 @@ class Key(TypeDecorator[str]):
         return value.decode() if isinstance(value, bytes | bytearray) else value
 
 
-METADATA = MetaData()
-RESULTS = Table(
-    "conveyor_results",
-    METADATA,
-    Column("task_id", Key(), primary_key=True),
-    Column("state", String(MAX_KEY), nullable=False),
-    Column("data", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False),
-    Column("updated_at", Double, nullable=False),
-    Column("expires_at", Double, nullable=True, index=True),
-    Column("ready_until", Double, nullable=False),
-    Column("writer", String(32), nullable=False),
-)
-COUNTERS = Table(
-    "conveyor_counters",
-    METADATA,
-    Column("name", Key(), primary_key=True),
-    Column("value", BigInteger, nullable=False),
-    Column("expires_at", Double, nullable=True, index=True),
-)
+@dataclass(frozen=True)
+class Tables:
+    """The backend's two tables, on a MetaData of their own (created together)."""
+
+    metadata: MetaData
+    results: Table
+    counters: Table
+
+
+@functools.cache
+def tables(namespace: str = "") -> Tables:
+    """The tables, ``<namespace>_conveyor_results`` and so on with a namespace (their
+    indexes are named after them, so they carry it too)."""
+    start = f"{namespace}_" if namespace else ""
+    metadata = MetaData()
+    results = Table(
+        f"{start}conveyor_results",
+        metadata,
+        Column("task_id", Key(), primary_key=True),
+        Column("state", String(MAX_KEY), nullable=False),
+        Column("data", LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL), nullable=False),
+        Column("updated_at", Double, nullable=False),
+        Column("expires_at", Double, nullable=True, index=True),
+        Column("ready_until", Double, nullable=False),
+        Column("writer", String(32), nullable=False),
+    )
+    counters = Table(
+        f"{start}conveyor_counters",
+        metadata,
+        Column("name", Key(), primary_key=True),
+        Column("value", BigInteger, nullable=False),
+        Column("expires_at", Double, nullable=True, index=True),
+    )
+    return Tables(metadata, results, counters)
+
+
 _RECORD_COLUMNS = ("state", "data", "updated_at", "expires_at", "writer", "ready_until")
 
 
-def _live(now: Any) -> ColumnElement[bool]:
-    return or_(RESULTS.c.expires_at.is_(None), RESULTS.c.expires_at > now)
+def _live(results: Table, now: Any) -> ColumnElement[bool]:
+    return or_(results.c.expires_at.is_(None), results.c.expires_at > now)
 
 
 @dataclass(frozen=True)
@@ -154,73 +171,76 @@ class Statements:
     sweep: tuple[Executable, ...]
 
     @classmethod
-    def build(cls, dialect: str) -> Statements:
+    def build(cls, dialect: str, namespace: str) -> Statements:
+        made = tables(namespace)
+        records, tally = made.results, made.counters
         now: BindParameter[float] = bindparam("now")
         row: dict[str, BindParameter[Any]] = {"task_id": bindparam("p_task_id")}
         row.update({name: bindparam(f"p_{name}") for name in _RECORD_COLUMNS})
         counter: dict[str, BindParameter[Any]] = {
             name: bindparam(f"p_{name}") for name in ("name", "value", "expires_at")
         }
-        expired = and_(COUNTERS.c.expires_at.is_not(None), COUNTERS.c.expires_at <= now)
+        expired = and_(tally.c.expires_at.is_not(None), tally.c.expires_at <= now)
         read_back = count_back = None
         if dialect == "mysql":
-            results = mysql.insert(RESULTS).values(row)
-            keep = RESULTS.c.ready_until > now
+            results = mysql.insert(records).values(row)
+            keep = records.c.ready_until > now
             # MySQL assigns in order, each seeing the ones before: ready_until, which `keep`
             # reads, goes last.
             upsert: Executable = results.on_duplicate_key_update(
                 [
-                    (name, case((keep, RESULTS.c[name]), else_=results.inserted[name]))
+                    (name, case((keep, records.c[name]), else_=results.inserted[name]))
                     for name in _RECORD_COLUMNS
                 ]
             )
-            read_back = select(RESULTS.c.writer).where(RESULTS.c.task_id == row["task_id"])
-            counters = mysql.insert(COUNTERS).values(counter)
+            read_back = select(records.c.writer).where(records.c.task_id == row["task_id"])
+            counters = mysql.insert(tally).values(counter)
             incr: Executable = counters.on_duplicate_key_update(
                 [  # value first: it reads the old expires_at
                     (
                         "value",
                         case(
                             (expired, counters.inserted.value),
-                            else_=COUNTERS.c.value + counters.inserted.value,
+                            else_=tally.c.value + counters.inserted.value,
                         ),
                     ),
                     ("expires_at", counters.inserted.expires_at),
                 ]
             )
-            count_back = select(COUNTERS.c.value).where(COUNTERS.c.name == counter["name"])
+            count_back = select(tally.c.value).where(tally.c.name == counter["name"])
         else:
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            results_ = insert(RESULTS).values(row)
+            results_ = insert(records).values(row)
             upsert = results_.on_conflict_do_update(
-                index_elements=[RESULTS.c.task_id],
+                index_elements=[records.c.task_id],
                 set_={name: results_.excluded[name] for name in _RECORD_COLUMNS},
-                where=RESULTS.c.ready_until <= now,
-            ).returning(RESULTS.c.task_id)
-            counters_ = insert(COUNTERS).values(counter)
+                where=records.c.ready_until <= now,
+            ).returning(records.c.task_id)
+            counters_ = insert(tally).values(counter)
             incr = counters_.on_conflict_do_update(
-                index_elements=[COUNTERS.c.name],
+                index_elements=[tally.c.name],
                 set_={
                     "value": case(
                         (expired, counters_.excluded.value),
-                        else_=COUNTERS.c.value + counters_.excluded.value,
+                        else_=tally.c.value + counters_.excluded.value,
                     ),
                     "expires_at": counters_.excluded.expires_at,
                 },
-            ).returning(COUNTERS.c.value)
+            ).returning(tally.c.value)
         return cls(
             upsert=upsert,
             read_back=read_back,
             incr=incr,
             count_back=count_back,
-            get=select(RESULTS.c.data).where(
-                RESULTS.c.task_id == bindparam("p_task_id"), _live(now)
+            get=select(records.c.data).where(
+                records.c.task_id == bindparam("p_task_id"), _live(records, now)
             ),
-            get_many=select(RESULTS.c.task_id, RESULTS.c.data).where(
-                RESULTS.c.task_id.in_(bindparam("ids", expanding=True)), _live(now)
+            get_many=select(records.c.task_id, records.c.data).where(
+                records.c.task_id.in_(bindparam("ids", expanding=True)),
+                _live(records, now),
             ),
-            forget=delete(RESULTS).where(RESULTS.c.task_id == bindparam("p_task_id")),
-            sweep=tuple(delete(t).where(t.c.expires_at <= now) for t in (RESULTS, COUNTERS)),
+            forget=delete(records).where(records.c.task_id == bindparam("p_task_id")),
+            sweep=tuple(delete(t).where(t.c.expires_at <= now) for t in (records, tally)),
         )
 
 
@@ -244,7 +264,8 @@ class SQLBackend(ResultBackend):
         self._prepared = False
         self._prepare_lock = threading.Lock()
         self._next_sweep = 0.0
-        self._sql = _statements(self._dialect)
+        self._sql = _statements(self._dialect, options.namespace)
+        self._metadata = tables(options.namespace).metadata
 
     # -- transactions ------------------------------------------------------------------
 
@@ -276,7 +297,7 @@ class SQLBackend(ResultBackend):
                 return
             for attempt in range(1, _ATTEMPTS + 1):
                 try:
-                    self._transaction(METADATA.create_all)
+                    self._transaction(self._metadata.create_all)
                     break
                 except (BackendUnavailable, AuthenticationFailed):
                     raise

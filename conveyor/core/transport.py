@@ -33,6 +33,14 @@ MAX_DELIVERIES_REASON = "max deliveries"
 NAMESPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 
 
+def check_namespace(namespace: str) -> None:
+    """The `namespace` option of transports and result backends ("" means none)."""
+    if namespace and not NAMESPACE.fullmatch(namespace):
+        raise ConfigurationError(
+            f"namespace {namespace!r}: a letter, then up to 31 letters, digits or '_'"
+        )
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a transport declares about itself; the conformance suite reads it.
@@ -75,10 +83,7 @@ class TransportOptions:
     namespace: str = ""
 
     def validate(self) -> None:
-        if self.namespace and not NAMESPACE.fullmatch(self.namespace):
-            raise ConfigurationError(
-                f"namespace {self.namespace!r}: a letter, then up to 31 letters, digits or '_'"
-            )
+        check_namespace(self.namespace)
         if self.lease_timeout <= 0:
             raise ConfigurationError("lease_timeout must be positive")
         if self.max_deliveries < 1:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from conveyor.backends.base import STARTED, SUCCESS, ResultRecord
-from conveyor.backends.sql import MAX_KEY, RESULTS, SQLBackend
+from conveyor.backends.sql import MAX_KEY, SQLBackend, tables
 from conveyor.core.registry import create_backend
 from conveyor.testing.waiting import wait_until
 
@@ -162,5 +162,6 @@ def test_processes_racing_to_create_the_schema(tmp_path: Path) -> None:
 
 def _rows(backend: SQLBackend, task_id: str) -> int:
     with backend._engines.read.connect() as connection:
-        query = select(RESULTS.c.task_id).where(RESULTS.c.task_id == task_id)
+        results = tables().results
+        query = select(results.c.task_id).where(results.c.task_id == task_id)
         return len(connection.execute(query).all())

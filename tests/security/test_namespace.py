@@ -1,22 +1,29 @@
-"""The `namespace` transport option: every broker object conveyor creates for a queue (its
-dead letters, delays, broadcast exchange, keys, tables, paths) carries the user's prefix,
-and nothing of it is created outside that prefix."""
+"""The `namespace` option: every broker object conveyor creates for a queue (its
+dead letters, delays, broadcast exchange, keys, tables, paths) and every result-backend
+key, channel and table carries the user's prefix, and nothing of it is created outside
+that prefix."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
+import pymemcache
 import pytest
 import redis
 import sqlalchemy
 from kazoo.client import KazooClient
 
+from conveyor import Conveyor
+from conveyor.backends.base import SUCCESS, ResultBackend, ResultRecord
+from conveyor.backends.memcached import COUNTER_PREFIX, RESULT_PREFIX, memcached_key
+from conveyor.backends.redis import RedisBackend
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.message import Message
-from conveyor.core.registry import create_transport
+from conveyor.core.registry import create_backend, create_transport
 from conveyor.core.transport import Transport
 from conveyor.core.url import parse_url
 from conveyor.testing.plugin import missing
@@ -183,3 +190,138 @@ def test_a_bad_namespace_is_refused_naming_it(bad: str) -> None:
         return
     with pytest.raises(ConfigurationError, match="namespace"):
         create_transport("memory://ns-bad", namespace=bad)
+
+
+# -- result backends: the same prefix, from the backend URL or inherited from the broker's --
+
+
+def _use_backend(backend: ResultBackend, tag: str) -> list[str]:
+    """Write and read everything a backend stores for a task: records, a counter, a wait."""
+    ids = [f"{tag}-done", f"{tag}-waited"]
+    backend.store(ResultRecord(ids[0], SUCCESS, result=1))
+    assert backend.get_many(ids)[ids[0]] is not None
+    assert backend.incr(f"{tag}-counter") == 1
+    waited: list[ResultRecord] = []
+    waiter = threading.Thread(target=lambda: waited.append(backend.wait(ids[1], timeout=10)))
+    waiter.start()
+    try:
+        assert wait_until(lambda: backend.get(ids[1]) is None and waiter.is_alive(), 5)
+        assert_wait_channel_prefixed(backend, tag)
+    finally:
+        backend.store(ResultRecord(ids[1], SUCCESS, result=2))
+        waiter.join(15)
+    assert [r.result for r in waited] == [2]
+    return ids
+
+
+def assert_wait_channel_prefixed(backend: ResultBackend, tag: str) -> None:
+    """On Redis, the waiter's pub/sub channel is named with the prefix too."""
+    if not isinstance(backend, RedisBackend):
+        return
+    client = redis.Redis.from_url(str(backend.url.without_query().unredacted()))
+    try:
+        assert wait_until(lambda: bool(client.pubsub_channels(f"*{tag}*")), 5)
+        channels = client.pubsub_channels(f"*{tag}*")
+        assert all(c.startswith(BACKEND_NS.encode() + b":") for c in channels), channels
+    finally:
+        client.close()
+
+
+BACKEND_NS = "resultsns"
+
+
+@pytest.fixture
+def tag() -> str:
+    return f"nsr-{uuid.uuid4().hex[:8]}"
+
+
+def test_redis_result_keys_start_with_the_namespace(redis_url: str, tag: str) -> None:
+    backend = create_backend(f"{redis_url}?namespace={BACKEND_NS}")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        ids = _use_backend(backend, tag)
+        keys = list(client.scan_iter(match=f"*{tag}*"))
+        assert len(keys) == 3, keys  # two records and the counter
+        assert all(k.startswith(f"{BACKEND_NS}:".encode()) for k in keys), keys
+    finally:
+        client.delete(*client.scan_iter(match=f"*{tag}*"))
+        client.close()
+        backend.close()
+    assert ids
+
+
+def test_memcached_result_keys_start_with_the_namespace(memcached_url: str, tag: str) -> None:
+    backend = create_backend(f"{memcached_url}?namespace={BACKEND_NS}")
+    client = pymemcache.Client(str(parse_url(memcached_url).hosts[0]))
+    try:
+        done, waited = _use_backend(backend, tag)
+        for name in (done, waited):
+            assert client.get(memcached_key(f"{BACKEND_NS}:{RESULT_PREFIX}", name)) is not None
+            assert client.get(memcached_key(RESULT_PREFIX, name)) is None
+        assert client.get(memcached_key(f"{BACKEND_NS}:{COUNTER_PREFIX}", f"{tag}-counter"))
+        assert client.get(memcached_key(COUNTER_PREFIX, f"{tag}-counter")) is None
+    finally:
+        client.close()
+        backend.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
+def test_sql_result_tables_start_with_the_namespace(
+    kind: str, request: pytest.FixtureRequest, tmp_path: object, tag: str
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/results.db"
+        if kind == "sqlite"
+        else str(request.getfixturevalue(f"{kind}_url"))
+    )
+    backend = create_backend(f"{url}?namespace={BACKEND_NS}")
+    sa_url = str(parse_url(url).unredacted()).replace("sql+", "", 1)
+    if kind == "mysql":
+        sa_url = sa_url.replace("mysql://", "mysql+pymysql://", 1)
+    engine = sqlalchemy.create_engine(sa_url)
+    try:
+        ids = _use_backend(backend, tag)
+        inspector = sqlalchemy.inspect(engine)
+        tables = inspector.get_table_names()
+        assert {f"{BACKEND_NS}_conveyor_results", f"{BACKEND_NS}_conveyor_counters"} <= set(
+            tables
+        ), tables
+        if kind == "sqlite":  # a database of its own: nothing outside the prefix at all
+            assert all(t.startswith(f"{BACKEND_NS}_") for t in tables), tables
+            indexes = [i["name"] for t in tables for i in inspector.get_indexes(t)]
+            assert all(str(i).startswith(f"ix_{BACKEND_NS}_") for i in indexes), indexes
+        if "conveyor_results" in tables:  # the shared table holds nothing of ours
+            with engine.connect() as connection:
+                count = connection.execute(
+                    sqlalchemy.text(
+                        "SELECT COUNT(*) FROM conveyor_results WHERE task_id IN :ids"
+                    ).bindparams(sqlalchemy.bindparam("ids", expanding=True)),
+                    {"ids": ids},
+                ).scalar()
+            assert count == 0
+    finally:
+        engine.dispose()
+        backend.close()
+
+
+@pytest.mark.parametrize(
+    ("backend_query", "expected"), [("", "inherited"), ("?namespace=own", "own")]
+)
+def test_the_backend_inherits_the_broker_namespace(
+    tmp_path: object, backend_query: str, expected: str
+) -> None:
+    app = Conveyor(
+        "ns",
+        broker=f"sqlite:///{tmp_path}/b.db?namespace=inherited",
+        backend=f"sqlite:///{tmp_path}/r.db{backend_query}",
+    )
+    try:
+        assert app.backend.options.namespace == expected
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("bad", ["9lives", "dash-ed"])
+def test_a_bad_backend_namespace_is_refused_naming_it(bad: str) -> None:
+    with pytest.raises(ConfigurationError, match="namespace"):
+        create_backend(f"memory://ns-bad?namespace={bad}")

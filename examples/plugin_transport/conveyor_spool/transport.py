@@ -6,6 +6,8 @@
     <root>/consumers/<id>/.lock           flocked by consumer <id> for as long as it lives
     <root>/consumers/<id>/<queue>/<name>  the messages consumer <id> holds
 
+With the `namespace` option the same layout is under ``<root>/<namespace>/``.
+
 Every state change is one atomic ``os.rename`` of a message file, so there is no lock to
 take and no index to keep in step: the file system is the broker. Two consumers renaming
 the same file cannot both succeed, so a message is never handed out twice.
@@ -93,9 +95,11 @@ class SpoolTransport(Transport):
                 f"{url}: a spool URL names an absolute directory and no host, "
                 "e.g. spool:///var/spool/conveyor"
             )
-        self._staging = os.path.join(url.path, "tmp")
-        self._queues = os.path.join(url.path, "queues")
-        self._consumers = os.path.join(url.path, "consumers")
+        # With a namespace, the whole layout lives in <root>/<namespace>/ (as on ZooKeeper).
+        base = os.path.join(url.path, options.namespace) if options.namespace else url.path
+        self._staging = os.path.join(base, "tmp")
+        self._queues = os.path.join(base, "queues")
+        self._consumers = os.path.join(base, "consumers")
         try:
             for directory in (self._staging, self._queues, self._consumers):
                 os.makedirs(directory, exist_ok=True)

@@ -173,3 +173,25 @@ def test_forked_child_does_not_keep_the_parents_lease(url: str, transport: Trans
     finally:
         for child in children:
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_namespace_keeps_everything_under_its_directory(url: str) -> None:
+    """The `namespace` option (docs/security.md): every file the spool creates is under
+    ``<root>/<namespace>/``, nothing beside it; another namespace sees none of it."""
+    root = Path(url.removeprefix("spool://"))
+    billing = create_transport(url, namespace="billing", lease_timeout=1.0, max_deliveries=3)
+    other = create_transport(url, lease_timeout=1.0)
+    try:
+        billing.publish(QUEUE, Message(b"ready"))
+        billing.publish(QUEUE, Message(b"later"), delay=30.0)
+        (delivery,) = billing.fetch(QUEUE, timeout=5.0)
+        delivery.nack(requeue=False, reason="namespace test")
+        assert [d.message.body for d in billing.dead_letters(QUEUE)] == [b"ready"]
+        assert other.size(QUEUE) == 0 and other.dead_letters(QUEUE) == []
+        other.close()
+        outside = [p for p in root.iterdir() if p.name != "billing"]
+        # the plain transport made its own layout at the root; the namespace made nothing there
+        assert not list((root / "queues").iterdir()), outside
+        assert (root / "billing" / "queues" / QUEUE / "dead").is_dir()
+    finally:
+        billing.close()
