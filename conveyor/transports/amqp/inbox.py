@@ -157,10 +157,13 @@ class Unacked:
     a syscall) each. A multiple ack never reaches a held tag, because it stops at the first
     one, and its own tag is always still outstanding (the broker closes the channel on an
     unknown tag), so tags settled earlier one by one never serve as its tag.
+
+    `credit` is the channel's last basic.qos, so a fetch sends one only when it changes.
     """
 
     def __init__(self, channel: pika.channel.Channel) -> None:
         self._channel = channel
+        self.credit = 0  # the channel's basic.qos prefetch_count (0: not set, unlimited)
         self._order: deque[int] = deque()  # delivered, in delivery order
         self._done: set[int] = set()  # settled, still in _order behind a held tag
 

@@ -377,10 +377,16 @@ class AMQPTransport(Transport):
             def on_declared(frame: Any) -> None:
                 ready = frame.method.message_count
                 credit = min(max_messages, max(ready, 1), MAX_LIMIT)
-                ch.basic_qos(prefetch_count=credit)
+                unacked = self._unacked.get(ch)
+                if unacked is None or unacked.credit != credit:
+                    # basic.qos (per consumer) applies to consumers started after it and
+                    # stays set on the channel: a round trip only when the credit changes.
+                    ch.basic_qos(prefetch_count=credit)
+                    if unacked is not None:
+                        unacked.credit = credit
                 tag = ch.basic_consume(self._name(queue), on_message)
                 inbox.opened(tag, queue, credit, epoch)
-                resolve(fut, (tag, ready, credit))
+                resolve(fut, (ch, tag, ready, credit))
 
             ch.queue_declare(
                 self._name(queue),
@@ -390,7 +396,7 @@ class AMQPTransport(Transport):
             )
 
         asked = time.monotonic()
-        tag, ready, credit = link.call(CONSUME, start, self.options.confirm_timeout)
+        channel, tag, ready, credit = link.call(CONSUME, start, self.options.confirm_timeout)
         if ready:
             # The ready messages arrive about one round trip after the declare's reply (the
             # consume goes out, they come back): on a slow link a fixed wait would cancel
@@ -402,8 +408,30 @@ class AMQPTransport(Transport):
         try:
             raws = inbox.take(tag, max_messages, deadline)
         finally:
-            leftovers = self._cancel(link, tag, credit - len(raws))
+            if len(raws) >= credit:
+                leftovers = self._cancel_used(link, channel, tag)
+            else:
+                leftovers = self._cancel(link, tag, credit - len(raws))
         return raws + leftovers
+
+    def _cancel_used(
+        self, link: Link, channel: pika.channel.Channel, consumer_tag: str
+    ) -> list[Raw]:
+        """Cancel a consumer whose credit the fetch took whole, without waiting.
+
+        The broker sends it nothing more until an ack, and the cancel is handed to the
+        loop thread before any ack of these deliveries (its callbacks run in order), so
+        nothing can be left in its buffer and there is no reply to wait for: the fetch
+        saves a hand-over and a wake-up of the caller.
+        """
+        self._inbox.close(consumer_tag)
+
+        def cancel() -> None:
+            if channel.is_open:
+                channel.basic_cancel(consumer_tag)
+
+        link.later(cancel)  # a dead link: the broker forgets the consumer with the channel
+        return []
 
     def _cancel(self, link: Link, consumer_tag: str, unused: int) -> list[Raw]:
         """Cancel a fetch's consumer before its deliveries are handed out (so before any
