@@ -99,14 +99,11 @@ def worker(
     if line.purge_first and not is_sibling():
         for name in consumed:
             click.echo(f"{name}: {app.transport.purge(name)} removed")
+        app.close()  # no connection open when Worker() starts the siblings (a fork)
     embedded = None
     try:
-        if with_beat and not is_sibling():  # one beat per command line, not per process
-            from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra
-
-            embedded = EmbeddedBeat(app)
-            embedded.start()
-        Worker(
+        # Worker() starts the siblings (forked where safe); beat's thread comes after it.
+        worker = Worker(
             app,
             queues=consumed if (queues or line.exclude_queues) else None,
             concurrency=line.concurrency,
@@ -115,7 +112,13 @@ def worker(
             hostname=expand_hostname(hostname) if hostname else None,
             app_path=ctx.obj["app_path"],
             shutdown_timeout=shutdown_timeout,
-        ).run()
+        )
+        if with_beat and not is_sibling():  # one beat per command line, not per process
+            from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra
+
+            embedded = EmbeddedBeat(app)
+            embedded.start()
+        worker.run()
     except ConveyorError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

@@ -2,15 +2,16 @@
 
 Built-in schemes are listed here as import paths, so a missing client library costs
 nothing until its scheme is used. Third parties add schemes through the entry-point groups
-``conveyor.transports`` and ``conveyor.backends`` (entry point name = URL scheme).
+``conveyor.transports`` and ``conveyor.backends`` (entry point name = URL scheme). A plugin
+never shadows a built-in, so a built-in scheme is found without reading the installed
+distributions' entry points (that scan, and importlib.metadata itself, cost a process's
+start-up tens of milliseconds; they run only for a scheme that is not built in).
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from conveyor.core.errors import MissingDependency, UnknownScheme
@@ -63,6 +64,8 @@ class Registration:
 
 def registrations(group: str) -> dict[str, Registration]:
     """Every scheme in `group`, built-in first; a plugin may not shadow a built-in."""
+    from importlib.metadata import entry_points
+
     builtin = BUILTIN_TRANSPORTS if group == TRANSPORT_GROUP else BUILTIN_BACKENDS
     found = {s: Registration(s, t, "built-in") for s, t in builtin.items()}
     for ep in entry_points(group=group):
@@ -74,15 +77,24 @@ def registrations(group: str) -> dict[str, Registration]:
 
 def load(group: str, scheme: str) -> Any:
     """Import and return the class registered for `scheme`."""
+    builtin = BUILTIN_TRANSPORTS if group == TRANSPORT_GROUP else BUILTIN_BACKENDS
+    if scheme in builtin:
+        return _import(Registration(scheme, builtin[scheme], "built-in"))
     known = registrations(group)
     if scheme not in known:
+        import difflib
+
         kind = "transport" if group == TRANSPORT_GROUP else "result backend"
         near = difflib.get_close_matches(scheme, known, n=1)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         raise UnknownScheme(
             f"no {kind} for scheme {scheme!r}.{hint} Known schemes: {', '.join(sorted(known))}"
         )
-    registration = known[scheme]
+    return _import(known[scheme])
+
+
+def _import(registration: Registration) -> Any:
+    scheme = registration.scheme
     module_name, _, attribute = registration.target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -105,6 +117,12 @@ def create_transport(url: str | URL, **options: Any) -> Transport:
     parsed = parse_url(url)
     cls: type[Transport] = load(TRANSPORT_GROUP, parsed.scheme)
     return cls(parsed, parse_options(cls.Options, parsed.options, **options))
+
+
+def load_for_url(group: str, url: str | URL) -> Any:
+    """Import the class that serves `url` (and so its client library) without building
+    one: nothing connects. The worker does this before it forks its siblings."""
+    return load(group, parse_url(url).scheme)
 
 
 def create_backend(url: str | URL, **options: Any) -> Any:

@@ -25,6 +25,7 @@ from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
 from conveyor.core.errors import ConveyorError
 from conveyor.core.message import Delivery
+from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, load_for_url
 from conveyor.worker import backend_wait, request, results, siblings
 from conveyor.worker.control import ControlListener
 from conveyor.worker.events import WorkerEvents
@@ -41,7 +42,6 @@ log = logging.getLogger("conveyor.worker")
 ETA_SLACK = 0.5
 COLD_CLOSE_TIMEOUT = 5.0
 SIGNAL_REPEAT = 0.25
-SIBLINGS_READY_TIMEOUT = 30.0  # longest wait for the siblings before consuming anyway
 LIVENESS_CHECK = 1.0  # seconds between checks that the consumer thread still runs
 
 
@@ -85,12 +85,20 @@ class Worker:
         # a held task then waits a few ms at most, and each fetch, state read, store and
         # ack serves more tasks.
         self.quick_prefetch = max(self.prefetch, self.concurrency * conf.worker_quick_prefetch)
+        # The siblings start here, before this process opens a connection or starts a
+        # thread, so that they can be forked (siblings.py); a forked one goes on from
+        # here as a single-process Worker of its own. The transport's and the backend's
+        # modules (their client libraries) are imported first, so that none re-imports.
+        self.siblings: siblings.Siblings | None = None
+        if self.processes > 1 and not siblings.is_sibling():
+            load_for_url(TRANSPORT_GROUP, conf.broker_url)
+            load_for_url(BACKEND_GROUP, conf.result_backend)
+            family = siblings.Siblings(self.processes - 1)
+            if not family.start():
+                self.siblings = family
         self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
         if hostname and siblings.is_sibling():
             self.hostname = f"{hostname}-{os.environ[siblings.SIBLING_ENV]}"
-        self.siblings: siblings.Siblings | None = None
-        if self.processes > 1 and not siblings.is_sibling():
-            self.siblings = siblings.Siblings(self.processes - 1)
         self.shutdown_timeout = (
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
@@ -324,11 +332,7 @@ class Worker:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
-        if self.siblings is not None:
-            self.siblings.start()
-            self.siblings.wait_ready(SIBLINGS_READY_TIMEOUT)
         self.start()
-        siblings.say_ready()
         self.supervise(stop_requested)
         self.stop()
         if self.siblings is not None and not self.siblings.wait(self.shutdown_timeout + 5.0):

@@ -3,6 +3,7 @@ fate (a warm shutdown of all, and none outlives a killed parent)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -89,22 +91,99 @@ def test_two_processes_serve_the_queue_and_stop_together(
         client.transport.delete(queue)
 
 
-def test_the_first_process_consumes_once_its_siblings_are(redis_url: str) -> None:
-    """Its ready line (logged when its consumer starts) comes after the sibling's."""
+class Logged:
+    """A worker command started on tests/worker/startup_app.py, its log lines collected."""
+
+    def __init__(self, redis_url: str, queue: str, hostname: str, **env: str) -> None:
+        environment = dict(
+            os.environ,
+            CONVEYOR_BROKER_URL=redis_url,
+            CONVEYOR_RESULT_BACKEND=redis_url,
+            CONVEYOR_WORKER_PROCESSES="2",
+            **env,
+        )
+        command = [sys.executable, "-m", "conveyor.cli", "-A", "tests.worker.startup_app"]
+        command += ["worker", "-Q", queue, "-c", "2", "-n", hostname, "-l", "info"]
+        self.process = subprocess.Popen(
+            command, env=environment, cwd=ROOT, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(self.process.stderr or ()), daemon=True
+        )
+        self._reader.start()
+
+    def ready(self) -> list[str]:
+        """The hostnames that logged their ready line, in order."""
+        marked = [line for line in self.lines if " ready:" in line]
+        return [line.split("] ", 1)[-1].split(" ready:")[0] for line in marked]
+
+    def started(self) -> str:
+        """The log line that says how the siblings were started."""
+        assert wait_until(lambda: any("sibling worker processes" in x for x in self.lines), 30)
+        return next(line for line in self.lines if "sibling worker processes" in line)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+            self._reader.join(10)
+
+
+def _imports(path: Path) -> list[int]:
+    return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("thread", "how", "imports_of_the_app"),
+    [("", "(forked)", 1), ("1", "(spawned: 2 threads run in this process (app-background))", 2)],
+)
+def test_siblings_are_forked_unless_a_thread_runs(
+    client: Conveyor, redis_url: str, tmp_path: Path, thread: str, how: str, imports_of_the_app: int
+) -> None:
+    """A forked sibling imports nothing again. A fork copies only the calling thread, so
+    with another one running (an app module that starts one at import) the siblings are
+    spawned: fresh interpreters that import the app themselves. Both serve the queue."""
     queue, hostname = f"siblings-{uuid.uuid4().hex[:8]}", f"sib-{uuid.uuid4().hex[:6]}"
-    parent = _start(redis_url, queue, hostname, "info", stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(parent.stderr or ()), daemon=True)
-    reader.start()
-
-    def ready_order() -> list[str]:
-        ready = [line.split("] ", 1)[-1].split(" ready:")[0] for line in lines if " ready:" in line]
-        return ready
-
+    imports = tmp_path / "imports"
+    worker = Logged(redis_url, queue, hostname, STARTUP_IMPORTS=str(imports), STARTUP_THREAD=thread)
     try:
-        assert wait_until(lambda: len(ready_order()) == 2, 30)
-        assert ready_order() == [f"{hostname}-1", hostname]
+        line = worker.started()
+        assert how in line, line
+        assert wait_until(lambda: len(worker.ready()) == 2, 30), worker.lines
+        pids = _imports(imports)
+        assert len(pids) == imports_of_the_app and pids[0] == worker.process.pid, pids
+        results = [client.send_task("startup.add", (i, i), queue=queue) for i in range(10)]
+        assert [r.get(timeout=20) for r in results] == [2 * i for i in range(10)]
     finally:
-        parent.send_signal(signal.SIGTERM)
-        parent.wait(30)
-        reader.join(10)
+        assert worker.stop() == 0
+        client.transport.delete(queue)
+
+
+def test_the_first_process_is_ready_without_waiting_for_its_siblings(
+    client: Conveyor, redis_url: str, tmp_path: Path
+) -> None:
+    """The sibling is held short of consuming (its worker_init blocks on a FIFO): the first
+    process logs ready and runs a task all the same; the sibling follows once let go."""
+    queue, hostname = f"siblings-{uuid.uuid4().hex[:8]}", f"sib-{uuid.uuid4().hex[:6]}"
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    worker = Logged(redis_url, queue, hostname, STARTUP_GATE=str(gate))
+    try:
+        assert wait_until(lambda: worker.ready() == [hostname], 30), worker.lines
+        assert client.send_task("startup.add", (2, 3), queue=queue).get(timeout=20) == 5
+        assert worker.ready() == [hostname]  # the sibling is still held
+        with open(gate, "wb"):
+            pass
+        assert wait_until(lambda: worker.ready() == [hostname, f"{hostname}-1"], 30)
+    finally:
+        if not worker.ready()[1:]:  # let a held sibling go, or it never reads its SIGTERM
+            with contextlib.suppress(OSError):  # ENXIO: it is not at the gate
+                os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+        assert worker.stop() == 0
+        client.transport.delete(queue)
