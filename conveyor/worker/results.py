@@ -58,6 +58,18 @@ def failure_record(
     )
 
 
+def not_kept(record: ResultRecord) -> None:
+    """A run's outcome the backend refused: a ready state is stored for its id already (a
+    duplicate delivery, or a task id reused before the first finished). The first outcome
+    stands; this says so, naming the id."""
+    log.warning(
+        "task %s: this run's %s is not kept; the id has a finished state already "
+        "(the first outcome stands; is the task id reused?)",
+        record.task_id,
+        record.state,
+    )
+
+
 def store_failure(
     app: Conveyor,
     task_id: str,
@@ -65,7 +77,9 @@ def store_failure(
     parent_id: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    store(app, failure_record(task_id, exc, parent_id, meta))
+    record = failure_record(task_id, exc, parent_id, meta)
+    if not store(app, record):
+        not_kept(record)
 
 
 def success_record(
@@ -94,7 +108,8 @@ def store_success(app: Conveyor, record: ResultRecord) -> BaseException | None:
     """Store a SUCCESS record; a return value the backend cannot encode is stored as a
     FAILURE (EncodeError), which is returned so the caller reports the task as failed."""
     try:
-        store(app, record)
+        if not store(app, record):
+            not_kept(record)
     except EncodeError as exc:
         store_failure(app, record.task_id, exc, record.parent_id)
         return exc

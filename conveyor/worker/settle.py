@@ -20,6 +20,7 @@ from conveyor.worker.backend_wait import patiently
 from conveyor.worker.ended import Ended
 from conveyor.worker.middleware import Stored
 from conveyor.worker.request import Work
+from conveyor.worker.results import not_kept
 
 log = logging.getLogger("conveyor.worker")
 QUICK = 0.002
@@ -54,11 +55,16 @@ class Settlements:
             return
         try:
             records = [stored.record for _, stored in items]
-            patiently(self.app, lambda: self.app.backend.store_many(records), "storing results")
+            kept = patiently(
+                self.app, lambda: self.app.backend.store_many(records), "storing results"
+            )
         except Exception as exc:
             for work, _ in items:
                 work.finish(Ended.failed(exc))
             return
+        for record, applied in zip(records, kept, strict=True):
+            if not applied:
+                not_kept(record)
         late = []
         for work, stored in items:
             try:

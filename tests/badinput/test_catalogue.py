@@ -135,14 +135,53 @@ def _naive_eta_in_app_timezone(env: Env) -> None:
     delivery.ack()
 
 
+def _counted(env: Env) -> tuple[Any, list[int]]:
+    runs: list[int] = []
+
+    @env.app.task(name="catalogue.counted")
+    def counted(x: int) -> int:
+        runs.append(x)
+        return x
+
+    return counted, runs
+
+
+def _settled(env: Env, worker: Worker) -> bool:
+    return env.app.transport.size("default") == 0 and worker.consumer.held == 0
+
+
 def _task_id_reused(env: Env) -> None:
-    add = _add(env)
-    env.start_worker()
-    first = add.apply_async((1,), task_id="catalogue-reused")
+    """After the first finished: the second message is acked without running (its stored
+    state says done), nothing is dead-lettered, the first result stands."""
+    counted, runs = _counted(env)
+    worker = env.start_worker()
+    first = counted.apply_async((1,), task_id="catalogue-reused")
     assert first.get(timeout=10) == 1
-    add.apply_async((2,), task_id="catalogue-reused")
-    assert wait_until(lambda: env.app.transport.size("default") == 0, 5)
+    counted.apply_async((2,), task_id="catalogue-reused")
+    assert wait_until(lambda: _settled(env, worker), 5)
+    assert runs == [1], "the reused id ran again"
+    assert env.app.transport.dead_letters("default") == []
     assert env.app.AsyncResult("catalogue-reused").get(timeout=5) == 1, "a ready state changed"
+
+
+def _task_id_reused_while_pending(env: Env) -> None:
+    """Both sent before either ran: each may run (as a duplicate delivery may), the first
+    outcome stored stands, and a later run's outcome is dropped with a warning naming
+    the id; nothing is dead-lettered."""
+    caplog: pytest.LogCaptureFixture = env.request.getfixturevalue("caplog")
+    counted, runs = _counted(env)
+    counted.apply_async((1,), task_id="catalogue-reused-pending")
+    counted.apply_async((2,), task_id="catalogue-reused-pending")
+    worker = env.start_worker(concurrency=1)  # one slot: the queue's order, one at a time
+    assert wait_until(lambda: _settled(env, worker) and bool(runs), 10)
+    result = env.app.AsyncResult("catalogue-reused-pending")
+    assert result.get(timeout=5) == 1 == runs[0], "the first outcome stored does not stand"
+    assert env.app.transport.dead_letters("default") == []
+    if len(runs) == 2:
+        assert any(
+            "catalogue-reused-pending" in r.getMessage() and "not kept" in r.getMessage()
+            for r in caplog.records
+        ), [r.getMessage() for r in caplog.records]
 
 
 def _unrebuildable_exception(env: Env) -> None:
@@ -266,6 +305,7 @@ CATALOGUE: dict[str, Raises | DeadLetter | Behaves] = {
     ),
     # ids, exceptions, results
     "task id reused": Behaves(_task_id_reused),
+    "task id reused while the first is pending": Behaves(_task_id_reused_while_pending),
     "exception that cannot be rebuilt": Behaves(_unrebuildable_exception),
     "result too large for Memcached": Behaves(_too_large_for_memcached),
 }
