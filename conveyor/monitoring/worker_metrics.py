@@ -8,8 +8,8 @@ the sum with the queue gauges of the worker's queues, read at scrape time. The s
 starts with the first batch of events the first process sends (its worker-online), so it
 runs in the process that works, also after a --detach.
 
-Not counted: tasks run by process-pool children, whose events go out through their own
-app (the dashboard's /metrics counts those).
+Process-pool children are started with the setting in their environment (CHILDREN_ENV
+beside it), and `count_in_pool_child` makes each count the events of its own app there too.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from conveyor.backends.events import Event
 
 log = logging.getLogger("conveyor.monitoring")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Set while a worker counts metrics: tells its process-pool children to count theirs.
+CHILDREN_ENV = "CONVEYOR_METRICS_COUNT_CHILDREN"
 
 
 class WorkerMetrics:
@@ -72,6 +74,7 @@ def prepare_processes() -> None:
         return
     folder = tempfile.mkdtemp(prefix="conveyor-metrics-")
     os.environ[MULTIPROC_ENV] = folder
+    os.environ[CHILDREN_ENV] = "1"
     atexit.register(shutil.rmtree, folder, True)
 
 
@@ -82,3 +85,10 @@ def install(app: Conveyor, port: int, address: str, queues: list[str], *, first:
         metrics._serving = True  # a sibling counts; the first process serves
     app.events.listeners.append(metrics.observe)
     return metrics
+
+
+def count_in_pool_child(app: Conveyor) -> None:
+    """In a process-pool child: count its tasks' events into the worker's metrics, when
+    the worker serves them (the child's tasks send events through the child's own app)."""
+    if os.environ.get(CHILDREN_ENV) and os.environ.get(MULTIPROC_ENV):
+        install(app, 0, "", [], first=False)

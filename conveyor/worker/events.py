@@ -6,7 +6,9 @@ task events are skipped when `worker_send_task_events` is off. Fields are Celery
 ``uuid``, ``name``, ``args``/``kwargs`` (shortened reprs), ``runtime``, ``result``,
 ``exception``, ``traceback``; the heartbeat carries ``freq``, ``active``, ``processed``
 and ``loadavg``, plus conveyor's ``pool``, ``concurrency``, ``queues`` and ``prefetched``
-(deliveries held: running or waiting in the pool).
+(deliveries held: running or waiting in the pool). task-started also carries ``name``
+(Celery's does not), so a process that sees only a task's run, such as a process-pool
+child counting metrics, can name it.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class Run:
         self.app, self.msg, self.hostname = app, msg, hostname
         self.began = time.monotonic()
         if app.events.task_events:
-            app.events.send("task-started", uuid=msg.id, hostname=hostname)
+            app.events.send("task-started", uuid=msg.id, name=msg.task, hostname=hostname)
 
     def done(self, state: str, retval: Any, einfo: Any) -> None:
         """`einfo`: the ExceptionInfo of a failure or retry, else None."""

@@ -44,6 +44,7 @@ class ChildLost(ConveyorError):
 def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) -> None:
     """A child's life: load the app, then run jobs from the pipe until it closes."""
     from conveyor.app.loader import load_app
+    from conveyor.monitoring.worker_metrics import count_in_pool_child
     from conveyor.worker.logs import setup as setup_logging
 
     # The parent decides when children stop; a terminal's ^C or a group SIGTERM must not
@@ -52,6 +53,7 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(loglevel)
     app = load_app(app_path)
+    count_in_pool_child(app)
     signals.worker_process_init.send(sender=None)
     while True:
         try:

@@ -72,3 +72,27 @@ def test_a_known_run_counted_across_two_processes(cluster: Cluster) -> None:
     up = {labels for name, labels in found if name == "conveyor_worker_up"}
     hosts = {dict(labels)["hostname"] for labels in up}
     assert hosts == {"m@test", "m@test-1"}, found  # both processes, one port
+
+
+def test_tasks_run_by_process_pool_children_are_counted(cluster: Cluster) -> None:
+    port = free_port()
+    log = cluster.workdir / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*CONVEYOR, "worker", "-P", "processes", "-c", "2", "-n", "p@test",
+             "--metrics-port", str(port)],
+            cwd=cluster.workdir, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    cluster.processes.append(process)
+    assert wait_until(lambda: " ready: " in log.read_text(), 30), log.read_text()
+    app: Conveyor = cluster.client_app()
+    try:
+        add = app.tasks["tests.monitoring.dash_tasks.add"]
+        assert [add.delay(i, 1).get(timeout=20) for i in range(4)] == [1, 2, 3, 4]
+    finally:
+        app.close()
+    key = (
+        "conveyor_tasks_total",
+        (("name", "tests.monitoring.dash_tasks.add"), ("state", "SUCCESS")),
+    )
+    assert wait_until(lambda: _samples(port).get(key) == 4.0, 15), _samples(port)
