@@ -50,16 +50,23 @@ def start_meta(hostname: str | None) -> dict[str, Any]:
     }
 
 
+def _budget(app: Conveyor, request: Context) -> int:
+    """The transport's max_deliveries, as the worker noted it in the delivery info (a
+    process-pool child builds no transport); the app's transport for a job made elsewhere."""
+    noted = (request.delivery_info or {}).get("max_deliveries")
+    return noted if isinstance(noted, int) else app.transport.options.max_deliveries
+
+
 def records_start(app: Conveyor, request: Context) -> bool:
     """Whether this delivery writes a STARTED record for `lost_run` to read: the one
-    before the last allowed delivery (the first, when only one or two are allowed)."""
-    budget = app.transport.options.max_deliveries
-    return request.delivery_count == max(budget - 1, 1)
+    before the last allowed delivery (the first, when two are allowed; none when one is)."""
+    budget = _budget(app, request)
+    return budget > 1 and request.delivery_count == budget - 1
 
 
 def is_last(app: Conveyor, request: Context) -> bool:
     """Whether this is the last delivery the transport allows (with one before it)."""
-    budget = app.transport.options.max_deliveries
+    budget = _budget(app, request)
     return budget > 1 and request.delivery_count >= budget
 
 

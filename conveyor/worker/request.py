@@ -107,6 +107,8 @@ def read(app: Conveyor, delivery: Delivery) -> Job:
         "queue": delivery.queue,
         "priority": message.priority,
         "redelivered": delivery.delivery_count > 1,
+        # read by last_delivery.py, also in process-pool children that have no transport
+        "max_deliveries": app.transport.options.max_deliveries,
     }
     return Job(body, info, delivery.delivery_count, message.headers)
 
