@@ -436,7 +436,13 @@ TABLE: tuple[CelerySetting, ...] = (
         "CELERYD_POOL_PUTLOCKS",
     ),
     _r("worker_pool_restarts", False, _NOT_YET, "CELERYD_POOL_RESTARTS"),
-    _r("worker_autoscaler", "celery.worker.autoscale:Autoscaler", _NOT_YET, "CELERYD_AUTOSCALER"),
+    _r(
+        "worker_autoscaler",
+        "celery.worker.autoscale:Autoscaler",
+        "a class path of Celery's autoscaler; `--autoscale` runs conveyor's own "
+        "(conveyor.worker.autoscale), which is not replaceable",
+        "CELERYD_AUTOSCALER",
+    ),
     _r(
         "worker_consumer",
         "celery.worker.consumer:Consumer",

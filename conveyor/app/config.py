@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_prefetch_multiplier": 4,
     "worker_quick_prefetch": 32,
     "worker_shutdown_timeout": 30.0,
+    # Seconds a pool under --autoscale has more slots than it needs before it shrinks.
+    "worker_autoscale_keepalive": 30.0,
     # Events and their history (conveyor.app.events).
     "worker_send_task_events": True,
     "task_send_sent_event": True,

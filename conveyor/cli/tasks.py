@@ -112,6 +112,7 @@ def worker(
             hostname=expand_hostname(hostname) if hostname else None,
             app_path=ctx.obj["app_path"],
             shutdown_timeout=shutdown_timeout,
+            autoscale=line.autoscale,
         )
         if with_beat and not is_sibling():  # one beat per command line, not per process
             from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra

@@ -5,8 +5,8 @@ What each does (docs/worker.md has the table):
 * ``-n NAME`` expands ``%h`` (host name), ``%n`` (its first label), ``%d`` (the domain)
   and ``%%``, as Celery does; ``-P prefork`` is the process pool.
 * ``-X/--exclude-queues`` consumes the app's known queues but these.
-* ``--autoscale MAX,MIN``: conveyor does not grow and shrink a pool, so the pool is MAX
-  wide from the start (the line starts; the behaviour is the busy end of Celery's).
+* ``--autoscale MAX,MIN``: the threads or processes pool grows and shrinks between MIN
+  and MAX slots by load (conveyor.worker.autoscale), in place of ``-c``.
 * ``--max-tasks-per-child`` / ``--max-memory-per-child`` (KiB) replace a process-pool
   child after that many tasks / once its resident memory is above that.
 * ``--time-limit`` / ``--soft-time-limit`` set task_time_limit / task_soft_time_limit.
@@ -76,7 +76,7 @@ def parse_autoscale(text: str) -> tuple[int, int]:
 
 _OPTIONS: list[Callable[[F], F]] = [
     click.option("-X", "--exclude-queues", multiple=True, help="Queues not to consume."),
-    click.option("--autoscale", default=None, help="MAX,MIN: the pool is MAX wide."),
+    click.option("--autoscale", default=None, help="MAX,MIN: grow and shrink the pool."),
     click.option("--max-tasks-per-child", type=click.IntRange(min=1), default=None),
     click.option("--max-memory-per-child", type=click.IntRange(min=1), default=None, help="KiB."),
     click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None),
@@ -110,12 +110,14 @@ class CommandLine:
     pidfile: str | None
     detach: bool
     purge_first: bool
+    autoscale: tuple[int, int] | None = None
 
     @classmethod
     def read(cls, options: dict[str, Any], concurrency: int | None) -> CommandLine:
         """Check the options and hand the settings to every process (settings_env)."""
-        if options["autoscale"]:
-            concurrency = parse_autoscale(options["autoscale"])[0]
+        autoscale = parse_autoscale(options["autoscale"]) if options["autoscale"] else None
+        if autoscale is not None:
+            concurrency = autoscale[0]  # the Worker starts at MIN and grows up to it
         include = [m for value in options["include"] for m in value.split(",") if m]
         settings_env.add(
             task_time_limit=options["time_limit"],
@@ -132,6 +134,7 @@ class CommandLine:
             options["pidfile"],
             options["detach"],
             options["purge_first"],
+            autoscale,
         )
 
     def start(self, first: bool) -> None:

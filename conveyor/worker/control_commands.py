@@ -95,7 +95,11 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
         n = arguments.get("n", 1)
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             return {"error": f"n must be a positive number, not {n!r}"}
-        change = getattr(worker.pool, "grow" if grow else "shrink", None)
+        scaler = worker.autoscaler  # while autoscaling, its bounds follow (autoscale.py)
+        if scaler is not None:
+            change = scaler.force_grow if grow else scaler.force_shrink
+        else:
+            change = getattr(worker.pool, "grow" if grow else "shrink", None)
         if change is None:
             return {"error": f"the {worker.pool_kind} pool has a fixed size"}
         return {"ok": f"pool now has {change(n)} slots"}
@@ -126,6 +130,7 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
                 "implementation": worker.pool_kind,
                 "max-concurrency": worker.pool.concurrency,
                 "processes": worker.processes,
+                **({} if worker.autoscaler is None else {"autoscaler": worker.autoscaler.info()}),
             },
             "prefetch_count": worker.consumer.prefetch,
             "broker": {"url": str(app.transport.url)},

@@ -153,6 +153,8 @@ class ThreadPool(Pool):
         super().__init__(app, hostname, concurrency)
         self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._resize_lock = threading.Lock()
+        self._retiring = 0  # stop marks put by shrink and not yet taken by a slot
 
     def start(self) -> None:
         for number in range(self.concurrency):
@@ -166,20 +168,39 @@ class ThreadPool(Pool):
         self._threads.append(thread)
 
     def grow(self, n: int) -> int:
-        """Add `n` slots (remote control pool_grow); returns the new size."""
-        first = len(self._threads)
-        for number in range(first, first + n):
-            self._start_slot(number)
-        self.concurrency += n
-        return self.concurrency
+        """Add `n` slots (remote control pool_grow, the autoscaler); returns the new size."""
+        with self._resize_lock:
+            first = len(self._threads)
+            for number in range(first, first + n):
+                self._start_slot(number)
+            self.concurrency += n
+            return self.concurrency
 
     def shrink(self, n: int) -> int:
-        """End `n` slots once they finish their task (pool_shrink; at least one stays)."""
-        n = min(n, self.concurrency - 1)
-        for _ in range(n):
-            self._queue.put(None)
-        self.concurrency -= n
-        return self.concurrency
+        """End `n` slots once they finish their task (pool_shrink, the autoscaler; at least
+        one stays); returns the new size."""
+        with self._resize_lock:
+            n = min(n, self.concurrency - 1)
+            self._retiring += n
+            for _ in range(n):
+                self._queue.put(None)
+            self.concurrency -= n
+            return self.concurrency
+
+    def busy(self) -> int:
+        """How many slots run a task now."""
+        with self._lock:
+            return len(self._active)
+
+    def waiting(self) -> int:
+        """How much work waits in the pool's queue for a free slot (approximate, as
+        SimpleQueue.qsize is; the stop marks of slots being retired are not counted)."""
+        return max(0, self._queue.qsize() - self._retiring)
+
+    def _retired(self, number: int) -> None:
+        """Slot `number` took a stop mark and ends."""
+        with self._resize_lock:
+            self._retiring = max(0, self._retiring - 1)
 
     def _loop(self, number: int) -> None:
         """Run work from the queue; successes are stored and acked in batches while more
@@ -193,6 +214,7 @@ class ThreadPool(Pool):
                 batch.flush()
                 work = self._queue.get()
             if work is None:
+                self._retired(number)
                 break
             if not (batch.has_room() and self.quick(work)):
                 batch.flush()

@@ -118,6 +118,13 @@ class ProcessPool(ThreadPool):
     def slot_id(self, number: int) -> int:
         return number
 
+    def _retired(self, number: int) -> None:
+        """A slot ended by shrink stops its child, so a shrunk pool holds fewer processes."""
+        super()._retired(number)
+        child = self._children.pop(number, None)
+        if child is not None:
+            child.stop()
+
     def run(self, slot: int, work: Work) -> Ended:
         child = self._children[slot]
         task = self.app.tasks[work.job.message.task]
@@ -161,10 +168,10 @@ class ProcessPool(ThreadPool):
     def join(self, timeout: float) -> bool:
         done = super().join(timeout)
         if done:
-            for child in self._children.values():
+            for child in list(self._children.values()):
                 child.stop()
         return done
 
     def kill(self) -> None:
-        for child in self._children.values():
+        for child in list(self._children.values()):
             child.kill()

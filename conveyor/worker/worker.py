@@ -23,17 +23,18 @@ from conveyor import signals
 from conveyor.app.base import Conveyor
 from conveyor.app.protocol import parse_time
 from conveyor.core.consumer import Consumer
-from conveyor.core.errors import ConveyorError
+from conveyor.core.errors import ConfigurationError, ConveyorError
 from conveyor.core.message import Delivery
 from conveyor.core.registry import BACKEND_GROUP, TRANSPORT_GROUP, load_for_url
 from conveyor.worker import backend_wait, request, results, siblings
+from conveyor.worker.autoscale import Autoscaler
 from conveyor.worker.control import ControlListener
 from conveyor.worker.events import WorkerEvents
 from conveyor.worker.execute import make_context
 from conveyor.worker.expiry import is_expired
 from conveyor.worker.holding import Holding
 from conveyor.worker.middleware import call_hook
-from conveyor.worker.pools import create_pool, pool_name
+from conveyor.worker.pools import ThreadPool, create_pool, pool_name
 from conveyor.worker.stack import stack_for
 
 log = logging.getLogger("conveyor.worker")
@@ -62,14 +63,21 @@ class Worker:
         hostname: str | None = None,
         app_path: str | None = None,
         shutdown_timeout: float | None = None,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
+        """`autoscale` (MAX, MIN): the pool grows and shrinks between them by load
+        (autoscale.py); MAX takes the place of `concurrency`."""
         conf = app.conf
         self.app = app
         app.import_task_modules()
         self.queues = list(queues or [conf.task_default_queue])
         self.pool_kind = pool_name(pool or conf.worker_pool)
         if self.pool_kind == "solo":
+            if autoscale is not None:
+                raise ConfigurationError("autoscale needs the threads or processes pool, not solo")
             concurrency = 1
+        if autoscale is not None:
+            concurrency = autoscale[0]
         slots = concurrency or conf.worker_concurrency or os.cpu_count() or 1
         # The worker command (`conveyor -A app worker`) with the threads pool shares its
         # slots among worker_processes processes (default: one per CPU, at most one per
@@ -102,7 +110,16 @@ class Worker:
         self.shutdown_timeout = (
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
-        self.pool = create_pool(self.pool_kind, app, self.hostname, self.concurrency, app_path)
+        # Autoscaling starts at MIN (this process's share of it, one at least); the prefetch
+        # window is sized by MAX, so that work waits for the slots it would grow.
+        size = self.concurrency
+        if autoscale is not None:
+            size = min(size, max(1, -(-autoscale[1] // self.processes)))
+        self.pool = create_pool(self.pool_kind, app, self.hostname, size, app_path)
+        self.autoscaler: Autoscaler | None = None
+        if autoscale is not None and isinstance(self.pool, ThreadPool):
+            keepalive = float(conf.worker_autoscale_keepalive)
+            self.autoscaler = Autoscaler(self.pool, self.concurrency, size, keepalive)
         self.consumer = Consumer(
             app.transport,
             self.queues,
@@ -198,6 +215,8 @@ class Worker:
             call_hook(starting, self)
         self._touch_queues()
         self.pool.start()
+        if self.autoscaler is not None:
+            self.autoscaler.start()
         self._consumer_thread = self.consumer.start()
         self._threads.append(self._consumer_thread)
         control = self.control.start()
@@ -251,6 +270,8 @@ class Worker:
         self._stop_requested.set()
         backend_wait.stop_waiting(self.app)
         log.info("warm shutdown: finishing running tasks (up to %.0f s)", self.shutdown_timeout)
+        if self.autoscaler is not None:
+            self.autoscaler.stop()
         self.pool.close()
         self.consumer.stop()
         self.control.stop()

@@ -112,6 +112,7 @@ def test_worker_settings_travel_to_every_process(monkeypatch: pytest.MonkeyPatch
     }
     line = CommandLine.read(options, concurrency=2)
     assert line.concurrency == 6 and line.exclude_queues == ["a", "b"]
+    assert line.autoscale == (6, 2)
     app = load_app("tests.celery_worker.findable.proj_celery")
     assert app.conf.task_time_limit == 30.0 and app.conf.worker_max_tasks_per_child == 5
     assert {"json", "csv"} <= set(app.conf.include)
