@@ -63,7 +63,7 @@ def test_a_task_that_kills_a_threads_worker_ends_as_a_failure_at_the_budget(
     runs it again (at-least-once) until the last allowed one, which finds the run before
     it started by a dead worker: it stores WorkerLostError and settles the message, so
     `get()` raises at once instead of waiting while the task sits in the dead letters."""
-    deliveries = 3
+    deliveries = 2  # one worker death, then the last delivery: the shortest case
     url = f"sqlite:///{tmp_path}/conveyor.db"
     broker = f"{url}?lease_timeout=1&max_deliveries={deliveries}"
     with row(f"lost-{pool}", broker, url, tmp_path, concurrency=1) as made:
