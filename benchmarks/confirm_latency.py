@@ -12,20 +12,24 @@ noise; the report gives the median and the range over rounds. Rows:
 * conveyor `pipelined`: the same loop with ``"pipelined"``, then ``app.flush()``; the rate
   includes the flush.
 
-Queue kinds: classic (conveyor declares ``x-max-priority=10``; raw pika declares the same),
-classic v2 (``x-queue-version: 2``, raw pika only: conveyor takes the node's default
-version, which a policy can set), and quorum (conveyor: ``?queue_type=quorum``).
+Queue kinds: classic v1 and v2, each with and without priorities (``x-max-priority=10`` is
+conveyor's default declaration), and quorum. conveyor declares no queue version, so its
+"classic v2, priorities" row puts a policy (``queue-version: 2``, through rabbitmqctl) on the
+benchmark's own queues, as a user would; its "classic v1" row is ``?max_priority=0`` and its
+quorum row ``?queue_type=quorum``.
 Client CPU is this process's CPU time per message (`time.process_time`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pika
@@ -35,10 +39,25 @@ from conveyor import Conveyor
 from conveyor.core.registry import create_transport
 
 QUEUE_KINDS: dict[str, dict[str, Any]] = {
-    "classic": {"x-queue-type": "classic", "x-max-priority": 10},
+    "classic v1, priorities": {"x-queue-type": "classic", "x-max-priority": 10},
+    "classic v1": {"x-queue-type": "classic"},
+    "classic v2, priorities": {
+        "x-queue-type": "classic",
+        "x-queue-version": 2,
+        "x-max-priority": 10,
+    },
     "classic v2": {"x-queue-type": "classic", "x-queue-version": 2},
     "quorum": {"x-queue-type": "quorum"},
 }
+# conveyor's declarations for each kind: URL options, and a queue-name prefix that the
+# policy set by `v2_policy` (queue-version 2) matches.
+CONVEYOR_KINDS = {
+    "classic v1, priorities": ("", "bench-confirm-"),
+    "classic v1": ("?max_priority=0", "bench-confirm-"),
+    "classic v2, priorities": ("", "bench-confirm-v2-"),
+    "quorum": ("?queue_type=quorum", "bench-confirm-"),
+}
+V2_POLICY = "bench-confirm-v2"
 BODY = b'{"task": "bench.noop", "args": [1, 2]}' + b" " * 200
 
 
@@ -62,7 +81,8 @@ def raw(url: str, kind: str, n: int, confirm: bool) -> dict[str, float]:
 
 
 def conveyor(url: str, kind: str, n: int, mode: str) -> dict[str, float]:
-    broker = url + ("?queue_type=quorum" if kind == "quorum" else "")
+    options, prefix = CONVEYOR_KINDS[kind]
+    broker = url + options
     app = Conveyor(
         "bench",
         broker=broker,
@@ -71,7 +91,7 @@ def conveyor(url: str, kind: str, n: int, mode: str) -> dict[str, float]:
         task_ignore_result=True,
         task_send_sent_event=False,
     )
-    queue = f"bench-confirm-{uuid.uuid4().hex[:8]}"
+    queue = f"{prefix}{uuid.uuid4().hex[:8]}"
     app.send_task("bench.noop", (0,), queue=queue)  # connect and declare before the clock
     app.flush()
     latencies = []
@@ -98,17 +118,42 @@ def _row(n: int, wall: float, cpu: float, latencies: list[float]) -> dict[str, f
     }
 
 
-ROWS: list[tuple[str, str, Callable[[str, str, int], dict[str, float]]]] = [
-    (kind, label, run)
-    for kind in ("classic", "classic v2", "quorum")
-    for label, run in (
-        ("raw pika, confirm each", lambda u, k, n: raw(u, k, n, True)),
-        ("raw pika, unconfirmed", lambda u, k, n: raw(u, k, n, False)),
-        ("conveyor each", lambda u, k, n: conveyor(u, k, n, "each")),
-        ("conveyor pipelined", lambda u, k, n: conveyor(u, k, n, "pipelined")),
-    )
-    if kind != "classic v2" or label.startswith("raw")
+RAW_CONFIRMED = [
+    (kind, "raw pika, confirm each", lambda u, k, n: raw(u, k, n, True)) for kind in QUEUE_KINDS
 ]
+ROWS: list[tuple[str, str, Callable[[str, str, int], dict[str, float]]]] = [
+    *RAW_CONFIRMED,
+    ("classic v1, priorities", "raw pika, unconfirmed", lambda u, k, n: raw(u, k, n, False)),
+    *[
+        (kind, f"conveyor {mode}", lambda u, k, n, mode=mode: conveyor(u, k, n, mode))
+        for kind in CONVEYOR_KINDS
+        for mode in ("each", "pipelined")
+    ],
+]
+
+
+@contextlib.contextmanager
+def v2_policy() -> Iterator[None]:
+    """A policy giving conveyor's queues named bench-confirm-v2-* queue version 2 (conveyor
+    declares no version: the node's default or a policy decides)."""
+    subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "set_policy",
+            "--apply-to",
+            "queues",
+            V2_POLICY,
+            "^bench-confirm-v2-",
+            '{"queue-version": 2}',
+        ],
+        check=True,
+        timeout=60,
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "clear_policy", V2_POLICY], check=False, timeout=60)
 
 
 def main() -> None:
@@ -118,9 +163,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for _ in range(args.rounds):
-        for kind, label, run in ROWS:
-            results.setdefault((kind, label), []).append(run(args.url, kind, args.n))
+    with v2_policy():
+        for _ in range(args.rounds):
+            for kind, label, run in ROWS:
+                results.setdefault((kind, label), []).append(run(args.url, kind, args.n))
     print(f"n={args.n}, rounds={args.rounds}, pika {pika.__version__}; median (min-max)")
     print("| queue | publisher | msgs/s | confirm wait p50 (ms) | p99 (ms) | client CPU (µs/msg) |")
     print("|---|---|---:|---:|---:|---:|")

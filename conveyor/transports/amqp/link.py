@@ -116,6 +116,9 @@ class Link:
         self._channels: dict[str, pika.channel.Channel] = {}
         self._opening: dict[str, list[Callable[[pika.channel.Channel], None]]] = {}
         self._alive = False
+        self._soon_lock = threading.Lock()
+        self._soon: list[tuple[str, Work, Future[Any]]] = []
+        self._soon_scheduled = False
         self._opened = threading.Event()
         self._error: BaseException | None = None
         where = f"connect to {params.host}:{params.port}"
@@ -218,30 +221,58 @@ class Link:
 
     def submit(self, role: str, work: Work) -> Future[Any]:
         """Run `work(channel, future)` on the loop thread with the open channel for `role`."""
+        future = self._register(role)
+        self._conn.ioloop.add_callback_threadsafe(lambda: self._start(role, work, future))
+        return future
+
+    def submit_soon(self, role: str, work: Work) -> Future[Any]:
+        """`submit`, sharing one wake-up of the loop with the other `submit_soon` calls made
+        before the loop got to them, and their frames' writes (`corked`).
+
+        Waking the loop costs a socket write and a thread switch, more than a publish
+        itself: a burst of pipelined publishes pays it once per burst, not once each.
+        """
+        future = self._register(role)
+        with self._soon_lock:
+            self._soon.append((role, work, future))
+            if self._soon_scheduled:
+                return future
+            self._soon_scheduled = True
+        self._conn.ioloop.add_callback_threadsafe(self._run_soon)
+        return future
+
+    def _run_soon(self) -> None:
+        with self._soon_lock:
+            batch, self._soon = self._soon, []
+            self._soon_scheduled = False
+        with self.corked():
+            for role, work, future in batch:
+                self._start(role, work, future)
+
+    def _register(self, role: str) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
             if not self._alive:
                 raise ConnectionLost("the AMQP connection is closed")
             self._pending.setdefault(role, set()).add(future)
         future.add_done_callback(lambda f: self._forget(role, f))
+        return future
 
-        def start() -> None:
-            if future.done():
-                return
+    def _start(self, role: str, work: Work, future: Future[Any]) -> None:
+        """On the loop thread: run `work` once the channel for `role` is open."""
+        if future.done():
+            return
 
-            def run(channel: pika.channel.Channel) -> None:
-                try:
-                    work(channel, future)
-                except Exception as exc:
-                    _fail(future, translate(exc, f"AMQP {role}"))
-
+        def run(channel: pika.channel.Channel) -> None:
             try:
-                self._with_channel(role, run)
+                work(channel, future)
             except Exception as exc:
                 _fail(future, translate(exc, f"AMQP {role}"))
 
-        self._conn.ioloop.add_callback_threadsafe(start)
-        return future
+        try:
+            self._with_channel(role, run)
+        except Exception as exc:
+            _fail(future, translate(exc, f"AMQP {role}"))
 
     def call(self, role: str, work: Work, timeout: float) -> Any:
         """`submit` and wait; a reply that does not come within `timeout` is ConnectionLost."""

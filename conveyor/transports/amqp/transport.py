@@ -320,7 +320,7 @@ class AMQPTransport(Transport):
         routing_key, prepare = self._route(queue, delay)
         items = self._encode("", routing_key, messages)
         prepare()  # a dictionary look-up once the queue is declared on this link
-        sent = self._link(PUBLISH).submit(PUBLISH, partial(self._send, items))
+        sent = self._link(PUBLISH).submit_soon(PUBLISH, partial(self._send, items))
         outcome: Future[None] = Future()
 
         def settle(future: Future[list[int]]) -> None:
