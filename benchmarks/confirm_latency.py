@@ -8,6 +8,7 @@ noise; the report gives the median and the range over rounds. Rows:
 * raw pika, confirm each: a BlockingChannel in confirm mode, persistent messages; each
   basic_publish waits for its confirm, so its wall time is the confirm latency.
 * raw pika, unconfirmed: the same messages with no confirm mode (the ceiling of a write).
+* Dramatiq's `send` loop, its default (unconfirmed) and with ``confirm_delivery=True``.
 * conveyor `each`: ``send_task`` in a loop with ``broker_publish_confirm="each"``.
 * conveyor `pipelined`: the same loop with ``"pipelined"``, then ``app.flush()``; the rate
   includes the flush.
@@ -108,6 +109,36 @@ def conveyor(url: str, kind: str, n: int, mode: str) -> dict[str, float]:
     return _row(n, wall, cpu, latencies)
 
 
+def dramatiq_send(url: str, kind: str, n: int, confirm: bool) -> dict[str, float]:
+    """Dramatiq's `send` loop on its own RabbitMQ broker (its default: `confirm_delivery`
+    off; on, each send waits for its confirm). Needs the bench extra."""
+    import dramatiq
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    del kind  # Dramatiq declares its own classic queues
+    if url.endswith("//"):  # conveyor's spelling of the vhost "/"; pika's is %2F
+        url = url[:-1] + "%2F"
+    broker = RabbitmqBroker(url=url, confirm_delivery=confirm)
+    queue = f"bench-confirm-{uuid.uuid4().hex[:8]}"
+
+    def noop(i: int) -> None:
+        del i
+
+    actor = dramatiq.actor(noop, broker=broker, queue_name=queue)
+    actor.send(0)  # connect and declare before the clock
+    latencies = []
+    cpu, start = time.process_time(), time.perf_counter()
+    for i in range(n):
+        began = time.perf_counter()
+        actor.send(i)
+        latencies.append(time.perf_counter() - began)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+        broker.channel.queue_delete(name)
+    broker.close()
+    return _row(n, wall, cpu, latencies)
+
+
 def _row(n: int, wall: float, cpu: float, latencies: list[float]) -> dict[str, float]:
     latencies.sort()
     return {
@@ -124,6 +155,12 @@ RAW_CONFIRMED = [
 ROWS: list[tuple[str, str, Callable[[str, str, int], dict[str, float]]]] = [
     *RAW_CONFIRMED,
     ("classic v1, priorities", "raw pika, unconfirmed", lambda u, k, n: raw(u, k, n, False)),
+    ("classic v1 (Dramatiq's)", "dramatiq, default", lambda u, k, n: dramatiq_send(u, k, n, False)),
+    (
+        "classic v1 (Dramatiq's)",
+        "dramatiq, confirm_delivery",
+        lambda u, k, n: dramatiq_send(u, k, n, True),
+    ),
     *[
         (kind, f"conveyor {mode}", lambda u, k, n, mode=mode: conveyor(u, k, n, mode))
         for kind in CONVEYOR_KINDS
