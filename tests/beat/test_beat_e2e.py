@@ -26,7 +26,7 @@ from conveyor.backends.base import ResultBackend
 from conveyor.beat.scheduler import tick_id
 from conveyor.beat.stores import open_store, store_url
 from conveyor.core.registry import create_backend, create_transport
-from conveyor.testing.waiting import wait_until
+from conveyor.testing.waiting import STARTUP, wait_until
 
 ROOT = Path(__file__).parents[2]
 LEASE = 2.0
@@ -124,7 +124,7 @@ def test_two_beats_send_each_tick_once_and_hand_over_when_the_leader_dies(
     store = open_store(store_url(conf), namespace)
     try:
         processes.start("worker", "worker", "-c", "2", "--loglevel=info")
-        assert wait_until(lambda: " ready: " in processes.log("worker"), 30), processes.log(
+        assert wait_until(lambda: " ready: " in processes.log("worker"), STARTUP), processes.log(
             "worker"
         )
         beats = {

@@ -21,7 +21,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.core.registry import create_transport
-from conveyor.testing.waiting import wait_until
+from conveyor.testing.waiting import STARTUP, wait_until
 from tests.e2e import e2e_tasks
 
 ROOT = Path(__file__).parents[2]
@@ -127,7 +127,7 @@ def start_worker(urls: Urls, queue: str, log: Path, *extra: str) -> WorkerProces
             stderr=subprocess.STDOUT,
         )
     worker = WorkerProcess(process, queue, log)
-    ready = wait_until(lambda: " ready: " in worker.output() or process.poll() is not None, 30)
+    ready = wait_until(lambda: " ready: " in worker.output() or process.poll() is not None, STARTUP)
     if not ready or process.poll() is not None:
         worker.stop()
         raise AssertionError(f"worker did not start:\n{worker.output()}")

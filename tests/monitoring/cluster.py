@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 
 from conveyor import Conveyor
-from conveyor.testing.waiting import wait_until
+from conveyor.testing.waiting import STARTUP, wait_until
 from tests.monitoring import dash_tasks
 
 ROOT = Path(__file__).parents[2]
@@ -83,7 +83,7 @@ class Cluster:
             except httpx2.HTTPError:
                 return False
 
-        ready = wait_until(lambda: " ready: " in worker_log.read_text(errors="replace"), 30)
+        ready = wait_until(lambda: " ready: " in worker_log.read_text(errors="replace"), STARTUP)
         if not ready or not wait_until(answering, 30):
             self.stop()
             raise AssertionError(

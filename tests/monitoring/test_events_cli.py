@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.testing.waiting import wait_until
+from conveyor.testing.waiting import STARTUP, wait_until
 from tests.monitoring.cluster import CONVEYOR, Cluster
 
 
@@ -18,7 +18,7 @@ from tests.monitoring.cluster import CONVEYOR, Cluster
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     running = Cluster(f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db", tmp_path)
     worker_log = running._start("worker", "worker", "-c", "2", "-n", "cli@test")
-    assert wait_until(lambda: " ready: " in worker_log.read_text(), 30), worker_log.read_text()
+    assert wait_until(lambda: " ready: " in worker_log.read_text(), STARTUP), worker_log.read_text()
     yield running
     running.stop()
 
@@ -80,7 +80,7 @@ def test_process_pool_children_send_their_task_events(tmp_path: Path) -> None:
     running = Cluster(f"sqlite:///{tmp_path}/b.db", f"sqlite:///{tmp_path}/r.db", tmp_path)
     log = running._start("worker", "worker", "-P", "processes", "-c", "1", "-n", "pp@test")
     try:
-        assert wait_until(lambda: " ready: " in log.read_text(), 30), log.read_text()
+        assert wait_until(lambda: " ready: " in log.read_text(), STARTUP), log.read_text()
         app = running.client_app()
         try:
             result = app.tasks["tests.monitoring.dash_tasks.add"].delay(20, 22)

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import Conveyor
-from conveyor.testing.waiting import wait_until
+from conveyor.testing.waiting import STARTUP, wait_until
 from tests.monitoring.cluster import CONVEYOR, Cluster, free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -47,7 +47,7 @@ def test_a_known_run_counted_across_two_processes(cluster: Cluster) -> None:
             cwd=cluster.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     cluster.processes.append(process)
-    assert wait_until(lambda: " ready: " in log.read_text(), 30), log.read_text()
+    assert wait_until(lambda: " ready: " in log.read_text(), STARTUP), log.read_text()
     app: Conveyor = cluster.client_app()
     try:
         add, fail = (app.tasks[f"tests.monitoring.dash_tasks.{n}"] for n in ("add", "fail"))
@@ -84,7 +84,7 @@ def test_tasks_run_by_process_pool_children_are_counted(cluster: Cluster) -> Non
             cwd=cluster.workdir, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     cluster.processes.append(process)
-    assert wait_until(lambda: " ready: " in log.read_text(), 30), log.read_text()
+    assert wait_until(lambda: " ready: " in log.read_text(), STARTUP), log.read_text()
     app: Conveyor = cluster.client_app()
     try:
         add = app.tasks["tests.monitoring.dash_tasks.add"]
