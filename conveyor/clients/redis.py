@@ -5,6 +5,7 @@ into conveyor's own. The transport and the result backend share it from here.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,10 @@ class RedisLink:
         self._client: redis.Redis | None = None
         self._held = HeldConnection()
         self._sources = dict(scripts or {})
-        self._scripts: dict[str, Any] = {}
+        self._digests = {
+            name: hashlib.sha1(source.encode()).hexdigest()
+            for name, source in self._sources.items()
+        }
         self._lock = threading.Lock()
 
     def connection_kwargs(self, host: Host) -> dict[str, Any]:
@@ -142,9 +146,6 @@ class RedisLink:
                     client.close()
                     failures.append(f"{host}: {exc}")
                     continue
-                self._scripts = {
-                    name: client.register_script(s) for name, s in self._sources.items()
-                }
                 self._client = client
                 return client
             raise BrokerUnavailable(f"cannot reach Redis for {self.url}: {'; '.join(failures)}")
@@ -167,8 +168,18 @@ class RedisLink:
             raise self.translate(exc, what) from exc
 
     def run(self, what: str, script: str, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        """Run one of the scripts given at construction by name (EVALSHA, loaded on a miss)."""
-        return self.call(what, lambda client: self._scripts[script](keys, args, client=client))
+        """Run one of the scripts given at construction by name: EVALSHA, and EVAL with the
+        source when the server does not know the script (first use, a restart, SCRIPT
+        FLUSH). Both go through `send_all`, the held connection: every fetch and ack is a
+        script, and redis-py's per-command path (pool checkout, argument checks, retry
+        wrapper) cost more CPU than the round trip."""
+        count = len(keys)
+        (reply,) = self.send_all(what, [("EVALSHA", self._digests[script], count, *keys, *args)])
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            (reply,) = self.send_all(what, [("EVAL", self._sources[script], count, *keys, *args)])
+        if isinstance(reply, redis.RedisError):
+            raise self.translate(reply, what) from reply
+        return reply
 
     def translate(self, exc: BaseException, what: str) -> ConveyorError:
         if isinstance(exc, _AUTH_ERRORS):

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conveyor.clients.redis import RedisLink, RedisOptions
-from conveyor.core.errors import ConnectionLost
+from conveyor.core.errors import BrokerError, ConnectionLost
 from conveyor.core.url import parse_url
 from conveyor.testing.servers import LocalServer
 
@@ -76,3 +76,30 @@ def test_close_drops_the_held_connection_and_later_use_opens_anew(link: RedisLin
     assert link.send_all("t", [("ECHO", b"one")]) == [b"one"]
     link.close()
     assert link.send_all("t", [("ECHO", b"two")]) == [b"two"]
+
+
+_ECHO_KEY = "return {KEYS[1], ARGV[1]}"
+
+
+def test_a_script_runs_by_name_and_is_sent_again_after_the_server_forgot_it(
+    own_redis: LocalServer,
+) -> None:
+    scripts = {"echo": _ECHO_KEY, "broken": "return redis.call('NO-SUCH-COMMAND')"}
+    link = RedisLink(parse_url(own_redis.url), RedisOptions(), scripts)
+    admin = redis.Redis.from_url(own_redis.url)
+    try:
+        assert link.run("t", "echo", [b"k"], [1]) == [b"k", b"1"]  # unknown at first: EVAL
+        before = admin.info("commandstats")
+        assert link.run("t", "echo", [b"k2"], ["v"]) == [b"k2", b"v"]
+        after = admin.info("commandstats")
+        # The second call is one EVALSHA and nothing else (no SCRIPT EXISTS or LOAD).
+        assert after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"] == 1
+        assert after.get("cmdstat_eval", {}).get("calls", 0) == before["cmdstat_eval"]["calls"]
+        admin.script_flush()
+        assert link.run("t", "echo", [b"k3"], [2.5]) == [b"k3", b"2.5"]
+        with pytest.raises(BrokerError, match="broken call"):
+            link.run("broken call", "broken", [], [])
+        assert link.run("t", "echo", [b"k4"], [b"x"]) == [b"k4", b"x"]  # still usable
+    finally:
+        admin.close()
+        link.close()
