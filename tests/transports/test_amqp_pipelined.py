@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from conveyor import Conveyor
+from conveyor.app import context
+from conveyor.app.context import Context
 from conveyor.app.result import AsyncResult
 from conveyor.core.errors import ConfigurationError, ConveyorError, PublishFailed
 from conveyor.core.registry import create_transport
@@ -170,6 +172,7 @@ def test_nacked_publish_raises_publish_failed_on_get(
     with pytest.raises(PublishFailed) as raised:
         result.get(timeout=30)
     assert raised.value.message_ids and result.id in str(raised.value)
+    assert "after 3 attempts" in str(raised.value)  # republished twice after the first nack
     assert result.state == "UNKNOWN"  # its PENDING record went with the refused publish
     app.flush(timeout=5)  # reported once, by get(): the flush does not raise it again
 
@@ -182,6 +185,34 @@ def test_pipeline_block_raises_for_a_refused_publish(
         results = [app.send_task(TASK, (i,), queue=queue) for i in range(3)]
         assert all(r.publish_ticket is not None for r in results)  # pipelined inside
     assert len(raised.value.message_ids) == 3
+
+
+def test_a_task_run_by_a_worker_sends_with_each_unless_in_a_block(
+    make_app: Callable[..., Conveyor], amqp_url: str, queue: str
+) -> None:
+    """So a task is never acked before the tasks it sent are on the broker."""
+    app = make_app()
+    running = Context(id="parent", task="tests.parent", called_directly=False)
+    with context.running(running):
+        child = app.send_task(TASK, queue=queue)
+        with app.pipeline():
+            pipelined = app.send_task(TASK, queue=queue)
+        assert pipelined.publish_ticket is not None and pipelined.publish_ticket.done
+    assert child.publish_ticket is None
+    assert app.send_task(TASK, queue=queue).publish_ticket is not None  # outside a task
+    app.flush(timeout=30)
+    assert len(arrived(amqp_url, queue, 3)) == 3
+
+
+def test_an_error_inside_a_pipeline_block_propagates_after_the_wait(
+    make_app: Callable[..., Conveyor], amqp_url: str, queue: str
+) -> None:
+    app = make_app(broker_publish_confirm="each")
+    with pytest.raises(KeyError), app.pipeline():
+        result = app.send_task(TASK, queue=queue)
+        raise KeyError("the block's own error")
+    assert result.publish_ticket is not None and result.publish_ticket.done
+    assert len(arrived(amqp_url, queue, 1)) == 1
 
 
 def test_each_mode_confirms_before_send_returns(
