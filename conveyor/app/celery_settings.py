@@ -64,7 +64,6 @@ _NO_AMQP_TOPOLOGY = (
 _OTHER_BACKEND = (
     "conveyor has no such result backend (memory, redis, memcached, SQL); see docs/backends.md"
 )
-_NOT_YET = "not honoured yet"
 _JSON_RESULTS = "results are stored as JSON records, so a result is always JSON"
 _SIGNED = "message signing is not offered; use TLS URLs (amqps://, rediss://) and accept_content"
 
@@ -398,7 +397,12 @@ TABLE: tuple[CelerySetting, ...] = (
         "delays wait in the broker, not in a worker timer",
         "CELERYD_TIMER_PRECISION",
     ),
-    _r("worker_enable_remote_control", True, _NOT_YET, "CELERY_ENABLE_REMOTE_CONTROL"),
+    _h(
+        "worker_enable_remote_control",
+        True,
+        "CELERY_ENABLE_REMOTE_CONTROL",
+        note="False: the worker neither answers ping/inspect nor obeys control commands",
+    ),
     _n("worker_proc_alive_timeout", 4.0, "the process pool watches its children itself"),
     _n(
         "worker_cancel_long_running_tasks_on_connection_loss",
@@ -435,7 +439,13 @@ TABLE: tuple[CelerySetting, ...] = (
         "the pool takes work only when a slot is free",
         "CELERYD_POOL_PUTLOCKS",
     ),
-    _r("worker_pool_restarts", False, _NOT_YET, "CELERYD_POOL_RESTARTS"),
+    _r(
+        "worker_pool_restarts",
+        False,
+        "conveyor has no pool_restart command: Celery's re-imports task modules in place, "
+        "which Python cannot do reliably; restart the worker (SIGTERM is a warm shutdown)",
+        "CELERYD_POOL_RESTARTS",
+    ),
     _r(
         "worker_autoscaler",
         "celery.worker.autoscale:Autoscaler",
@@ -507,27 +517,37 @@ TABLE: tuple[CelerySetting, ...] = (
     _n("control_queue_expires", 10.0, "control messages travel on each transport's broadcast"),
     _n("control_exchange", "celery", "control messages travel on each transport's broadcast"),
     # -- logging -------------------------------------------------------------------------
-    _r("worker_hijack_root_logger", True, _NOT_YET, "CELERYD_HIJACK_ROOT_LOGGER"),
+    _h(
+        "worker_hijack_root_logger",
+        True,
+        "CELERYD_HIJACK_ROOT_LOGGER",
+        note="False keeps the root logger's handlers when it has any",
+    ),
     _n("worker_log_color", None, "the worker logs plain text", "CELERYD_LOG_COLOR"),
-    _r("worker_log_format", None, _NOT_YET, "CELERYD_LOG_FORMAT", "CELERY_WORKER_LOG_FORMAT"),
-    _r(
+    _h(
+        "worker_log_format",
+        None,
+        "CELERYD_LOG_FORMAT",
+        "CELERY_WORKER_LOG_FORMAT",
+        note="unset: Celery's, with the running task's name[id] before the message",
+    ),
+    _h(
         "worker_task_log_format",
         None,
-        _NOT_YET,
         "CELERYD_TASK_LOG_FORMAT",
         "CELERY_WORKER_TASK_LOG_FORMAT",
+        note="task loggers' lines; %(task_name)s and %(task_id)s as in Celery",
     ),
-    _r(
+    _h(
         "worker_redirect_stdouts",
         True,
-        _NOT_YET,
         "CELERY_REDIRECT_STDOUTS",
         "CELERYD_REDIRECT_STDOUTS",
+        note="`conveyor worker` and its process-pool children log what tasks print",
     ),
-    _r(
+    _h(
         "worker_redirect_stdouts_level",
         "WARNING",
-        _NOT_YET,
         "CELERY_REDIRECT_STDOUTS_LEVEL",
         "CELERYD_REDIRECT_STDOUTS_LEVEL",
     ),

@@ -82,6 +82,13 @@ DEFAULTS: dict[str, Any] = {
     "worker_max_tasks_per_child": None,
     "worker_disable_rate_limits": False,
     "worker_max_memory_per_child": None,
+    "worker_enable_remote_control": True,
+    # The worker's logging (worker/logs.py); a format of None is conveyor's (utils/log.py).
+    "worker_hijack_root_logger": True,
+    "worker_log_format": None,
+    "worker_task_log_format": None,
+    "worker_redirect_stdouts": True,
+    "worker_redirect_stdouts_level": "WARNING",
     # Publisher confirms (docs/guarantees.md, "Publishing"): "each" waits for every confirm in
     # delay(); "pipelined" writes at once and tracks up to broker_publish_window confirms.
     "broker_publish_confirm": "each",

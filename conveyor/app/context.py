@@ -71,10 +71,10 @@ def running(context: Context) -> Iterator[Context]:
         stack.pop()
 
 
-def log_prefix() -> str:
-    """ "tasks.add[<id>]: " while a task runs on this thread, else "" (task log lines)."""
+def running_task() -> tuple[str, str] | None:
+    """(name, id) of the task running on this thread, else None (for task log lines)."""
     running = current()
-    return f"{running.task}[{running.id}]: " if running and running.id else ""
+    return (running.task or "", running.id) if running and running.id else None
 
 
-log.set_task_prefix(log_prefix)
+log.set_task_context(running_task)

@@ -93,13 +93,14 @@ def worker(
 
     line = CommandLine.read(celery_options, concurrency)
     line.start(first=not is_sibling())
-    setup_logging(loglevel, line.logfile)
     app = _app(ctx)
     consumed = [q for q in _split(queues) or _known_queues(app) if q not in line.exclude_queues]
     if line.purge_first and not is_sibling():
         for name in consumed:
             click.echo(f"{name}: {app.transport.purge(name)} removed")
         app.close()  # no connection open when Worker() starts the siblings (a fork)
+    # After the app is loaded: its worker_log_format, worker_redirect_stdouts, ... apply.
+    setup_logging(loglevel, line.logfile, app.conf)
     embedded = None
     try:
         # Worker() starts the siblings (forked where safe); beat's thread comes after it.

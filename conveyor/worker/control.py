@@ -76,6 +76,9 @@ class ControlListener:
         return stopped
 
     def start(self) -> threading.Thread | None:
+        if not self.app.conf.worker_enable_remote_control:  # Celery's setting
+            log.info("worker_enable_remote_control is off: no ping, inspect or control")
+            return None
         if not self.app.transport.capabilities.broadcast:
             log.info("transport has no broadcast: inspect and revoke --terminate are unavailable")
             return None

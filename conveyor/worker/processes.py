@@ -51,8 +51,8 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
     # interrupt a running task.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    setup_logging(loglevel)
     app = load_app(app_path)
+    setup_logging(loglevel, conf=app.conf)
     count_in_pool_child(app)
     signals.worker_process_init.send(sender=None)
     while True:

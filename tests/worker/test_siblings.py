@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from conveyor import Conveyor
 from conveyor.testing.waiting import wait_until
+from tests.worker.command import LoggedWorker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -91,27 +91,14 @@ def test_two_processes_serve_the_queue_and_stop_together(
         client.transport.delete(queue)
 
 
-class Logged:
+class Logged(LoggedWorker):
     """A worker command started on tests/worker/startup_app.py, its log lines collected."""
 
     def __init__(self, redis_url: str, queue: str, hostname: str, **env: str) -> None:
-        environment = dict(
-            os.environ,
-            CONVEYOR_BROKER_URL=redis_url,
-            CONVEYOR_RESULT_BACKEND=redis_url,
-            CONVEYOR_WORKER_PROCESSES="2",
-            **env,
+        args = ["-Q", queue, "-c", "2", "-n", hostname, "-l", "info"]
+        super().__init__(
+            "tests.worker.startup_app", redis_url, args, CONVEYOR_WORKER_PROCESSES="2", **env
         )
-        command = [sys.executable, "-m", "conveyor.cli", "-A", "tests.worker.startup_app"]
-        command += ["worker", "-Q", queue, "-c", "2", "-n", hostname, "-l", "info"]
-        self.process = subprocess.Popen(
-            command, env=environment, cwd=ROOT, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(
-            target=lambda: self.lines.extend(self.process.stderr or ()), daemon=True
-        )
-        self._reader.start()
 
     def ready(self) -> list[str]:
         """The hostnames that logged their ready line, in order."""
@@ -122,17 +109,6 @@ class Logged:
         """The log line that says how the siblings were started."""
         assert wait_until(lambda: any("sibling worker processes" in x for x in self.lines), 30)
         return next(line for line in self.lines if "sibling worker processes" in line)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait(10)
-            self._reader.join(10)
 
 
 def _imports(path: Path) -> list[int]:
