@@ -64,9 +64,9 @@ class TCPProxy:
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
         with selectors.DefaultSelector() as selector:
-            for sock in peers:
-                selector.register(sock, selectors.EVENT_READ)
             try:
+                for sock in peers:  # reset() may have closed them already (fd -1)
+                    selector.register(sock, selectors.EVENT_READ)
                 while True:
                     for key, _ in selector.select(timeout=1.0):
                         data = key.fileobj.recv(65536)  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ from conveyor.exceptions import WorkerLostError
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import Worker
 from tests.faults import crashing_tasks
+from tests.faults.conftest import tier
 from tests.faults.harness import KILL_WORKER, assert_passes, row
 
 APP_PATH = "tests.faults.crashing_tasks"
@@ -54,7 +55,7 @@ def test_a_task_may_opt_into_a_retry_when_its_process_dies(worker: Worker) -> No
     assert crashing_tasks.exit_once.delay().get(timeout=30) == 2
 
 
-@pytest.mark.parametrize("pool", ["threads", "solo"])
+@pytest.mark.parametrize("pool", tier(["threads"], ["solo"]))  # the same death, either pool
 def test_a_task_that_kills_a_threads_worker_ends_as_a_failure_at_the_budget(
     pool: str, tmp_path: Path
 ) -> None:
