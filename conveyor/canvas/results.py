@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from conveyor.app import states
+from conveyor.app import eager_records, states
 from conveyor.app.exceptions import TimeoutError
 from conveyor.app.result import AsyncResult
 from conveyor.backends.base import ResultRecord, now
@@ -83,8 +83,16 @@ class ResultSet:
             self.results.append(result)
 
     def _records(self) -> list[ResultRecord | None]:
-        found = self.app.backend.get_many([r.id for r in self.results])
-        return [found.get(r.id) for r in self.results]
+        """Each member's record: an eager run's outcome (app/eager_records.py), else the
+        backend's, read in one `get_many`."""
+        kept = {}
+        for result in self.results:
+            outcome = eager_records.find(self.app, result.id)
+            if outcome is not None:
+                kept[result.id] = outcome._record()
+        missing = [r.id for r in self.results if r.id not in kept]
+        found = self.app.backend.get_many(missing) if missing else {}
+        return [kept.get(r.id) or found.get(r.id) for r in self.results]
 
     def ready(self) -> bool:
         """Whether every task is ready (one `get_many`)."""

@@ -57,3 +57,12 @@ def test_the_steps_after_an_eager_failure_are_marked_not_run(eager: Tasks) -> No
     failing = chord([eager.fail.s(1)], eager.count.s("body"))()
     with pytest.raises(Boom):
         eager.app.AsyncResult(failing.id).get(timeout=1)
+
+
+def test_an_eager_groups_result_reads_its_members_outcomes(eager: Tasks) -> None:
+    """ready(), successful(), failed() and completed_count() see the eager outcomes (kept
+    in memory), not a backend that has none."""
+    done = group(eager.add.s(1, 1), eager.add.s(2, 2)).delay()
+    assert done.ready() and done.successful() and done.completed_count() == 2
+    mixed = group(eager.add.s(1, 1), eager.fail.s()).delay()
+    assert mixed.ready() and mixed.failed() and mixed.completed_count() == 1
