@@ -70,8 +70,13 @@ class Inbox:
             state = self._open.get(consumer_tag)
             if state is None or raw.epoch != self.epoch:
                 return False
-            state.ready.append(raw)
-            self.cond.notify_all()
+            ready = state.ready
+            ready.append(raw)
+            # Wake the fetch for its first delivery and when its credit is used, not for
+            # each one: a waiter woken in between only goes back to sleep (take() wakes by
+            # itself when its grace ends and then counts what came meanwhile).
+            if len(ready) == 1 or len(ready) >= state.credit:
+                self.cond.notify_all()
             return True
 
     def opened(self, consumer_tag: str, queue: str, credit: int, epoch: int) -> bool:
