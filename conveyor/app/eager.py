@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.app import context, eager_records, states, task_signals
 from conveyor.app.arguments import check_arguments
 from conveyor.app.einfo import ExceptionInfo
+from conveyor.app.errbacks import call_errbacks
 from conveyor.app.exceptions import Ignore, Reject, Retry
 from conveyor.app.result import AsyncResult
 from conveyor.app.signature import Signature, signature_dicts
@@ -216,7 +217,8 @@ def apply(
             for data in request.callbacks:
                 mark_not_run(task.app, Signature.from_dict(data, task.app).frozen_ids(), result)
             _hook(task, "on_failure", exc, task_id, args, kwargs, einfo)
-            _run_links(task, request.errbacks, task_id)
+            with everything_eager():  # as a worker calls them, run here (errbacks.py)
+                call_errbacks(task.app, request.errbacks, request, exc, einfo.traceback)
             if propagate:
                 _hook(task, "after_return", state, exc, task_id, args, kwargs, einfo)
                 task_signals.outcome(task, request, state, exc, einfo)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
 from conveyor.app.context import Context
+from conveyor.app.errbacks import call_errbacks
 from conveyor.app.exceptions import TaskRevokedError
 from conveyor.canvas import join
-from conveyor.canvas.failures import call_errbacks, mark_not_run, rest_not_run
+from conveyor.canvas.failures import mark_not_run, rest_not_run
 from conveyor.canvas.signature import CHORD_JOIN, Signature
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import states
 from conveyor.app.context import Context
-from conveyor.canvas.failures import call_errbacks, mark_not_run
+from conveyor.app.errbacks import call_errbacks
+from conveyor.canvas.failures import mark_not_run
 from conveyor.canvas.results import load_group
 from conveyor.canvas.signature import CHORD_JOIN, Signature
 

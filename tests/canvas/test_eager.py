@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from conveyor import Conveyor, chain, chord, group
@@ -66,3 +68,26 @@ def test_an_eager_groups_result_reads_its_members_outcomes(eager: Tasks) -> None
     assert done.ready() and done.successful() and done.completed_count() == 2
     mixed = group(eager.add.s(1, 1), eager.fail.s()).delay()
     assert mixed.ready() and mixed.failed() and mixed.completed_count() == 1
+
+
+def test_eager_errbacks_are_called_as_a_worker_calls_them(app: Conveyor) -> None:
+    """Celery's (request, exc, traceback) errback is called with the failed run's request;
+    an errback taking the task id runs as a task; `task.apply()` runs both here too."""
+    seen: list[Any] = []
+
+    @app.task
+    def fail() -> None:
+        raise KeyError("gone")
+
+    @app.task
+    def on_error(request: Any, exc: BaseException, traceback: str) -> None:
+        seen.append((request.id, exc, "KeyError" in traceback))
+
+    @app.task
+    def on_error_id(task_id: str) -> None:
+        seen.append(task_id)
+
+    result = fail.apply(link_error=[on_error.s(), on_error_id.s()])
+    assert result.failed()
+    assert seen == [(result.id, result.result, True), result.id]
+    assert app.transport.size("default") == 0
