@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.backends.events.base import Event
 from conveyor.testing.waiting import STARTUP, wait_until
 from tests.monitoring.cluster import CONVEYOR, Cluster
 
@@ -52,11 +53,16 @@ def test_dump_and_the_live_view(cluster: Cluster) -> None:
         lines = dumped.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def types_of(task_id: str) -> list[object]:
-        return [e["type"] for e in dumped_events() if e.get("uuid") == task_id]
+    def types_of(task_id: str) -> list[str]:
+        """In timestamp order: dumped in arrival order, where the client's task-sent (its own
+        flush thread) may come after the worker's events."""
+        events = [e for e in dumped_events() if e.get("uuid") == task_id]
+        return [str(e["type"]) for e in sorted(events, key=lambda e: float(str(e["timestamp"])))]
 
     done = ["task-sent", "task-received", "task-started", "task-succeeded"]
-    assert wait_until(lambda: types_of(ok.id) == done, 20), dumped.read_text()[-2000:]
+    dumped_tail = dumped.read_text
+    assert wait_until(lambda: sorted(types_of(ok.id)) == sorted(done), 20), dumped_tail()[-2000:]
+    assert [kind for kind in types_of(ok.id) if kind != "task-sent"] == done[1:]
     assert wait_until(lambda: "task-failed" in types_of(bad.id), 20)
     failed = next(e for e in dumped_events() if e["type"] == "task-failed")
     assert "cli-marker" in str(failed["exception"]) and failed["hostname"] == "cli@test"
@@ -87,11 +93,19 @@ def test_process_pool_children_send_their_task_events(tmp_path: Path) -> None:
             assert result.get(timeout=30) == 42
             done = ["task-sent", "task-received", "task-started", "task-succeeded"]
 
-            def types() -> list[object]:
-                return [e["type"] for e in app.events.store.timeline(result.id)]
+            # Stored in arrival order: the client's task-sent (stamped after its publish
+            # returned, flushed by the client's own thread) may come after the worker's.
+            # The worker's events are ordered by their timestamps (one clock, causal).
+            def timeline() -> list[Event]:
+                events = app.events.store.timeline(result.id)
+                return sorted(events, key=lambda event: float(event["timestamp"]))
 
-            assert wait_until(lambda: types() == done, 15), types()
-            started = app.events.store.timeline(result.id)[2]
+            def types() -> list[str]:
+                return [event["type"] for event in timeline()]
+
+            assert wait_until(lambda: sorted(types()) == sorted(done), 15), types()
+            assert [kind for kind in types() if kind != "task-sent"] == done[1:], types()
+            (started,) = (event for event in timeline() if event["type"] == "task-started")
             assert started["hostname"] == "pp@test" and started["pid"] != running.processes[0].pid
         finally:
             app.close()
