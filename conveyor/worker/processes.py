@@ -41,7 +41,9 @@ class ChildLost(ConveyorError):
     """A pool child exited while running a task."""
 
 
-def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) -> None:
+def child_main(
+    app_path: str, hostname: str, conn: Connection, loglevel: int, logfile: str | None = None
+) -> None:
     """A child's life: load the app, then run jobs from the pipe until it closes."""
     from conveyor.app.loader import load_app
     from conveyor.monitoring.worker_metrics import count_in_pool_child
@@ -52,7 +54,7 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     app = load_app(app_path)
-    setup_logging(loglevel, conf=app.conf)
+    setup_logging(loglevel, logfile, conf=app.conf)
     count_in_pool_child(app)
     signals.worker_process_init.send(sender=None)
     while True:
@@ -71,12 +73,21 @@ def child_main(app_path: str, hostname: str, conn: Connection, loglevel: int) ->
     app.close()
 
 
+def _log_file() -> str | None:
+    """The file the worker logs to (`-f`), for its children to log there too: the file of
+    the root logger's first file handler, if it has one."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return None
+
+
 class _Child:
     def __init__(self, app_path: str, hostname: str) -> None:
         self.conn, child_conn = _spawn.Pipe()
         self.process: BaseProcess = _spawn.Process(
             target=child_main,
-            args=(app_path, hostname, child_conn, logging.getLogger().level),
+            args=(app_path, hostname, child_conn, logging.getLogger().level, _log_file()),
             daemon=True,
             name="conveyor-child",
         )

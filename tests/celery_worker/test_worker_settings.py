@@ -8,6 +8,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,11 +27,13 @@ APP_PATH = "tests.celery_worker.logging_app"
 
 @pytest.mark.parametrize("pool", ["threads", "processes"])
 def test_a_worker_logs_with_celerys_formats_and_logs_what_tasks_print(
-    redis_url: str, pool: str
+    redis_url: str, pool: str, tmp_path: Path
 ) -> None:
+    """Into the `-f` file, from the worker and from its process-pool children alike."""
     queue = f"logging-{uuid.uuid4().hex[:12]}"
     client = Conveyor("logging-client", broker=redis_url, backend=redis_url)
-    args = ["-Q", queue, "-c", "1", "-P", pool, "-l", "info"]
+    logfile = tmp_path / "worker.log"
+    args = ["-Q", queue, "-c", "1", "-P", pool, "-l", "info", "-f", str(logfile)]
     worker = LoggedWorker(APP_PATH, redis_url, args, CONVEYOR_WORKER_PROCESSES="1")
     try:
         word = uuid.uuid4().hex[:8]
@@ -40,8 +43,12 @@ def test_a_worker_logs_with_celerys_formats_and_logs_what_tasks_print(
             f"LOG WARNING conveyor.redirected: printed {word}\n",
             f"TASK INFO {shout.name}[{result.id}]: logged {word}\n",
         }
-        assert wait_until(lambda: wanted <= set(worker.lines), 30), worker.lines
-        assert any(line.startswith("LOG INFO conveyor.worker: ") for line in worker.lines)
+
+        def lines() -> list[str]:
+            return logfile.read_text().splitlines(keepends=True) if logfile.exists() else []
+
+        assert wait_until(lambda: wanted <= set(lines()), 30), (lines(), worker.lines)
+        assert any(line.startswith("LOG INFO conveyor.worker: ") for line in lines())
     finally:
         worker.stop()
         client.transport.delete(queue)
