@@ -185,7 +185,13 @@ class Conveyor:
     @property
     def backend(self) -> ResultBackend:
         """The result backend; `result_expires` overrides the URL's only when set in code, and
-        the broker URL's `namespace` is the backend's unless the backend URL names one."""
+        the broker URL's `namespace` is the backend's unless the backend URL names one.
+        The URLs are read only when the backend is built: this property is on every
+        `delay()`'s path."""
+        backend: ResultBackend = self._connection("backend", self._create_backend)
+        return backend
+
+    def _create_backend(self) -> ResultBackend:
         conf = self.conf
         options: dict[str, Any] = {}
         if conf.is_set("result_expires"):
@@ -193,10 +199,7 @@ class Conveyor:
         namespace = parse_url(conf.broker_url).options.get("namespace")
         if namespace and "namespace" not in parse_url(conf.result_backend).options:
             options["namespace"] = namespace  # the broker's prefix on the results too
-        backend: ResultBackend = self._connection(
-            "backend", lambda: create_backend(conf.result_backend, **options)
-        )
-        return backend
+        return create_backend(conf.result_backend, **options)
 
     @property
     def producer(self) -> Producer:

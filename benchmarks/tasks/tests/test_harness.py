@@ -202,7 +202,8 @@ def test_a_preset_sets_defaults_and_an_explicit_flag_still_wins() -> None:
         ["redis", "amqp", "zookeeper"],
         ["enqueue", "drain", "roundtrip"],
     )
-    assert (quick.tasks, quick.repetitions) == (5000, 3)
+    assert (quick.tasks, quick.repetitions) == (3000, 3)
+    assert run.parse_args(["--preset", "quick", "-n", "5000"]).tasks == 5000
     assert run.parse_args(["--preset", "quick", "--brokers", "redis"]).brokers == ["redis"]
     assert "latency" in run.parse_args([]).workloads
 
