@@ -231,6 +231,10 @@ class Control:
     def pool_shrink(self, n: int = 1, **options: Any) -> list[dict[str, Any]]:
         return self.broadcast("pool_shrink", {"n": n}, **options)
 
+    def autoscale(self, max: int, min: int, **options: Any) -> list[dict[str, Any]]:
+        """New bounds for workers started with --autoscale (Celery's argument names)."""
+        return self.broadcast("autoscale", {"max": max, "min": min}, **options)
+
     def add_consumer(self, queue: str, **options: Any) -> list[dict[str, Any]]:
         """Start consuming `queue` on live workers (Celery's exchange options are not
         needed: queues are the routing keys of one direct exchange)."""

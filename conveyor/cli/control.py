@@ -104,6 +104,7 @@ def _number(text: str | None, what: str) -> float | None:
             "shutdown",
             "pool_grow",
             "pool_shrink",
+            "autoscale",
             "add_consumer",
             "cancel_consumer",
         ]
@@ -125,7 +126,7 @@ def control(
     as_json: bool,
 ) -> None:
     """Tell live workers: revoke ID... [--terminate], rate_limit TASK RATE, time_limit TASK
-    SOFT [HARD], shutdown, pool_grow [N], pool_shrink [N], add_consumer QUEUE,
+    SOFT [HARD], shutdown, pool_grow [N], pool_shrink [N], autoscale MAX MIN, add_consumer QUEUE,
     cancel_consumer QUEUE."""
     app = _app(ctx)
     hosts = _split(destination) or None
@@ -153,6 +154,12 @@ def control(
     elif command in ("pool_grow", "pool_shrink"):
         n = int(_number(arguments[0], "N") or 1) if arguments else 1
         replies = getattr(control, command)(n, **options)
+    elif command == "autoscale":
+        if len(arguments) != 2:
+            raise click.UsageError("autoscale needs MAX and MIN")
+        maximum = int(_number(arguments[0], "MAX") or 0)
+        minimum = int(_number(arguments[1], "MIN") or 0)
+        replies = control.autoscale(maximum, minimum, **options)
     elif command in ("add_consumer", "cancel_consumer"):
         if len(arguments) != 1:
             raise click.UsageError(f"{command} needs one QUEUE")

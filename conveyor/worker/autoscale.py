@@ -11,8 +11,8 @@ its task first.
 `pool_grow`/`pool_shrink` go through here while autoscaling (`force_grow`/`force_shrink`),
 as Celery's do: growing past MAX raises MAX and shrinking below MIN lowers MIN, so the
 autoscaler does not undo by itself what an operator asked for; within the bounds it stays
-free to move. MIN 0 keeps one slot (a pool with none would hold prefetched work that nobody
-runs).
+free to move. The `autoscale` command sets both bounds (`update`). MIN 0 keeps one slot (a
+pool with none would hold prefetched work that nobody runs).
 """
 
 from __future__ import annotations
@@ -103,6 +103,19 @@ class Autoscaler:
             size = self.pool.shrink(n)
             self.minimum = min(self.minimum, size)
             return size
+
+    def update(self, maximum: int, minimum: int) -> None:
+        """The `autoscale` control command: new bounds, and the pool moved inside them at
+        once (as Celery's Autoscaler.update)."""
+        with self._lock:
+            self.maximum = maximum
+            self.minimum = max(1, min(minimum, maximum))
+            size = self.pool.concurrency
+            if size > self.maximum:
+                self.pool.shrink(size - self.maximum)
+            elif size < self.minimum:
+                self.pool.grow(self.minimum - size)
+            self._over_since = None
 
     def info(self) -> dict[str, Any]:
         """For `inspect stats` (Celery's autoscaler info: max, min, current, qty)."""

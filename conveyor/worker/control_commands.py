@@ -104,6 +104,19 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
             return {"error": f"the {worker.pool_kind} pool has a fixed size"}
         return {"ok": f"pool now has {change(n)} slots"}
 
+    def autoscale(arguments: dict[str, Any]) -> dict[str, str]:
+        bounds = arguments.get("max"), arguments.get("min")
+        if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+            return {"error": f"max and min must be numbers, not {bounds[0]!r} and {bounds[1]!r}"}
+        maximum, minimum = bounds
+        assert isinstance(maximum, int) and isinstance(minimum, int)
+        if maximum < 1 or not 0 <= minimum <= maximum:
+            return {"error": f"need 0 <= min <= max and max >= 1, not max={maximum} min={minimum}"}
+        if worker.autoscaler is None:
+            return {"error": "autoscale is not enabled: start the worker with --autoscale"}
+        worker.autoscaler.update(maximum, minimum)
+        return {"ok": f"autoscale now max={maximum} min={minimum}"}
+
     def queues(arguments: dict[str, Any], add: bool) -> dict[str, str]:
         try:
             queue = validate_queue_name(str(arguments.get("queue")))
@@ -193,6 +206,7 @@ def worker_commands(worker: Any, listener: ControlListener) -> dict[str, Command
         "shutdown": shutdown,
         "pool_grow": lambda arguments: resize(arguments, grow=True),
         "pool_shrink": lambda arguments: resize(arguments, grow=False),
+        "autoscale": autoscale,
         "add_consumer": lambda arguments: queues(arguments, add=True),
         "cancel_consumer": lambda arguments: queues(arguments, add=False),
     }

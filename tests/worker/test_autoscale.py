@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from conveyor.cli import main
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import Worker
 from tests.worker.autoscale_tasks import app, hold, open_gate
@@ -127,3 +129,31 @@ def test_autoscale_needs_a_pool_that_can_resize() -> None:
 
     with pytest.raises(ConfigurationError, match="autoscale needs the threads or processes"):
         Worker(app, pool="solo", autoscale=(2, 1))
+
+
+def test_the_autoscale_command_sets_both_bounds_and_moves_the_pool(workers: Workers) -> None:
+    app.conf.worker_autoscale_keepalive = 600.0  # no shrinking by idleness in this test
+    worker = workers.start(pool="threads", autoscale=(3, 1))
+    to = {"destination": [worker.hostname], "reply": True}
+    assert app.control.autoscale(5, 2, **to) == [
+        {worker.hostname: {"ok": "autoscale now max=5 min=2"}}
+    ]
+    reached(worker, 15.0, max=5, min=2, current=2)  # grown to the new MIN at once
+    runner = CliRunner()
+    out = runner.invoke(
+        main, ["-A", APP_PATH, "control", "autoscale", "1", "1", "-d", worker.hostname]
+    )
+    assert out.exit_code == 0, out.output
+    assert "autoscale now max=1 min=1" in out.output
+    reached(worker, 15.0, max=1, min=1, current=1)  # shrunk to the new MAX at once
+    (refused,) = app.control.autoscale(1, 2, **to)
+    assert "need 0 <= min <= max" in refused[worker.hostname]["error"]
+
+
+def test_the_autoscale_command_is_refused_by_a_fixed_pool(workers: Workers) -> None:
+    worker = workers.start(pool="threads", concurrency=2)
+    (refused,) = app.control.autoscale(4, 1, destination=[worker.hostname], reply=True)
+    assert refused == {
+        worker.hostname: {"error": "autoscale is not enabled: start the worker with --autoscale"}
+    }
+    assert pool_stats(worker)["max-concurrency"] == 2
