@@ -65,10 +65,14 @@ class EagerResult(AsyncResult):
     A failure's `result` is the exception object itself (not a rebuilt copy).
     """
 
-    def __init__(self, record: ResultRecord, value: Any, app: Any) -> None:
+    def __init__(
+        self, record: ResultRecord, value: Any, app: Any, request: context.Context | None = None
+    ) -> None:
         super().__init__(record.task_id, app=app)
         self._value_now = value
         self._ready_record = record
+        #: The run's request (None for a task marked as not run): what errbacks are given.
+        self.request = request
 
     def _record(self) -> ResultRecord:
         assert self._ready_record is not None
@@ -124,7 +128,7 @@ def _finish(
     record = ResultRecord(
         request.id, state, result=value, traceback=traceback, date_done=now(), meta=meta
     )
-    result = EagerResult(record, value, task.app)
+    result = EagerResult(record, value, task.app, request)
     if state in (states.SUCCESS, states.FAILURE):
         eager_records.keep(result)
         if task.app.conf.task_store_eager_result and not task.ignore_result:
@@ -148,6 +152,16 @@ def mark_not_run(app: Any, ids: Iterable[str], failed: AsyncResult) -> None:
             meta={"not_run": True, "failed": failed.id},
         )
         eager_records.keep(EagerResult(record, failed.result, app))
+
+
+def failed(result: AsyncResult, errbacks: list[dict[str, Any]]) -> None:
+    """Call `errbacks` for the failed eager run `result` (its own, or a chord body's when it
+    was a header task), as a worker calls them (errbacks.py), running here."""
+    request = getattr(result, "request", None)
+    if request is None or not errbacks:
+        return
+    with everything_eager():
+        call_errbacks(result.app, errbacks, request, result.result, result.traceback)
 
 
 def outcome(result: Any) -> Any:
@@ -217,8 +231,7 @@ def apply(
             for data in request.callbacks:
                 mark_not_run(task.app, Signature.from_dict(data, task.app).frozen_ids(), result)
             _hook(task, "on_failure", exc, task_id, args, kwargs, einfo)
-            with everything_eager():  # as a worker calls them, run here (errbacks.py)
-                call_errbacks(task.app, request.errbacks, request, exc, einfo.traceback)
+            failed(result, request.errbacks)
             if propagate:
                 _hook(task, "after_return", state, exc, task_id, args, kwargs, einfo)
                 task_signals.outcome(task, request, state, exc, einfo)

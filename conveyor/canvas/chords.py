@@ -146,15 +146,17 @@ class Chord(Signature):
 
     def _run_here(self, result: Any, options: dict[str, Any]) -> Any:
         """Under `task_always_eager` (app/eager.py): the header runs here, member by member,
-        then the body with their values, unless a member failed: then the body is not run
-        and its result raises that member's error."""
+        then the body with their values, unless a member failed: then the body is not run,
+        its result raises that member's error and its errbacks are called."""
         header = self.header.apply_async(**options)
         earliest(result).parent = header
         failed = next((r for r in header.results if r.state == states.FAILURE), None)
         if failed is None:
             self._body().apply_async((header.get(propagate=False),), **options)
-        else:
-            eager.mark_not_run(self.bound_app(), self._body().frozen_ids(), failed)
+        else:  # the body fails and its errbacks are called, as canvas/join.py does
+            body = self._body()
+            eager.mark_not_run(self.bound_app(), body.frozen_ids(), failed)
+            eager.failed(failed, [e.to_dict() for e in body.options.get("link_error", ())])
         return eager.outcome(result)
 
     def __call__(self, body: Any = None, **options: Any) -> AsyncResult:

@@ -91,3 +91,21 @@ def test_eager_errbacks_are_called_as_a_worker_calls_them(app: Conveyor) -> None
     assert result.failed()
     assert seen == [(result.id, result.result, True), result.id]
     assert app.transport.size("default") == 0
+
+
+def test_a_failed_eager_chord_header_calls_the_bodys_errbacks(eager: Tasks) -> None:
+    """As a worker's join does: the body's errbacks receive the failed header task."""
+    seen: list[Any] = []
+
+    @eager.app.task
+    def on_error(request: Any, exc: BaseException, traceback: str) -> None:
+        seen.append((request.id, type(exc)))
+
+    body = eager.count.s("body")
+    body.link_error(on_error.s())
+    header = [eager.add.s(1, 1), eager.fail.s(2)]
+    result = chord(header, body)()
+    with pytest.raises(Boom):
+        result.get()
+    failed = result.parent.results[1]
+    assert seen == [(failed.id, Boom)] and eager.runs("body") == 0
