@@ -27,6 +27,13 @@ redis.call('EXPIRE', KEYS[1], 3600)
 return n
 """
 
+# The worker's ready stamp (conveyor's worker_ready signal): the first process to say it.
+_READY = """
+local t = redis.call('TIME')
+local stamp = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+return redis.call('SET', KEYS[1], stamp, 'NX', 'EX', 3600)
+"""
+
 _client: tuple[int, Any] | None = None
 
 
@@ -44,12 +51,22 @@ def hit() -> None:
     _client[1](keys=keys(os.environ["BENCH_RUN_KEY"]))
 
 
+def ready() -> None:
+    """Stamp the server time at which a worker said ready, unless one did before."""
+    connection = redis.Redis.from_url(os.environ["BENCH_COUNTER_URL"])
+    try:
+        connection.register_script(_READY)(keys=[f"{os.environ['BENCH_RUN_KEY']}:ready"])
+    finally:
+        connection.close()
+
+
 class Ledger:
     """The harness's side: read and remove one run's counter and stamps."""
 
     def __init__(self, url: str, prefix: str) -> None:
         self.redis = redis.Redis.from_url(url)
         self.count_key, self.first_key, self.last_key = keys(prefix)
+        self.ready_key = f"{prefix}:ready"
 
     def count(self) -> int:
         return int(self.redis.get(self.count_key) or 0)
@@ -62,6 +79,11 @@ class Ledger:
     def last(self) -> float:
         """Server time of the latest execution (0.0 before the first)."""
         stamp = self.redis.get(self.last_key)
+        return float(stamp) if stamp is not None else 0.0
+
+    def ready(self) -> float:
+        """Server time of the first worker ready stamp (0.0 when none was stamped)."""
+        stamp = self.redis.get(self.ready_key)
         return float(stamp) if stamp is not None else 0.0
 
     def span(self) -> float:
@@ -85,5 +107,5 @@ class Ledger:
         return spent / calls * 1e6
 
     def delete(self) -> None:
-        self.redis.delete(self.count_key, self.first_key, self.last_key)
+        self.redis.delete(self.count_key, self.first_key, self.last_key, self.ready_key)
         self.redis.close()

@@ -18,6 +18,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "enqueue_client_cpu_us": ("enqueue client CPU (µs/task)", "lower"),
     "drain_from_spawn_per_s": ("drain from worker spawn (tasks/s)", "higher"),
     "drain_per_s": ("drain, steady part: first to last execution (tasks/s)", "higher"),
+    "spawn_to_ready_ms": ("worker spawn to ready: first process consuming (ms)", "lower"),
     "spawn_to_first_ms": ("worker spawn to first execution (ms)", "lower"),
     "drain_worker_cpu_us_per_task": ("worker CPU, drain (µs/task)", "lower"),
     "roundtrip_per_s": ("round trip (tasks/s)", "higher"),

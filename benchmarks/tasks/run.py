@@ -242,6 +242,8 @@ class BlockRun:
                 metrics["drain_from_spawn_per_s"] = n / max(last - spawned, 1e-6)
                 metrics["drain_per_s"] = (n - 1) / max(steady, 1e-6)
                 metrics["spawn_to_first_ms"] = (last - steady - spawned) * 1e3
+                if ready := self.ledger.ready():  # conveyor's apps stamp it (worker_ready)
+                    metrics["spawn_to_ready_ms"] = (ready - spawned) * 1e3
                 if n > started:
                     per_task = (worker.cpu() - cpu) / (n - started)
                     metrics["drain_worker_cpu_us_per_task"] = per_task * 1e6

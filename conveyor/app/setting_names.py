@@ -9,7 +9,6 @@ set, an unknown name raises ConfigurationError instead.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Collection
 
@@ -21,6 +20,8 @@ class UnknownSetting(UserWarning):
 
 
 def describe(name: str, known: Collection[str]) -> str:
+    import difflib  # only for the hint of an error, not at every start
+
     nearest = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
     return f"unknown setting {name!r}{hint}"

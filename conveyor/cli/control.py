@@ -192,6 +192,3 @@ def shell(ctx: click.Context) -> None:
     for name, task in app.tasks.items():
         names.setdefault(name.rsplit(".", 1)[-1], task)
     code.interact(banner=f"conveyor shell: app={app!r}, {len(app.tasks)} tasks", local=names)
-
-
-COMMANDS = (inspect, control, status, shell)

@@ -103,6 +103,3 @@ def dashboard(
     web = create_app(app, read_only=read_only, auth=auth)
     click.echo(f"conveyor dashboard on http://{address}:{port}/", err=True)
     uvicorn.run(web, host=address, port=port, log_level=loglevel.lower(), access_log=False)
-
-
-COMMANDS = (events, dashboard)

@@ -98,13 +98,17 @@ def worker(
     if line.purge_first and not is_sibling():
         for name in consumed:
             click.echo(f"{name}: {app.transport.purge(name)} removed")
-        app.close()  # no connection open when Worker() starts the siblings (a fork)
+        app.close()  # no connection open when the worker starts its siblings (a fork)
     # After the app is loaded: its worker_log_format, worker_redirect_stdouts, ... apply.
     setup_logging(loglevel, line.logfile, app.conf)
     embedded = None
     try:
-        # Worker() starts the siblings (forked where safe); beat's thread comes after it.
-        worker = Worker(
+        if with_beat and not is_sibling():  # one beat per command line, not per process
+            from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra
+
+            embedded = EmbeddedBeat(app)
+            embedded.start()
+        Worker(
             app,
             queues=consumed if (queues or line.exclude_queues) else None,
             concurrency=line.concurrency,
@@ -114,13 +118,7 @@ def worker(
             app_path=ctx.obj["app_path"],
             shutdown_timeout=shutdown_timeout,
             autoscale=line.autoscale,
-        )
-        if with_beat and not is_sibling():  # one beat per command line, not per process
-            from conveyor.beat.service import EmbeddedBeat  # needs the `beat` extra
-
-            embedded = EmbeddedBeat(app)
-            embedded.start()
-        worker.run()
+        ).run()
     except ConveyorError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

@@ -8,7 +8,6 @@ at construction, naming the option and what it accepts.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import types
 import typing
 from typing import Any, TypeVar
@@ -51,6 +50,8 @@ def parse_options(cls: type[T], values: dict[str, str], **overrides: Any) -> T:
     kwargs: dict[str, Any] = {}
     for name, text in values.items():
         if name not in known:
+            import difflib  # only for the hint of an error, not at every start
+
             near = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise InvalidURL(

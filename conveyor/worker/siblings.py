@@ -27,8 +27,8 @@ What a fork shares beyond that is what the process imported and built at import 
 (module globals, the app and its configuration), which is what a spawned sibling would
 rebuild the same from the same command line; `random` is reseeded by Python in the child,
 and each process takes its own pid-based hostname after the fork. When a check fails (an
-app module that starts a thread or opens a connection at import, `--metrics-port`, which
-serves from a thread, another platform) the sibling is **spawned** instead: a fresh
+app module that starts a thread or opens a connection at import, `-B` and `--metrics-port`,
+whose threads start first, another platform) the sibling is **spawned** instead: a fresh
 interpreter running the same command line, with the reason in the log.
 """
 

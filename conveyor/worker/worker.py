@@ -93,32 +93,41 @@ class Worker:
         # a held task then waits a few ms at most, and each fetch, state read, store and
         # ack serves more tasks.
         self.quick_prefetch = max(self.prefetch, self.concurrency * conf.worker_quick_prefetch)
-        # The siblings start here, before this process opens a connection or starts a
-        # thread, so that they can be forked (siblings.py); a forked one goes on from
-        # here as a single-process Worker of its own. The transport's and the backend's
-        # modules (their client libraries) are imported first, so that none re-imports.
-        self.siblings: siblings.Siblings | None = None
-        if self.processes > 1 and not siblings.is_sibling():
-            load_for_url(TRANSPORT_GROUP, conf.broker_url)
-            load_for_url(BACKEND_GROUP, conf.result_backend)
-            family = siblings.Siblings(self.processes - 1)
-            if not family.start():
-                self.siblings = family
-        self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
-        if hostname and siblings.is_sibling():
-            self.hostname = f"{hostname}-{os.environ[siblings.SIBLING_ENV]}"
         self.shutdown_timeout = (
             conf.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
         )
+        self._threads: list[threading.Thread] = []
+        self._consumer_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stop_requested = threading.Event()  # by a signal, or by stop()
+        self.stack = stack_for(app)
+        self._checked: dict[str, results.Checked] = {}
+        self._hostname, self._app_path, self._autoscale = hostname, app_path, autoscale
+        # With siblings to start, the parts of one process (hostname, pool, consumer,
+        # connections) are built by run() once they have started, so that they can be
+        # forked from a process that has no connection or thread yet (siblings.py).
+        self.siblings: siblings.Siblings | None = None
+        self._unstarted: siblings.Siblings | None = None
+        if self.processes > 1 and not siblings.is_sibling():
+            self._unstarted = siblings.Siblings(self.processes - 1)
+        else:
+            self._build()
+
+    def _build(self) -> None:
+        """This process's own parts: its hostname, pool, consumer, control and events."""
+        app, hostname, autoscale = self.app, self._hostname, self._autoscale
+        self.hostname = hostname or f"conveyor.{os.getpid()}@{socket.gethostname()}"
+        if hostname and siblings.is_sibling():
+            self.hostname = f"{hostname}-{os.environ[siblings.SIBLING_ENV]}"
         # Autoscaling starts at MIN (this process's share of it, one at least); the prefetch
         # window is sized by MAX, so that work waits for the slots it would grow.
         size = self.concurrency
         if autoscale is not None:
             size = min(size, max(1, -(-autoscale[1] // self.processes)))
-        self.pool = create_pool(self.pool_kind, app, self.hostname, size, app_path)
+        self.pool = create_pool(self.pool_kind, app, self.hostname, size, self._app_path)
         self.autoscaler: Autoscaler | None = None
         if autoscale is not None and isinstance(self.pool, ThreadPool):
-            keepalive = float(conf.worker_autoscale_keepalive)
+            keepalive = float(app.conf.worker_autoscale_keepalive)
             self.autoscaler = Autoscaler(self.pool, self.concurrency, size, keepalive)
         self.consumer = Consumer(
             app.transport,
@@ -127,7 +136,6 @@ class Worker:
             prefetch=self.prefetch,
             on_batch=self.on_batch,
         )
-        self._checked: dict[str, results.Checked] = {}
         self.control = ControlListener(
             app, self.hostname, self.pool, alive=self.consumer_alive, worker=self
         )
@@ -140,12 +148,19 @@ class Worker:
             held=lambda: self.consumer.held,
             alive=lambda: self.consumer_alive() or self._stopping.is_set(),
         )
-        self._threads: list[threading.Thread] = []
-        self._consumer_thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._stop_requested = threading.Event()  # by a signal, or by stop()
-        self.stack = stack_for(app)
         self.holding = Holding(self._submit)
+
+    def _start_siblings(self, family: siblings.Siblings) -> None:
+        """Start the siblings, then build this process's parts (in each process: a forked
+        sibling goes on from here as a single-process Worker of its own). The transport's
+        and the backend's modules (their client libraries) are imported first, so that a
+        forked sibling imports nothing again."""
+        self._unstarted = None
+        load_for_url(TRANSPORT_GROUP, self.app.conf.broker_url)
+        load_for_url(BACKEND_GROUP, self.app.conf.result_backend)
+        if not family.start():
+            self.siblings = family
+        self._build()
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -353,6 +368,8 @@ class Worker:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
+        if self._unstarted is not None:
+            self._start_siblings(self._unstarted)
         self.start()
         self.supervise(stop_requested)
         self.stop()

@@ -43,6 +43,10 @@ FEATURES = (
     "conveyor.transports.amqp",
     "conveyor.transports.zookeeper",
     "conveyor.backends.memcached",
+    "conveyor.cli.beat",
+    "conveyor.cli.control",
+    "conveyor.cli.monitoring",
+    "conveyor.cli.conformance",
 )
 
 
@@ -106,3 +110,16 @@ def test_a_sqlite_worker_imports_no_other_store_or_feature(tmp_path: Path) -> No
     assert not {
         m for m in modules if m.startswith(("conveyor.clients.redis", "conveyor.transports.redis"))
     }
+
+
+def test_every_lazy_command_loads_under_its_name() -> None:
+    """The sub-commands the CLI imports on demand are all there, each under its name."""
+    import click
+
+    from conveyor.cli import LAZY_COMMANDS, main
+
+    with click.Context(main) as ctx:
+        assert set(LAZY_COMMANDS) <= set(main.list_commands(ctx))
+        for name in LAZY_COMMANDS:
+            command = main.get_command(ctx, name)
+            assert command is not None and command.name == name, name

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from benchmarks.tasks import counter
-from conveyor import Conveyor
+from conveyor import Conveyor, signals
 from conveyor.app import protocol
 from conveyor.app.result import AsyncResult
 from conveyor.core.message import Message
@@ -34,6 +34,12 @@ app = Conveyor(
 def add(x: int, y: int) -> int:
     counter.hit()
     return x + y
+
+
+@signals.worker_ready.connect
+def _stamp_ready(sender: Any = None, **_: Any) -> None:
+    """The harness's spawn-to-ready line: the first worker process consuming."""
+    counter.ready()
 
 
 class Client:

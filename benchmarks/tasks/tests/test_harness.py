@@ -144,6 +144,9 @@ def test_a_tiny_run_counts_every_execution(redis_url: str, tmp_path: Path) -> No
     for system in ("conveyor", "huey"):  # the spawn counts: start-up lowers the headline
         assert values[(system, "spawn_to_first_ms")] > 0
         assert values[(system, "drain_from_spawn_per_s")] < values[(system, "drain_per_s")]
+    # ready is stamped by conveyor's worker_ready signal; the peers have no such line
+    assert values[("conveyor", "spawn_to_ready_ms")] > 0
+    assert ("huey", "spawn_to_ready_ms") not in values
     assert results.with_suffix(".md").read_text().startswith("# Task-queue benchmark")
 
 
