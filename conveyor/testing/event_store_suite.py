@@ -77,6 +77,30 @@ class EventStoreContract:
         assert store.tasks(TaskQuery(name=name, until=now - 10)) == []
         assert store.task(_id()) is None
 
+    @clause("E1", "a task's last update never goes back for a late event of a later batch")
+    def test_a_late_event_keeps_the_last_update(self, store: EventStore) -> None:
+        now = time.time()
+        name = f"tests.late_{uuid.uuid4().hex[:8]}"
+        task_id = _id()
+        store.add([_event("task-succeeded", task_id, now + 1, name=name, result="1")])
+        store.add([_event("task-received", task_id, now, name=name)])
+        row = store.task(task_id)
+        assert row is not None
+        assert row.state == "SUCCESS" and row.updated_at == pytest.approx(now + 1, abs=1e-3)
+        assert store.tasks(TaskQuery(name=name, since=now + 0.5)) == [row]
+
+    @clause("E1", "a batch of many tasks folds every one of them")
+    def test_a_large_batch_folds_every_task(self, store: EventStore) -> None:
+        now = time.time()
+        name = f"tests.many_{uuid.uuid4().hex[:8]}"
+        ids = [_id() for _ in range(300)]
+        batch = [_event("task-sent", t, now + i / 1000, name=name) for i, t in enumerate(ids)]
+        batch += [_event("task-succeeded", t, now + 1 + i / 1000) for i, t in enumerate(ids)]
+        store.add(batch)
+        rows = store.tasks(TaskQuery(name=name, state="SUCCESS", limit=1000))
+        assert [r.task_id for r in rows] == ids[::-1]
+        assert {len(store.timeline(t)) for t in ids[::50]} == {2}
+
     @clause("E2", "a cursor over the log, each worker's last event, per-minute counts")
     def test_cursor_workers_and_series(self, store: EventStore) -> None:
         _, cursor = store.since(None)

@@ -1,31 +1,45 @@
--- Fold one batch of a task's events into its Redis hash, timeline and indexes.
--- KEYS[1] the task's hash, KEYS[2] its timeline. ARGV: state, state_key, updated_at, ttl ms,
--- task id, key prefix, the batch's events of the task (JSON lines), then field/value pairs.
--- Appends to the timeline (while under TIMELINE_BYTES) and keeps the task's entry in the
+-- Fold a batch's events into the Redis hashes, timelines and indexes of its tasks.
+-- KEYS: per task, its hash then its timeline. ARGV: ttl ms, key prefix, then per task: its
+-- id, state, state_key, updated_at, its events of the batch (JSON lines), the number of
+-- field/value pairs, the pairs. For each task: appends to the timeline (while under
+-- TIMELINE_BYTES), takes the state of the highest state_key and the latest updated_at
+-- (base.merge's rule), sets the fields in one HSET, and keeps the task's entry in the
 -- indexes current: all tasks, its state's, its name's and its worker's sorted sets, each
 -- scored by the row's last update. TIMELINE_BYTES is put in by conveyor when it loads this.
-local key, id, prefix = KEYS[1], ARGV[5], ARGV[6]
-if redis.call('STRLEN', KEYS[2]) < TIMELINE_BYTES then
-  redis.call('APPEND', KEYS[2], ARGV[7])
+local ttl, prefix = ARGV[1], ARGV[2]
+local a = 3
+for k = 1, #KEYS, 2 do
+  local key, timeline = KEYS[k], KEYS[k + 1]
+  local id, state, state_key, updated_at = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local last = a + 5 + 2 * tonumber(ARGV[a + 5])
+  if redis.call('STRLEN', timeline) < TIMELINE_BYTES then
+    redis.call('APPEND', timeline, ARGV[a + 4])
+  end
+  redis.call('PEXPIRE', timeline, ttl)
+  local old = redis.call('HMGET', key, 'state', 'state_key', 'updated_at', 'name', 'hostname')
+  local set, now_state, updated, name, host = {}, old[1], old[3], old[4], old[5]
+  if tonumber(state_key) >= tonumber(old[2] or '0') then
+    now_state = state
+    set[#set + 1], set[#set + 2], set[#set + 3], set[#set + 4] =
+      'state', state, 'state_key', state_key
+  end
+  if tonumber(updated_at) > tonumber(old[3] or '0') then
+    updated = updated_at
+    set[#set + 1], set[#set + 2] = 'updated_at', updated_at
+  end
+  for i = a + 6, last, 2 do
+    set[#set + 1], set[#set + 2] = ARGV[i], ARGV[i + 1]
+    if ARGV[i] == 'name' then name = ARGV[i + 1] elseif ARGV[i] == 'hostname' then host = ARGV[i + 1] end
+  end
+  if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', prefix .. 'tasks', updated, id)
+  if old[1] and old[1] ~= now_state then
+    redis.call('ZREM', prefix .. 'state:' .. old[1], id)
+  end
+  redis.call('ZADD', prefix .. 'state:' .. now_state, updated, id)
+  if name then redis.call('ZADD', prefix .. 'name:' .. name, updated, id) end
+  if host then redis.call('ZADD', prefix .. 'host:' .. host, updated, id) end
+  a = last + 1
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local old_state = redis.call('HGET', key, 'state')
-if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', key, 'state_key') or '0') then
-  redis.call('HSET', key, 'state', ARGV[1], 'state_key', ARGV[2])
-end
-if tonumber(ARGV[3]) > tonumber(redis.call('HGET', key, 'updated_at') or '0') then
-  redis.call('HSET', key, 'updated_at', ARGV[3])
-end
-for i = 8, #ARGV, 2 do
-  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
-end
-redis.call('PEXPIRE', key, ARGV[4])
-local row = redis.call('HMGET', key, 'state', 'updated_at', 'name', 'hostname')
-redis.call('ZADD', prefix .. 'tasks', row[2], id)
-if old_state and old_state ~= row[1] then
-  redis.call('ZREM', prefix .. 'state:' .. old_state, id)
-end
-redis.call('ZADD', prefix .. 'state:' .. row[1], row[2], id)
-if row[3] then redis.call('ZADD', prefix .. 'name:' .. row[3], row[2], id) end
-if row[4] then redis.call('ZADD', prefix .. 'host:' .. row[4], row[2], id) end
-return 1
+return #KEYS / 2

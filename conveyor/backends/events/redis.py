@@ -7,9 +7,9 @@ hash, the fold, expiring), ``timeline:<id>`` (the task's events as JSON lines, e
 write) with its narrower twins ``state:<state>``, ``name:<name>`` and ``host:<worker>``
 (trimmed by age when written, and of expired tasks when read), ``workers`` (a hash:
 hostname -> last worker event) and ``minute:<epoch>`` (hashes of per-minute counts). The
-fold into a task's hash, its timeline and its index entries are one Lua script per task, so
-writers in any order agree on the state (base.merge's rule), and a batch costs one command
-per task plus a few, not several per event.
+fold into a task's hash, its timeline and its index entries is a Lua script, so writers in
+any order agree on the state and the last update (base.merge's rule); one call folds up to
+FOLD_TASKS tasks, so a batch costs a few commands, not several per task.
 
 Searching walks the narrowest index newest first and filters in Python, reading at most
 SCAN_LIMIT rows or for SCAN_BUDGET seconds: a text or id-prefix search over a large
@@ -47,11 +47,15 @@ PREFIX = "conveyor-events:"
 SCAN_LIMIT = 100_000
 SCAN_BUDGET = 0.4  # seconds a filtered search may read rows before it answers with what it has
 _CHUNK = 500
+# Tasks per call of the fold script: a call per task cost more than the fold in redis-py
+# and in Redis, and one call blocks the server, so a few dozen tasks at a time.
+FOLD_TASKS = 64
+_IN_SCRIPT = frozenset({"task_id", "state", "state_key", "updated_at"})  # fold.lua's own
 TIMELINE_BYTES = 256 * 1024  # a task's timeline stops growing past this (a retry loop)
 LOG_BATCHES = 50  # the log keeps about max_events / LOG_BATCHES batches
 _FLOATS = {"state_key", "updated_at", "runtime", "sent_at", "received_at", "started_at", "done_at"}
 
-# The fold script (fold.lua, package data): one call per task per batch.
+# The fold script (fold.lua, package data): one call per FOLD_TASKS tasks of a batch.
 _FOLD = (
     files("conveyor.backends.events")
     .joinpath("fold.lua")
@@ -112,24 +116,28 @@ class RedisEventStore(EventStore):
             pipe.hincrby(f"{PREFIX}minute:{stamp}", kind, count)
             pipe.pexpire(f"{PREFIX}minute:{stamp}", self._ttl_ms)
         indexes = {PREFIX + "tasks", *(f"{PREFIX}state:{state}" for state in STATES)}
+        keys: list[str] = []
+        args: list[Any] = [self._ttl_ms, PREFIX]
         for task_id, row in folded(events).items():
             pairs: list[Any] = []
             for name in ROW_FIELDS:
                 value = row.get(name)
-                if value is not None and name not in ("task_id", "state", "state_key"):
+                if value is not None and name not in _IN_SCRIPT:
                     pairs += [name, value]
             timeline = "".join(line + "\n" for line in timelines.get(task_id, ()))
-            args = [
-                row["state"], row["state_key"], row["updated_at"], self._ttl_ms, task_id, PREFIX,
-                timeline, *pairs,
-            ]  # fmt: skip
-            keys = [f"{PREFIX}task:{task_id}", f"{PREFIX}timeline:{task_id}"]
-            self._fold(keys=keys, args=args, client=pipe)
+            keys += [f"{PREFIX}task:{task_id}", f"{PREFIX}timeline:{task_id}"]
+            args += [task_id, row["state"], row["state_key"], row["updated_at"], timeline]
+            args += [len(pairs) // 2, *pairs]
+            if len(keys) >= 2 * FOLD_TASKS:
+                self._fold(keys=keys, args=args, client=pipe)
+                keys, args = [], [self._ttl_ms, PREFIX]
             indexes.update(
                 f"{PREFIX}{kind}:{row[field]}"
                 for kind, field in (("name", "name"), ("host", "hostname"))
                 if row.get(field)
             )
+        if keys:
+            self._fold(keys=keys, args=args, client=pipe)
         for index in indexes:
             pipe.zremrangebyscore(index, "-inf", f"({now - self.expires}")
         pipe.zremrangebyrank(PREFIX + "tasks", 0, -(self.max_tasks + 1))
