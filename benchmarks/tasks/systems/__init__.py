@@ -25,6 +25,8 @@ class Servers:
 
     def broker_url(self, system: str, broker: str, queue: str) -> str | None:
         """The broker URL in `system`'s dialect, or None when it has no such transport."""
+        if system == "conveyor_pipelined" and broker != "amqp":
+            return None  # pipelined confirms are RabbitMQ's; elsewhere it is conveyor
         system = family(system)
         if broker == "redis":
             return self.redis
@@ -45,7 +47,8 @@ class Servers:
 
 
 def family(system: str) -> str:
-    """conveyor_noevents (conveyor with its events off) runs where conveyor runs."""
+    """conveyor_noevents (events off) and conveyor_pipelined (pipelined confirms) are
+    conveyor's variants: they start as conveyor does."""
     return "conveyor" if system.startswith("conveyor") else system
 
 
@@ -79,5 +82,7 @@ def worker_argv(system: str, queue: str) -> list[str]:
     raise ValueError(f"unknown system {system!r}")
 
 
-SYSTEMS = ("conveyor", "conveyor_noevents", "celery", "dramatiq", "huey", "raw")
+SYSTEMS = (
+    "conveyor", "conveyor_noevents", "conveyor_pipelined", "celery", "dramatiq", "huey", "raw",
+)  # fmt: skip
 BROKERS = ("redis", "amqp", "zookeeper", "postgresql", "sqlite")
