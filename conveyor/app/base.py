@@ -196,10 +196,15 @@ class Conveyor:
         options: dict[str, Any] = {}
         if conf.is_set("result_expires"):
             options["result_expires"] = conf.result_expires
-        namespace = parse_url(conf.broker_url).options.get("namespace")
-        if namespace and "namespace" not in parse_url(conf.result_backend).options:
-            options["namespace"] = namespace  # the broker's prefix on the results too
+        if self.namespace and "namespace" not in parse_url(conf.result_backend).options:
+            options["namespace"] = self.namespace  # the broker's prefix on the results too
         return create_backend(conf.result_backend, **options)
+
+    @property
+    def namespace(self) -> str:
+        """The broker URL's `namespace` option ("" for none): the result backend, the event
+        history and beat's state store take it unless their own URL names one."""
+        return str(parse_url(self.conf.broker_url).options.get("namespace") or "")
 
     @property
     def producer(self) -> Producer:

@@ -209,7 +209,10 @@ class EventSender:
         if self._store is None:
             conf = self.app.conf
             self._store = open_store(
-                store_url(conf), expires=conf.events_expires, max_tasks=conf.events_max_tasks
+                store_url(conf),
+                expires=conf.events_expires,
+                max_tasks=conf.events_max_tasks,
+                namespace=self.app.namespace,
             )
         return self._store
 

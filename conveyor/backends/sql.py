@@ -118,14 +118,19 @@ class Tables:
     counters: Table
 
 
+def table_name(namespace: str, name: str) -> str:
+    """A table's name behind ``<namespace>_`` when there is a namespace (results, event
+    history, beat state: every SQL store's tables)."""
+    return f"{namespace}_{name}" if namespace else name
+
+
 @functools.cache
 def tables(namespace: str = "") -> Tables:
     """The tables, ``<namespace>_conveyor_results`` and so on with a namespace (their
     indexes are named after them, so they carry it too)."""
-    start = f"{namespace}_" if namespace else ""
     metadata = MetaData()
     results = Table(
-        f"{start}conveyor_results",
+        table_name(namespace, "conveyor_results"),
         metadata,
         Column("task_id", Key(), primary_key=True),
         Column("state", String(MAX_KEY), nullable=False),
@@ -136,7 +141,7 @@ def tables(namespace: str = "") -> Tables:
         Column("writer", String(32), nullable=False),
     )
     counters = Table(
-        f"{start}conveyor_counters",
+        table_name(namespace, "conveyor_counters"),
         metadata,
         Column("name", Key(), primary_key=True),
         Column("value", BigInteger, nullable=False),

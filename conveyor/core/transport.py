@@ -41,6 +41,14 @@ def check_namespace(namespace: str) -> None:
         )
 
 
+def namespace_of(url: URL, inherited: str) -> str:
+    """The namespace of a store at `url`: its URL's own `namespace` option, else `inherited`
+    (the broker URL's, so that one option prefixes everything the app creates); checked."""
+    namespace = str(url.options.get("namespace") or inherited or "")
+    check_namespace(namespace)
+    return namespace
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a transport declares about itself; the conformance suite reads it.

@@ -1,13 +1,14 @@
 """The `namespace` option: every broker object conveyor creates for a queue (its
 dead letters, delays, broadcast exchange, keys, tables, paths) and every result-backend
-key, channel and table carries the user's prefix, and nothing of it is created outside
-that prefix."""
+key, channel and table, the event history's keys and tables and beat's state carry the
+user's prefix, and nothing of it is created outside that prefix."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,7 @@ from kazoo.client import KazooClient
 
 from conveyor import Conveyor
 from conveyor.backends.base import SUCCESS, ResultBackend, ResultRecord
+from conveyor.backends.events import EventStore, TaskQuery, open_store
 from conveyor.backends.memcached import COUNTER_PREFIX, RESULT_PREFIX, memcached_key
 from conveyor.backends.redis import RedisBackend
 from conveyor.core.errors import ConfigurationError
@@ -265,20 +267,23 @@ def test_memcached_result_keys_start_with_the_namespace(memcached_url: str, tag:
         backend.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mysql"])
-def test_sql_result_tables_start_with_the_namespace(
-    kind: str, request: pytest.FixtureRequest, tmp_path: object, tag: str
-) -> None:
-    url = (
-        f"sqlite:///{tmp_path}/results.db"
-        if kind == "sqlite"
-        else str(request.getfixturevalue(f"{kind}_url"))
-    )
-    backend = create_backend(f"{url}?namespace={BACKEND_NS}")
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A SQLite file of the test's own, or the shared PostgreSQL or MariaDB database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def _sa_url(url: str) -> str:
     sa_url = str(parse_url(url).unredacted()).replace("sql+", "", 1)
-    if kind == "mysql":
-        sa_url = sa_url.replace("mysql://", "mysql+pymysql://", 1)
-    engine = sqlalchemy.create_engine(sa_url)
+    return sa_url.replace("mysql://", "mysql+pymysql://", 1)
+
+
+def test_sql_result_tables_start_with_the_namespace(sql_url: str, tag: str) -> None:
+    url, kind = sql_url, sql_url.split(":", 1)[0]
+    backend = create_backend(f"{url}?namespace={BACKEND_NS}")
+    engine = sqlalchemy.create_engine(_sa_url(url))
     try:
         ids = _use_backend(backend, tag)
         inspector = sqlalchemy.inspect(engine)
@@ -325,3 +330,95 @@ def test_the_backend_inherits_the_broker_namespace(
 def test_a_bad_backend_namespace_is_refused_naming_it(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="namespace"):
         create_backend(f"memory://ns-bad?namespace={bad}")
+
+
+# -- the event history: the same prefix, from the store URL or inherited from the broker's --
+
+
+def _use_event_store(store: EventStore, tag: str) -> None:
+    """Write everything the history keeps: the log, a task row and timeline, its indexes,
+    a worker's last event and a minute's counts; read each back."""
+    now = time.time()
+    task = {"uuid": f"{tag}-t", "hostname": tag, "timestamp": now}
+    store.add(
+        [
+            {"type": "task-received", "name": tag, **task},
+            {"type": "task-succeeded", **task},
+            {"type": "worker-heartbeat", "hostname": tag, "timestamp": now},
+        ]
+    )
+    assert [r.task_id for r in store.tasks(TaskQuery(name=tag))] == [f"{tag}-t"]
+    assert len(store.timeline(f"{tag}-t")) == 2 and tag in store.workers()
+    assert store.series(now - 60)
+
+
+def test_redis_event_keys_start_with_the_namespace(redis_url: str, tag: str) -> None:
+    store = open_store(f"{redis_url}?namespace={BACKEND_NS}")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        _use_event_store(store, tag)
+        keys = list(client.scan_iter(match=f"*{tag}*"))
+        assert len(keys) == 4, keys  # the task's hash and timeline, its name and host index
+        assert all(k.startswith(f"{BACKEND_NS}:conveyor-events:".encode()) for k in keys), keys
+        assert client.exists(f"{BACKEND_NS}:conveyor-events:log")
+        assert client.hexists(f"{BACKEND_NS}:conveyor-events:workers", tag)
+        assert not client.hexists("conveyor-events:workers", tag)
+    finally:
+        client.delete(*client.scan_iter(match=f"*{tag}*"))
+        client.hdel(f"{BACKEND_NS}:conveyor-events:workers", tag)
+        client.close()
+        store.close()
+
+
+def test_sql_event_tables_start_with_the_namespace(sql_url: str, tag: str) -> None:
+    url, kind = sql_url, sql_url.split(":", 1)[0]
+    store = open_store(f"{url}?namespace={BACKEND_NS}")
+    engine = sqlalchemy.create_engine(_sa_url(url))
+    try:
+        _use_event_store(store, tag)
+        inspector = sqlalchemy.inspect(engine)
+        tables = inspector.get_table_names()
+        names = ("conveyor_events", "conveyor_event_tasks", "conveyor_event_workers")
+        assert {f"{BACKEND_NS}_{name}" for name in names} <= set(tables), tables
+        if kind == "sqlite":  # a database of its own: nothing outside the prefix at all
+            assert all(t.startswith(f"{BACKEND_NS}_") for t in tables), tables
+            indexes = [i["name"] for t in tables for i in inspector.get_indexes(t)]
+            assert indexes and all(str(i).startswith(f"ix_{BACKEND_NS}_") for i in indexes)
+        if "conveyor_event_tasks" in tables:  # the shared table holds nothing of ours
+            with engine.connect() as connection:
+                count = connection.execute(
+                    sqlalchemy.text("SELECT COUNT(*) FROM conveyor_event_tasks WHERE name = :n"),
+                    {"n": tag},
+                ).scalar()
+            assert count == 0
+    finally:
+        engine.dispose()
+        store.close()
+
+
+def test_memory_event_histories_of_two_namespaces_are_apart(tag: str) -> None:
+    one, other = open_store("memory://ns-events?namespace=one"), open_store("memory://ns-events")
+    _use_event_store(one, tag)
+    assert other.task(f"{tag}-t") is None and one.task(f"{tag}-t") is not None
+
+
+@pytest.mark.parametrize(
+    ("store_query", "expected"), [("", "inherited"), ("?namespace=own", "own")]
+)
+def test_the_event_history_inherits_the_broker_namespace(
+    tmp_path: object, tag: str, store_query: str, expected: str
+) -> None:
+    app = Conveyor("ns", broker=f"sqlite:///{tmp_path}/b.db?namespace=inherited")
+    app.conf.events_store_url = f"sqlite:///{tmp_path}/e.db{store_query}"
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/e.db")
+    try:
+        _use_event_store(app.events.store, tag)
+        assert f"{expected}_conveyor_events" in sqlalchemy.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+        app.close()
+
+
+def test_a_bad_event_store_namespace_is_refused_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match="namespace"):
+        open_store("memory://ns-bad?namespace=dash-ed")

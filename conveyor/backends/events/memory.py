@@ -40,9 +40,9 @@ _histories: PerName[_History] = PerName(_History)
 
 
 class MemoryEventStore(EventStore):
-    def __init__(self, url: URL, *, expires: float, max_tasks: int) -> None:
+    def __init__(self, url: URL, *, expires: float, max_tasks: int, namespace: str = "") -> None:
         super().__init__(expires=expires, max_tasks=max_tasks)
-        self._h = _histories(url)
+        self._h = _histories(url, namespace)
 
     def add(self, events: Sequence[Event], lines: Sequence[str] | None = None) -> None:
         h = self._h

@@ -1,15 +1,16 @@
 """The Redis event store: a stream for the log, a hash per task, sorted sets to list them.
 
-Keys (prefix ``conveyor-events:``): ``log`` (a stream of batches, one entry per `add`,
-capped near max_events / LOG_BATCHES entries; its ids are the cursor), ``task:<id>`` (a
-hash, the fold, expiring), ``timeline:<id>`` (the task's events as JSON lines, expiring),
-``tasks`` (a sorted set of task ids by last update, trimmed by age and size on every
-write) with its narrower twins ``state:<state>``, ``name:<name>`` and ``host:<worker>``
-(trimmed by age when written, and of expired tasks when read), ``workers`` (a hash:
-hostname -> last worker event) and ``minute:<epoch>`` (hashes of per-minute counts). The
-fold into a task's hash, its timeline and its index entries is a Lua script, so writers in
-any order agree on the state and the last update (base.merge's rule); one call folds up to
-FOLD_TASKS tasks, so a batch costs a few commands, not several per task.
+Keys (prefix ``conveyor-events:``, behind ``<namespace>:`` with a namespace): ``log`` (a
+stream of batches, one entry per `add`, capped near max_events / LOG_BATCHES entries; its
+ids are the cursor), ``task:<id>`` (a hash, the fold, expiring), ``timeline:<id>`` (the
+task's events as JSON lines, expiring), ``tasks`` (a sorted set of task ids by last update,
+trimmed by age and size on every write) with its narrower twins ``state:<state>``,
+``name:<name>`` and ``host:<worker>`` (trimmed by age when written, and of expired tasks
+when read), ``workers`` (a hash: hostname -> last worker event) and ``minute:<epoch>``
+(hashes of per-minute counts). The fold into a task's hash, its timeline and its index
+entries is a Lua script, so writers in any order agree on the state and the last update
+(base.merge's rule); one call folds up to FOLD_TASKS tasks, so a batch costs a few
+commands, not several per task.
 
 Searching walks the narrowest index newest first and filters in Python, reading at most
 SCAN_LIMIT rows or for SCAN_BUDGET seconds: a text or id-prefix search over a large
@@ -27,6 +28,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from conveyor.backends.base import namespaced
 from conveyor.backends.events.base import (
     ROW_FIELDS,
     SERIES_TYPES,
@@ -78,9 +80,18 @@ def _decode(task_id: str, raw: dict[bytes, bytes]) -> TaskRow:
 
 
 class RedisEventStore(EventStore):
-    def __init__(self, url: URL, *, expires: float, max_tasks: int, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: URL,
+        *,
+        expires: float,
+        max_tasks: int,
+        namespace: str = "",
+        timeout: float = 10.0,
+    ) -> None:
         super().__init__(expires=expires, max_tasks=max_tasks)
         self.url = url
+        self._prefix = namespaced(namespace, PREFIX)
         self._client: Any = redis.Redis.from_url(
             url.without_query().unredacted(), socket_connect_timeout=timeout, socket_timeout=timeout
         )
@@ -105,19 +116,19 @@ class RedisEventStore(EventStore):
             if kind.startswith("task-") and isinstance(task_id, str):
                 timelines.setdefault(task_id, []).append(data)
             if kind.startswith("worker-") and event.get("hostname"):
-                pipe.hset(PREFIX + "workers", str(event["hostname"]), data)
+                pipe.hset(self._prefix + "workers", str(event["hostname"]), data)
             if kind in SERIES_TYPES:
                 bucket = (minute(event.get("timestamp") or now), kind)
                 counts[bucket] = counts.get(bucket, 0) + 1
         # One log entry per batch: a command per event would cost more than the event.
         batches = max(1000, self.max_events // LOG_BATCHES)
-        pipe.xadd(PREFIX + "log", {"b": "\n".join(lines)}, maxlen=batches, approximate=True)
+        pipe.xadd(self._prefix + "log", {"b": "\n".join(lines)}, maxlen=batches, approximate=True)
         for (stamp, kind), count in counts.items():
-            pipe.hincrby(f"{PREFIX}minute:{stamp}", kind, count)
-            pipe.pexpire(f"{PREFIX}minute:{stamp}", self._ttl_ms)
-        indexes = {PREFIX + "tasks", *(f"{PREFIX}state:{state}" for state in STATES)}
+            pipe.hincrby(f"{self._prefix}minute:{stamp}", kind, count)
+            pipe.pexpire(f"{self._prefix}minute:{stamp}", self._ttl_ms)
+        indexes = {self._prefix + "tasks", *(f"{self._prefix}state:{state}" for state in STATES)}
         keys: list[str] = []
-        args: list[Any] = [self._ttl_ms, PREFIX]
+        args: list[Any] = [self._ttl_ms, self._prefix]
         for task_id, row in folded(events).items():
             pairs: list[Any] = []
             for name in ROW_FIELDS:
@@ -125,14 +136,14 @@ class RedisEventStore(EventStore):
                 if value is not None and name not in _IN_SCRIPT:
                     pairs += [name, value]
             timeline = "".join(line + "\n" for line in timelines.get(task_id, ()))
-            keys += [f"{PREFIX}task:{task_id}", f"{PREFIX}timeline:{task_id}"]
+            keys += [f"{self._prefix}task:{task_id}", f"{self._prefix}timeline:{task_id}"]
             args += [task_id, row["state"], row["state_key"], row["updated_at"], timeline]
             args += [len(pairs) // 2, *pairs]
             if len(keys) >= 2 * FOLD_TASKS:
                 self._fold(keys=keys, args=args, client=pipe)
-                keys, args = [], [self._ttl_ms, PREFIX]
+                keys, args = [], [self._ttl_ms, self._prefix]
             indexes.update(
-                f"{PREFIX}{kind}:{row[field]}"
+                f"{self._prefix}{kind}:{row[field]}"
                 for kind, field in (("name", "name"), ("host", "hostname"))
                 if row.get(field)
             )
@@ -140,12 +151,12 @@ class RedisEventStore(EventStore):
             self._fold(keys=keys, args=args, client=pipe)
         for index in indexes:
             pipe.zremrangebyscore(index, "-inf", f"({now - self.expires}")
-        pipe.zremrangebyrank(PREFIX + "tasks", 0, -(self.max_tasks + 1))
+        pipe.zremrangebyrank(self._prefix + "tasks", 0, -(self.max_tasks + 1))
         self._call("storing events", pipe.execute)
 
     def since(self, cursor: str | None, limit: int = 1000) -> tuple[list[Event], str | None]:
         """Whole batches after `cursor`, as many as keep the answer near `limit` events."""
-        log = PREFIX + "log"
+        log = self._prefix + "log"
         if cursor is None:
             last = self._call("reading events", lambda: self._client.xrevrange(log, count=1))
             return [], last[0][0].decode() if last else "0-0"
@@ -164,7 +175,7 @@ class RedisEventStore(EventStore):
         """The rows of `ids`; ids whose row expired are dropped from `index` on the way."""
         pipe = self._client.pipeline(transaction=False)
         for task_id in ids:
-            pipe.hgetall(f"{PREFIX}task:{task_id.decode()}")
+            pipe.hgetall(f"{self._prefix}task:{task_id.decode()}")
         raws = self._call("reading tasks", pipe.execute)
         gone = [i for i, raw in zip(ids, raws, strict=True) if not raw]
         if gone:
@@ -178,7 +189,7 @@ class RedisEventStore(EventStore):
         bottom = "-inf" if query.since is None else query.since
         criteria = {"name": query.name, "host": query.hostname, "state": query.state}
         narrowest = next(((kind, value) for kind, value in criteria.items() if value), None)
-        index = PREFIX + ("tasks" if narrowest is None else f"{narrowest[0]}:{narrowest[1]}")
+        index = self._prefix + ("tasks" if narrowest is None else f"{narrowest[0]}:{narrowest[1]}")
         others = [v for v in (*criteria.values(), query.task_id, query.text) if v]
         if len(others) <= (narrowest is not None):  # the index alone answers: read the page
             ids = self._call(
@@ -204,17 +215,19 @@ class RedisEventStore(EventStore):
         return found[query.offset : wanted]
 
     def task(self, task_id: str) -> TaskRow | None:
-        raw = self._call("reading a task", lambda: self._client.hgetall(f"{PREFIX}task:{task_id}"))
+        raw = self._call(
+            "reading a task", lambda: self._client.hgetall(f"{self._prefix}task:{task_id}")
+        )
         return _decode(task_id, raw) if raw else None
 
     def timeline(self, task_id: str) -> list[Event]:
         text = self._call(
-            "reading a timeline", lambda: self._client.get(f"{PREFIX}timeline:{task_id}")
+            "reading a timeline", lambda: self._client.get(f"{self._prefix}timeline:{task_id}")
         )
         return [json.loads(line) for line in (text or b"").split(b"\n") if line]
 
     def workers(self) -> dict[str, Event]:
-        raw = self._call("reading workers", lambda: self._client.hgetall(PREFIX + "workers"))
+        raw = self._call("reading workers", lambda: self._client.hgetall(self._prefix + "workers"))
         horizon = time.time() - self.expires
         found = {k.decode(): json.loads(v) for k, v in raw.items()}
         return {k: v for k, v in found.items() if (v.get("timestamp") or 0) >= horizon}
@@ -223,7 +236,7 @@ class RedisEventStore(EventStore):
         stamps = list(range(minute(since), minute(time.time()) + 60, 60))
         pipe = self._client.pipeline(transaction=False)
         for stamp in stamps:
-            pipe.hgetall(f"{PREFIX}minute:{stamp}")
+            pipe.hgetall(f"{self._prefix}minute:{stamp}")
         raws = self._call("reading counts", pipe.execute)
         return {
             stamp: {k.decode(): int(v) for k, v in raw.items()}
