@@ -1,12 +1,14 @@
 """Sending events: Celery's event names and fields, batched off the caller's path.
 
 `app.events.send(type, **fields)` only appends to a buffer; a daemon thread flushes the
-buffer every FLUSH_INTERVAL seconds (and on `close`, and at exit): the batch goes into the
-event history (conveyor.backends.events, in the result backend's store unless
-`events_store_url` names another), then out on the transport's broadcast channel
-EVENT_CHANNEL for live views, when the transport has broadcast; without it, live views poll
-the history. Values marked `Lazy` (task arguments, results) are turned into their
-shortened repr in the flush thread too, so sending a task costs a dict and an append.
+buffer every FLUSH_INTERVAL seconds (and on `close`, and at exit), in slices of FLUSH_SLICE
+events with a short pause between them, so that a large batch never holds the GIL for long
+and the task threads' latency stays low: each slice goes into the event history
+(conveyor.backends.events, in the result backend's store unless `events_store_url` names
+another), then out on the transport's broadcast channel EVENT_CHANNEL for live views, when
+the transport has broadcast; without it, live views poll the history. Values marked `Lazy`
+(task arguments, results) are turned into their shortened repr in the flush thread too, so
+sending a task costs a dict and an append.
 
 Settings: `worker_send_task_events` (worker task events, default on; `False` turns them
 off), `task_send_sent_event` (task-sent from clients, default on), `events_store_url`,
@@ -44,7 +46,8 @@ EVENT_CHANNEL = "_events"
 FALLBACK_STORE = "memory://events"  # no Redis or SQL to keep the history in: this process
 FLUSH_INTERVAL = 0.25
 MAX_BUFFER = 100_000  # events kept while the store is unreachable; the oldest go first
-BROADCAST_CHUNK = 500  # events per broadcast message
+FLUSH_SLICE = 500  # events per store write and broadcast message (about 125 tasks)
+SLICE_PAUSE = 0.001  # seconds between a flush's slices
 WARN_EVERY = 60.0
 REPR_LIMIT = 1024
 TRACEBACK_LIMIT = 16_384
@@ -221,20 +224,24 @@ class EventSender:
         with self._flush_lock:
             with self._lock:
                 batch, self._buffer = self._buffer, []
-            if not batch:
-                return 0
-            batch = [_finish(event) for event in batch]
-            lines = encode(batch)  # once, for the history and the broadcast
-            self._guarded("storing events", lambda: self.store.add(batch, lines))
-            transport = self.app.transport
-            if transport.capabilities.broadcast:
-                for start in range(0, len(batch), BROADCAST_CHUNK):
-                    body = "[" + ",".join(lines[start : start + BROADCAST_CHUNK]) + "]"
-                    send = partial(transport.broadcast, EVENT_CHANNEL, Message(body.encode()))
-                    self._guarded("broadcasting events", send)
-            for listener in list(self.listeners):
-                self._guarded("an event listener", partial(listener, batch))
+            for start in range(0, len(batch), FLUSH_SLICE):
+                if start:
+                    # The slice's work holds the GIL; a pause lets the task threads run
+                    # between slices, rather than wait out switch intervals behind a batch.
+                    time.sleep(SLICE_PAUSE)
+                self._send([_finish(event) for event in batch[start : start + FLUSH_SLICE]])
             return len(batch)
+
+    def _send(self, events: list[Event]) -> None:
+        """One slice: into the history, as one broadcast message, to the listeners."""
+        lines = encode(events)  # once, for the history and the broadcast
+        self._guarded("storing events", lambda: self.store.add(events, lines))
+        transport = self.app.transport
+        if transport.capabilities.broadcast:
+            body = Message(("[" + ",".join(lines) + "]").encode())
+            self._guarded("broadcasting events", partial(transport.broadcast, EVENT_CHANNEL, body))
+        for listener in list(self.listeners):
+            self._guarded("an event listener", partial(listener, events))
 
     def _guarded(self, what: str, action: Callable[[], object]) -> None:
         try:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor
-from conveyor.app.events import EVENT_CHANNEL
+from conveyor.app.events import EVENT_CHANNEL, FLUSH_SLICE
 from conveyor.backends.events import TaskQuery
 from conveyor.testing.waiting import wait_until
 from conveyor.worker.worker import Worker
@@ -212,3 +212,24 @@ def test_saferepr_shortens_and_never_raises() -> None:
     assert len(saferepr("x" * 10_000)) <= REPR_LIMIT
     assert saferepr(list(range(1000))).endswith("...]")
     assert saferepr([Loud(1)]) == "<unrepresentable list: RuntimeError>"
+
+
+def test_a_large_batch_goes_in_slices_and_loses_nothing(app: Conveyor) -> None:
+    """A flush of more than FLUSH_SLICE events stores, broadcasts and hands the listeners
+    every event, FLUSH_SLICE at a time (the flush thread pauses between slices)."""
+    sizes: list[int] = []
+    app.events.listeners.append(lambda batch: sizes.append(len(batch)))
+    subscription = app.transport.subscribe(EVENT_CHANNEL)
+    ids = [str(uuid.uuid4()) for _ in range(FLUSH_SLICE + 100)]
+    for task_id in ids:
+        app.events.send("task-sent", uuid=task_id, name="t")
+        app.events.send("task-succeeded", uuid=task_id, result="1")
+    assert app.events.flush() == 2 * len(ids)
+    assert sizes == [FLUSH_SLICE, FLUSH_SLICE, 2 * len(ids) - 2 * FLUSH_SLICE]
+    rows = app.events.store.tasks(TaskQuery(state="SUCCESS", limit=1000))
+    assert sorted(r.task_id for r in rows) == sorted(ids)
+    heard: list[int] = []
+    while (message := subscription.get(0.5)) is not None:
+        heard.append(len(json.loads(message.body)))
+    subscription.close()
+    assert heard == sizes
