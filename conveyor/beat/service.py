@@ -20,7 +20,9 @@ def build(
     """A Beat on the app's store; every entry is checked here, before anything runs."""
     lease = positive_seconds("beat_lease_timeout", lease_timeout, app.conf)
     namespace = app.main or "conveyor"
-    store = open_store(store_url(app.conf, schedule_file), namespace, lease_timeout=lease)
+    store = open_store(
+        store_url(app.conf, schedule_file), namespace, prefix=app.namespace, lease_timeout=lease
+    )
     try:
         return Beat(app, store, namespace=namespace, lease_timeout=lease, max_interval=max_interval)
     except BaseException:

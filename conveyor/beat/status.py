@@ -33,7 +33,9 @@ def beat_status(app: Conveyor, schedule_file: str | None = None) -> BeatStatus:
     """Read the state; raises EntryError for an entry beat would refuse to start with."""
     tz = walltime.app_zone(app.conf)
     now = datetime.fromtimestamp(time.time(), walltime.UTC)
-    store = open_store(store_url(app.conf, schedule_file), app.main or "conveyor")
+    store = open_store(
+        store_url(app.conf, schedule_file), app.main or "conveyor", prefix=app.namespace
+    )
     try:
         found = []
         for entry in entries.load(app, now, tz):

@@ -23,6 +23,8 @@ from conveyor.backends.base import SUCCESS, ResultBackend, ResultRecord
 from conveyor.backends.events import EventStore, TaskQuery, open_store
 from conveyor.backends.memcached import COUNTER_PREFIX, RESULT_PREFIX, memcached_key
 from conveyor.backends.redis import RedisBackend
+from conveyor.beat.status import beat_status
+from conveyor.beat.stores import open_store as open_schedule_store
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.message import Message
 from conveyor.core.registry import create_backend, create_transport
@@ -422,3 +424,102 @@ def test_the_event_history_inherits_the_broker_namespace(
 def test_a_bad_event_store_namespace_is_refused_naming_it() -> None:
     with pytest.raises(ConfigurationError, match="namespace"):
         open_store("memory://ns-bad?namespace=dash-ed")
+
+
+# -- beat's state store: the same prefix, from the store URL or inherited from the broker's --
+
+
+def _use_schedule_store(url: str, tag: str) -> None:
+    """Take the lease and claim a tick: every key, row, table or node the store makes."""
+    store = open_schedule_store(f"{url}{'&' if '?' in url else '?'}namespace={BACKEND_NS}", tag)
+    try:
+        assert store.acquire(tag, 30.0, time.time()) and store.leader(time.time()) == tag
+        assert store.claim(f"{tag}-entry", 100.0) and store.last_run(f"{tag}-entry") == 100.0
+    finally:
+        store.close()
+
+
+def test_redis_beat_keys_start_with_the_namespace(redis_url: str, tag: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        _use_schedule_store(redis_url, tag)
+        keys = list(client.scan_iter(match=f"*{tag}*"))
+        assert len(keys) == 2, keys  # the lease and the runs hash
+        assert all(k.startswith(f"{BACKEND_NS}:conveyor:beat:".encode()) for k in keys), keys
+    finally:
+        client.delete(*client.scan_iter(match=f"*{tag}*"))
+        client.close()
+
+
+def test_memcached_beat_keys_start_with_the_namespace(memcached_url: str, tag: str) -> None:
+    client = pymemcache.Client(str(parse_url(memcached_url).hosts[0]))
+    try:
+        _use_schedule_store(memcached_url, tag)
+        lease, runs = (
+            f"conveyor-beat-lease:{tag}",
+            memcached_key(f"conveyor-beat-run:{tag}:", f"{tag}-entry"),
+        )
+        assert client.get(f"{BACKEND_NS}:{lease}") == tag.encode() and not client.get(lease)
+        assert client.get(f"{BACKEND_NS}:{runs}") and client.get(runs) is None
+    finally:
+        client.close()
+
+
+def test_sql_beat_tables_start_with_the_namespace(sql_url: str, tag: str) -> None:
+    engine = sqlalchemy.create_engine(_sa_url(sql_url))
+    try:
+        _use_schedule_store(sql_url, tag)
+        tables = sqlalchemy.inspect(engine).get_table_names()
+        names = {f"{BACKEND_NS}_conveyor_beat_leases", f"{BACKEND_NS}_conveyor_beat_runs"}
+        assert names <= set(tables), tables
+        if sql_url.startswith("sqlite"):  # a database of its own: nothing outside the prefix
+            assert all(t.startswith(f"{BACKEND_NS}_") for t in tables), tables
+        if "conveyor_beat_leases" in tables:  # the shared table holds nothing of ours
+            with engine.connect() as connection:
+                count = connection.execute(
+                    sqlalchemy.text("SELECT COUNT(*) FROM conveyor_beat_leases WHERE holder = :h"),
+                    {"h": tag},
+                ).scalar()
+            assert count == 0
+    finally:
+        engine.dispose()
+
+
+def test_zookeeper_beat_paths_start_with_the_namespace(zookeeper_url: str, tag: str) -> None:
+    parsed = parse_url(zookeeper_url)
+    root = parsed.path.rstrip("/") or "/conveyor"
+    client = KazooClient(",".join(str(h) for h in parsed.hosts))
+    client.start(timeout=10)
+    try:
+        _use_schedule_store(zookeeper_url, tag)
+        assert client.exists(f"{root}/{BACKEND_NS}/beat/{tag}/runs")
+        assert not client.exists(f"{root}/beat/{tag}")
+    finally:
+        client.delete(f"{root}/{BACKEND_NS}/beat/{tag}", recursive=True)
+        client.stop()
+        client.close()
+
+
+def test_memory_beat_stores_of_two_namespaces_are_apart(tag: str) -> None:
+    _use_schedule_store("memory://ns-beat", tag)
+    other = open_schedule_store("memory://ns-beat", tag)
+    assert other.leader(time.time()) is None and other.last_run(f"{tag}-entry") is None
+
+
+@pytest.mark.parametrize(
+    ("store_query", "expected"), [("", "inherited"), ("?namespace=own", "own")]
+)
+def test_beat_inherits_the_broker_namespace(
+    tmp_path: object, tag: str, store_query: str, expected: str
+) -> None:
+    app = Conveyor(tag, broker=f"sqlite:///{tmp_path}/b.db?namespace=inherited")
+    app.conf.beat_store_url = f"sqlite:///{tmp_path}/s.db{store_query}"
+    app.task(name="t")(lambda: None)
+    app.conf.beat_schedule = {f"{tag}-entry": {"task": "t", "schedule": 60.0}}
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path}/s.db")
+    try:
+        beat_status(app)
+        assert f"{expected}_conveyor_beat_runs" in sqlalchemy.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+        app.close()

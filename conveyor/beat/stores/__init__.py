@@ -10,7 +10,8 @@ the result backend's, else an explicit `beat_store_url` or a `--schedule` file.
 AMQP holds no such state, so with a RabbitMQ broker the backend's store is used.
 The URL's query options that the store knows (connect_timeout, TLS files) are used; the
 others are the broker's and are left to it. ZooKeeper's session timeout is beat's lease
-timeout, given by the caller.
+timeout, given by the caller. With a namespace (the URL's `?namespace=`, else the broker
+URL's) every key, table and path of the store starts with it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from conveyor.beat.store import ScheduleStore
 from conveyor.core.errors import ConfigurationError
 from conveyor.core.options import parse_options
+from conveyor.core.transport import namespace_of
 from conveyor.core.url import URL, parse_url
 
 STORES = {
@@ -56,10 +58,15 @@ def store_url(conf: Any, schedule_file: str | None = None) -> str:
     )
 
 
-def open_store(url: str | URL, namespace: str, **options: Any) -> ScheduleStore:
+def open_store(
+    url: str | URL, namespace: str, *, prefix: str = "", **options: Any
+) -> ScheduleStore:
     """The store at `url` for beat processes of `namespace` (usually the app's name).
-    `options` the store's Options do not have (lease_timeout for most) are not its concern."""
+    `prefix`: what every key, table or path starts with, the URL's `namespace` option, else
+    the given one (the app passes its broker's). `options` the store's Options do not have
+    (lease_timeout for most) are not its concern."""
     parsed = parse_url(url)
+    prefix = namespace_of(parsed, prefix)
     if parsed.scheme not in STORES:
         raise ConfigurationError(
             f"{parsed} cannot hold beat's state; use one of: {', '.join(sorted(STORES))}"
@@ -67,10 +74,11 @@ def open_store(url: str | URL, namespace: str, **options: Any) -> ScheduleStore:
     module_name, class_name = STORES[parsed.scheme]
     cls = getattr(importlib.import_module(module_name), class_name)
     if parsed.scheme == "memory":
-        store: ScheduleStore = cls(parsed, namespace)
+        store: ScheduleStore = cls(parsed, namespace, prefix=prefix)
     else:
-        known = {f.name for f in dataclasses.fields(cls.Options)}
+        known = {f.name for f in dataclasses.fields(cls.Options)} - {"namespace"}  # prefix
         given = {k: v for k, v in parsed.options.items() if k in known}
         overrides = {k: v for k, v in options.items() if k in known}
-        store = cls(parsed, namespace, parse_options(cls.Options, given, **overrides))
+        options_ = parse_options(cls.Options, given, **overrides)
+        store = cls(parsed, namespace, options_, prefix=prefix)
     return store

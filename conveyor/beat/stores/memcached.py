@@ -21,7 +21,7 @@ import math
 from pymemcache.client.base import PooledClient
 from pymemcache.client.rendezvous import RendezvousHash
 
-from conveyor.backends.base import BackendOptions
+from conveyor.backends.base import BackendOptions, namespaced
 from conveyor.backends.memcached import DEFAULT_PORT, memcached_key, translated
 from conveyor.beat.store import ScheduleStore
 from conveyor.core.errors import BackendError, ConfigurationError
@@ -33,7 +33,7 @@ _RACES = 100  # lost check-and-set races before a claim gives up
 class MemcachedScheduleStore(ScheduleStore):
     Options = BackendOptions
 
-    def __init__(self, url: URL, namespace: str, options: BackendOptions) -> None:
+    def __init__(self, url: URL, namespace: str, options: BackendOptions, prefix: str = "") -> None:
         if not url.hosts:
             raise ConfigurationError(f"{url}: name at least one memcached host")
         self.url = url
@@ -46,8 +46,8 @@ class MemcachedScheduleStore(ScheduleStore):
             no_delay=True,
             default_noreply=False,
         )
-        self._lease = memcached_key("conveyor-beat-lease:", namespace)
-        self._runs = f"conveyor-beat-run:{namespace}:"
+        self._lease = memcached_key(namespaced(prefix, "conveyor-beat-lease:"), namespace)
+        self._runs = namespaced(prefix, f"conveyor-beat-run:{namespace}:")
 
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return translated(what, self.url)

@@ -24,8 +24,8 @@ _shared: PerName[_Namespaces] = PerName(_Namespaces)
 class MemoryScheduleStore(ScheduleStore):
     expires_on_caller_clock = True
 
-    def __init__(self, url: URL, namespace: str) -> None:
-        self._data = _shared(url)
+    def __init__(self, url: URL, namespace: str, prefix: str = "") -> None:
+        self._data = _shared(url, prefix)
         self._namespace = namespace
 
     def acquire(self, holder: str, ttl: float, now: float) -> bool:

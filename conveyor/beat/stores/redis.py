@@ -3,8 +3,8 @@ last fire times, each change one Lua script (acquire.lua, release.lua, claim.lua
 file). The connection (hosts, failover, TLS, error translation) is conveyor.clients.redis.
 
 Keys: ``conveyor:beat:{<namespace>}:lease`` (holder, PX ttl) and
-``conveyor:beat:{<namespace>}:runs`` (HASH entry -> last fire time); the hash tag keeps
-them in one cluster slot.
+``conveyor:beat:{<namespace>}:runs`` (HASH entry -> last fire time), behind ``<prefix>:``
+with a prefix; the hash tag keeps them in one cluster slot.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
+from conveyor.backends.base import namespaced
 from conveyor.beat.store import ScheduleStore
 from conveyor.clients.redis import RedisLink, RedisOptions
 from conveyor.core.url import URL
@@ -26,10 +27,10 @@ def _load(name: str) -> str:
 class RedisScheduleStore(ScheduleStore):
     Options = RedisOptions
 
-    def __init__(self, url: URL, namespace: str, options: RedisOptions) -> None:
+    def __init__(self, url: URL, namespace: str, options: RedisOptions, prefix: str = "") -> None:
         self._link = RedisLink(url, options, {name: _load(name) for name in SCRIPT_NAMES})
-        prefix = f"conveyor:beat:{{{namespace}}}"
-        self._lease, self._runs = f"{prefix}:lease".encode(), f"{prefix}:runs".encode()
+        start = namespaced(prefix, f"conveyor:beat:{{{namespace}}}")
+        self._lease, self._runs = f"{start}:lease".encode(), f"{start}:runs".encode()
 
     def _run(self, name: str, keys: list[bytes], args: list[Any]) -> Any:
         return self._link.run(f"beat {name}", name, keys, args)

@@ -2,16 +2,18 @@
 as the leader's session (whose timeout is the store's `lease_timeout`), and each entry's
 last fire time is a node written with a version check.
 
-Nodes under the URL's root: ``beat/<namespace>/leader`` (ephemeral, data = holder) and
+Nodes under the URL's root (and ``<prefix>/`` under it with a prefix):
+``beat/<namespace>/leader`` (ephemeral, data = holder) and
 ``beat/<namespace>/runs/e-<entry, %-quoted>`` (data = the fire time as text). A claim reads
-the node and sets it only at the version it read (BadVersion: someone else wrote first, read
-again), so two claims of one tick cannot both succeed. The session (connecting, ACLs, error
-translation) is the transport's ZooKeeperSession.
+the node and sets it only at the version it read (BadVersion: someone else wrote first,
+read again), so two claims of one tick cannot both succeed. The session (connecting, ACLs,
+error translation) is the transport's ZooKeeperSession.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from urllib.parse import quote
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
@@ -29,8 +31,11 @@ class ZooKeeperScheduleStore(ScheduleStore):
     Options = TransportOptions
     expires_unrenewed = False
 
-    def __init__(self, url: URL, namespace: str, options: TransportOptions) -> None:
-        self._session = ZooKeeperSession(url, options)
+    def __init__(
+        self, url: URL, namespace: str, options: TransportOptions, prefix: str = ""
+    ) -> None:
+        # The session puts the prefix under the root, as it does for the transport.
+        self._session = ZooKeeperSession(url, dataclasses.replace(options, namespace=prefix))
         base = f"{self._session.root}/beat/{quote(namespace, safe='')}"
         self._leader, self._runs = f"{base}/leader", f"{base}/runs"
 
