@@ -62,7 +62,7 @@ class EventStoreContract:
         assert row is not None
         assert (row.state, row.name, row.args, row.result) == ("SUCCESS", name, "(1, 2)", "3")
         assert row.runtime == pytest.approx(0.2)
-        assert row.hostname == "w1@test" and row.started_at == pytest.approx(now + 0.2)
+        assert row.hostname == "w1@test" and row.started_at == pytest.approx(now + 0.2, abs=1e-3)
         assert [e["type"] for e in store.timeline(one)] == [
             "task-sent",
             "task-received",
