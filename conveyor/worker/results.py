@@ -247,6 +247,8 @@ class Results(Middleware):
                 traceback = outcome.einfo.traceback if outcome.einfo else None
                 records[:0] = rest_not_run(app, message, outcome.retval, traceback)
                 outcome.rest_stored = True
-            patiently(app, lambda: app.backend.store_many(records), "storing FAILURE")
+            stored = patiently(app, lambda: app.backend.store_many(records), "storing FAILURE")
+            if not stored[-1]:
+                not_kept(records[-1])
         elif state == states.RETRY:
             store_retry(app, request.id, getattr(outcome.retval, "exc", None), request.parent_id)
